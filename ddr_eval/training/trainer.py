@@ -1,0 +1,219 @@
+"""The training loop behind ``ddr-eval zoo train``: pixel loss, optional GAN, snapshots, resume.
+
+Everything random is derived from the recipe seed: the network initialisation from
+``torch.manual_seed(seed)`` and each batch from ``(seed, step)``, so a run resumed from its
+last state continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ddr_eval.data import load_images, split_images
+from ddr_eval.data.images import DEFAULT_TEST_IMAGES
+from ddr_eval.degradations import build_chain
+from ddr_eval.models.archs import ARCHS
+from ddr_eval.models.checkpoint import load_model, save_model
+from ddr_eval.training.evaluate import evaluate_classifier, evaluate_sr
+from ddr_eval.training.recipe import Recipe, dump_recipe
+from ddr_eval.training.sampler import PairSampler
+
+RESUME_FILE = "resume.pt"
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    metrics: dict[str, float]
+    snapshots: list[tuple[int, Path]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _build(arch: str, kwargs: dict) -> nn.Module:
+    return ARCHS.get(arch)(**kwargs)
+
+
+def _to_nchw(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+def _lr_at(recipe: Recipe, step: int) -> float:
+    return recipe.lr * recipe.lr_gamma ** sum(step >= m for m in recipe.lr_milestones)
+
+
+class Trainer:
+    """Trains one recipe into ``out_dir`` (model.safetensors, snapshots/, train_log.jsonl, metrics.json)."""
+
+    def __init__(self, recipe: Recipe, out_dir: Path, init_checkpoint: Path | None = None, progress: bool = True):
+        self.recipe = recipe
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        torch.manual_seed(recipe.seed)
+        self.model = _build(recipe.arch, recipe.arch_kwargs)
+        if init_checkpoint is not None:
+            self.model.load_state_dict(load_model(init_checkpoint).module.state_dict())
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
+        self.discriminator = None
+        if recipe.discriminator is not None:
+            spec = recipe.discriminator
+            self.discriminator = _build(spec.arch, spec.arch_kwargs)
+            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=spec.lr, betas=(0.9, 0.99))
+        images = load_images(recipe.data.source)
+        test_names = recipe.data.test_images or DEFAULT_TEST_IMAGES
+        self.train_images, self.test_images = split_images(images, test_names=test_names)
+        chains = [build_chain(chain) for chain in recipe.degradations]
+        self.sampler = PairSampler(self.train_images, chains, recipe.data.patch_size, recipe.seed)
+
+    # -- loop ---------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        start = time.perf_counter()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "recipe.yaml").write_text(dump_recipe(self.recipe))
+        step = self._resume()
+        if step == 0:
+            (self.out_dir / "train_log.jsonl").unlink(missing_ok=True)
+            self._maybe_snapshot(0)
+        bar = tqdm(total=self.recipe.iterations, initial=step, desc=self.recipe.name, disable=not self.progress)
+        running: dict[str, list[float]] = {}
+        while step < self.recipe.iterations:
+            losses = self._step(step)
+            step += 1
+            for key, value in losses.items():
+                running.setdefault(key, []).append(value)
+            if step % self.recipe.log_every == 0 or step == self.recipe.iterations:
+                self._log(step, running, time.perf_counter() - start)
+                bar.set_postfix({k: f"{np.mean(v):.4f}" for k, v in running.items()})
+                running = {}
+            self._maybe_snapshot(step)
+            if step % self.recipe.checkpoint_every == 0:
+                self._save_resume(step)
+            bar.update(1)
+        bar.close()
+        return self._finish(time.perf_counter() - start)
+
+    def _step(self, step: int) -> dict[str, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr_at(self.recipe, step)
+        batch = self.sampler.batch(step, self.recipe.batch_size)
+        x = _to_nchw(batch.lr)
+        self.model.train()
+        if self.recipe.task == "classification":
+            loss = F.cross_entropy(self.model(x), torch.from_numpy(batch.image_index))
+            self._apply(self.optimizer, loss)
+            return {"ce": loss.item()}
+        return self._sr_step(x, _to_nchw(batch.hr))
+
+    def _sr_step(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        loss_spec = self.recipe.loss
+        sr = self.model(x)
+        pixel = F.l1_loss(sr, target) if loss_spec.pixel == "l1" else F.mse_loss(sr, target)
+        losses = {"pixel": pixel.item()}
+        total = loss_spec.pixel_weight * pixel
+        if self.discriminator is not None and loss_spec.gan_weight > 0:
+            for p in self.discriminator.parameters():
+                p.requires_grad_(False)
+            fake_logit = self.discriminator(sr)
+            adversarial = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
+            total = total + loss_spec.gan_weight * adversarial
+            losses["g_gan"] = adversarial.item()
+        self._apply(self.optimizer, total)
+        if self.discriminator is not None and loss_spec.gan_weight > 0:
+            losses["d"] = self._discriminator_step(sr.detach(), target)
+        return losses
+
+    def _discriminator_step(self, fake: torch.Tensor, real: torch.Tensor) -> float:
+        for p in self.discriminator.parameters():
+            p.requires_grad_(True)
+        self.discriminator.train()
+        real_logit = self.discriminator(real)
+        fake_logit = self.discriminator(fake)
+        loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + (
+            F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        )
+        self._apply(self.d_optimizer, loss)
+        return loss.item()
+
+    @staticmethod
+    def _apply(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    # -- files --------------------------------------------------------------------------
+    def _log(self, step: int, running: dict[str, list[float]], elapsed: float) -> None:
+        record = {"iter": step, "lr": _lr_at(self.recipe, step - 1), "seconds": round(elapsed, 1)}
+        record.update({k: round(float(np.mean(v)), 6) for k, v in running.items()})
+        with open(self.out_dir / "train_log.jsonl", "a") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def _save(self, path: Path, iteration: int) -> None:
+        purpose = "classification" if self.recipe.task == "classification" else "sr"
+        save_model(
+            path,
+            self.model,
+            self.recipe.arch,
+            self.recipe.arch_kwargs,
+            purpose=purpose,
+            extra_metadata={"recipe": self.recipe.name, "iteration": str(iteration)},
+        )
+
+    def _maybe_snapshot(self, step: int) -> None:
+        if step in self.recipe.snapshots:
+            self._save(self.out_dir / "snapshots" / f"iter_{step:06d}.safetensors", step)
+
+    def _resume_state(self) -> dict:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["d_optimizer"] = self.d_optimizer.state_dict()
+        return state
+
+    def _save_resume(self, step: int) -> None:
+        tmp = self.out_dir / (RESUME_FILE + ".tmp")
+        torch.save({"step": step, **self._resume_state()}, tmp)
+        os.replace(tmp, self.out_dir / RESUME_FILE)
+
+    def _resume(self) -> int:
+        path = self.out_dir / RESUME_FILE
+        if not path.exists():
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self._truncate_log(state["step"])
+        return int(state["step"])
+
+    def _truncate_log(self, step: int) -> None:
+        log = self.out_dir / "train_log.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines() if json.loads(line)["iter"] <= step]
+            log.write_text("".join(line + "\n" for line in kept))
+
+    def _finish(self, seconds: float) -> TrainResult:
+        checkpoint = self.out_dir / "model.safetensors"
+        self._save(checkpoint, self.recipe.iterations)
+        metrics = self.evaluate()
+        metrics["train_seconds"] = round(seconds, 1)
+        (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (self.out_dir / RESUME_FILE).unlink(missing_ok=True)
+        snapshots = sorted((int(p.stem.split("_")[1]), p) for p in (self.out_dir / "snapshots").glob("*.safetensors"))
+        return TrainResult(checkpoint, metrics, snapshots, seconds)
+
+    def evaluate(self) -> dict[str, float]:
+        if self.recipe.task == "classification":
+            batch = self.sampler.batch(step=10**9, batch_size=512)  # a step index training never reaches
+            return evaluate_classifier(self.model, batch.lr, batch.image_index)
+        return evaluate_sr(self.model, self.test_images, self.sampler.scale)

@@ -1,0 +1,92 @@
+"""``ddr-eval zoo train NAME``: reproduce a zoo entry from its recipe and register it.
+
+The checkpoint, its snapshots, the training log, the recipe and the held-out metrics are
+written to ``model_zoo/checkpoints/NAME/``; the entry in ``model_zoo/zoo.yaml`` is updated
+with the new sha256 and metrics so ``zoo list`` reports what the committed files measure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from ddr_eval.errors import UserError
+from ddr_eval.models.checkpoint import sha256_file
+from ddr_eval.models.zoo import zoo_dir
+from ddr_eval.training.recipe import Recipe, load_recipe
+from ddr_eval.training.trainer import Trainer, TrainResult
+
+
+def recipe_path(name: str, root: Path | None = None) -> Path:
+    return (root or zoo_dir()) / "recipes" / f"{name}.yaml"
+
+
+def available_recipes(root: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in ((root or zoo_dir()) / "recipes").glob("*.yaml"))
+
+
+def train_zoo_entry(
+    name: str,
+    root: Path | None = None,
+    iterations: int | None = None,
+    out_dir: Path | None = None,
+    register: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train recipe ``name``; ``iterations`` overrides the length (tests train a few steps)."""
+    root = root or zoo_dir()
+    path = recipe_path(name, root)
+    if not path.exists():
+        raise UserError(f"no recipe named {name!r} in {path.parent}; known: {', '.join(available_recipes(root))}")
+    recipe = load_recipe(path)
+    if iterations is not None:
+        snapshots = tuple(s for s in recipe.snapshots if s <= iterations)
+        recipe = recipe.model_copy(update={"iterations": iterations, "snapshots": snapshots})
+    init = _init_checkpoint(recipe, root)
+    out_dir = Path(out_dir) if out_dir else root / "checkpoints" / name
+    result = Trainer(recipe, out_dir, init_checkpoint=init, progress=progress).train()
+    if register:
+        register_entry(recipe, result, root)
+    return result
+
+
+def _init_checkpoint(recipe: Recipe, root: Path) -> Path | None:
+    if recipe.init_from is None:
+        return None
+    path = root / "checkpoints" / recipe.init_from / "model.safetensors"
+    if not path.exists():
+        raise UserError(f"recipe {recipe.name} starts from {recipe.init_from!r}: train it first ({path} missing)")
+    return path
+
+
+def register_entry(recipe: Recipe, result: TrainResult, root: Path) -> None:
+    """Write (or replace) the recipe's entry in zoo.yaml, atomically."""
+    zoo_file = root / "zoo.yaml"
+    data = yaml.safe_load(zoo_file.read_text()) if zoo_file.exists() else {}
+    data = data or {}
+    models = [m for m in data.get("models") or [] if m.get("name") != recipe.name]
+    rel = lambda p: str(Path(p).relative_to(root))  # noqa: E731
+    entry = {
+        "name": recipe.name,
+        "description": recipe.description,
+        "arch": recipe.arch,
+        "arch_kwargs": dict(recipe.arch_kwargs),
+        "scale": recipe.scale if recipe.task == "sr" else 1,
+        "purpose": "classification" if recipe.task == "classification" else "sr",
+        "checkpoint": rel(result.checkpoint),
+        "sha256": sha256_file(result.checkpoint),
+        "recipe": rel(recipe_path(recipe.name, root)),
+        "metrics": result.metrics,
+    }
+    if result.snapshots:
+        entry["series"] = [
+            {"iteration": it, "checkpoint": rel(p), "sha256": sha256_file(p)} for it, p in result.snapshots
+        ]
+    models.append(entry)
+    models.sort(key=lambda m: m["name"])
+    data["models"] = models
+    tmp = zoo_file.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, zoo_file)
