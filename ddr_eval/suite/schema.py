@@ -41,23 +41,48 @@ class DegradationSet(_Strict):
 
 
 class ModelSpec(_Strict):
-    """A zoo name or a checkpoint path (with an optional architecture)."""
+    """A zoo name or a checkpoint path (with an optional architecture), or a feature baseline.
+
+    ``iteration`` picks a snapshot from a zoo entry's training series (DDR over training);
+    ``random_init`` evaluates the same architecture untrained (a baseline: how much of the
+    separability is the architecture alone); ``baseline: image_statistics`` replaces network
+    features by simple statistics of the LR input.
+    """
 
     name: str | None = None
     path: str | None = None
     arch: str | None = None
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
     layers: tuple[str, ...] | None = Field(None, description="overrides the suite's layers")
+    label_as: str | None = Field(None, alias="as", description="the name shown in reports")
+    iteration: int | None = Field(None, ge=0)
+    random_init: bool = False
+    baseline: Literal["image_statistics"] | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _name_or_path(self) -> "ModelSpec":
+        if self.baseline:
+            if self.path or self.iteration is not None or self.random_init:
+                raise ValueError("a `baseline` takes no path, iteration or random_init")
+            return self
         if not self.name and not self.path:
             raise ValueError("give a zoo `name` or a checkpoint `path`")
+        if self.iteration is not None and not self.name:
+            raise ValueError("`iteration` selects a snapshot of a zoo `name`")
         return self
 
     @property
     def label(self) -> str:
-        return self.name or Path(self.path or "").stem
+        if self.label_as:
+            return self.label_as
+        base = self.baseline or self.name or Path(self.path or "").stem
+        if self.iteration is not None:
+            base += f"@{self.iteration}"
+        if self.random_init:
+            base += "(untrained)"
+        return base
 
 
 class OutputSpec(_Strict):

@@ -1,0 +1,139 @@
+"""The ``ddr-eval`` command line.
+
+Bad input (a suite field, a file, a checkpoint) is reported as one line on stderr with exit
+code 2 and no traceback; nothing is written for a run that fails validation.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from ddr_eval.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark deep degradation representations (DDR) of super-resolution networks.")
+zoo_app = typer.Typer(no_args_is_help=True, help="The model zoo: list entries, retrain them from recipes.")
+cache_app = typer.Typer(no_args_is_help=True, help="The on-disk feature cache.")
+app.add_typer(zoo_app, name="zoo")
+app.add_typer(cache_app, name="cache")
+
+
+def _echo_err(message: str) -> None:
+    typer.echo(f"ddr-eval: error: {message}", err=True)
+
+
+@app.command()
+def run(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report directory (default: reports/<suite name>)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
+) -> None:
+    """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
+    from ddr_eval.pipeline.runner import run_suite
+    from ddr_eval.report.writer import write_report
+    from ddr_eval.suite.loader import load_suite
+
+    loaded = load_suite(suite)
+    result = run_suite(loaded, use_cache=not no_cache, progress=not quiet)
+    out_dir = write_report(result, out or loaded.suite.output_dir())
+    if not quiet:
+        _print_summary(result, out_dir)
+
+
+def _print_summary(result, out_dir: Path) -> None:
+    from tabulate import tabulate
+
+    from ddr_eval.report.tables import format_value, leaderboard, rows_frame
+
+    board = leaderboard(rows_frame(result.rows))
+    if not board.empty:
+        body = [[format_value(v) for v in row] for row in board.itertuples(index=False)]
+        typer.echo(tabulate(body, headers=list(board.columns), tablefmt="simple"))
+    cache = result.provenance["cache"]
+    typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, cache {cache['hits']} hits / "
+               f"{cache['misses']} misses -> {out_dir}/leaderboard.md")
+
+
+@zoo_app.command("list")
+def zoo_list() -> None:
+    """Print the zoo: trained-here entries with held-out PSNR/SSIM next to bicubic, and public ones."""
+    from tabulate import tabulate
+
+    from ddr_eval.models.zoo import Zoo
+
+    rows = Zoo.load().table()
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple"))
+
+
+@zoo_app.command("train")
+def zoo_train(
+    name: str = typer.Argument(..., help="recipe name (model_zoo/recipes/NAME.yaml)"),
+    iterations: Optional[int] = typer.Option(None, help="override the recipe's length (for quick checks)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output directory (default: model_zoo/checkpoints/NAME)"),
+    no_register: bool = typer.Option(False, "--no-register", help="do not update model_zoo/zoo.yaml"),
+) -> None:
+    """Reproduce a zoo entry from its recipe (seeded, resumable from its last state)."""
+    from ddr_eval.training.zoo_train import train_zoo_entry
+
+    result = train_zoo_entry(name, iterations=iterations, out_dir=out, register=not no_register)
+    typer.echo(f"{name}: {result.checkpoint} {result.metrics}")
+
+
+@app.command()
+def upscale(
+    input_path: Path = typer.Argument(..., metavar="IN", help="input image"),
+    output_path: Path = typer.Argument(..., metavar="OUT", help="output PNG"),
+    model: str = typer.Option(..., "--model", help="zoo name or checkpoint path"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
+) -> None:
+    """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
+    from PIL import Image as PILImage
+
+    from ddr_eval.data.images import read_image
+    from ddr_eval.metrics.quality import to_uint8
+    from ddr_eval.models.zoo import resolve_model
+    from ddr_eval.training.evaluate import super_resolve
+
+    descriptor = resolve_model(model, arch=arch)
+    if descriptor.purpose != "sr":
+        raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
+    pixels = read_image(input_path)
+    out = to_uint8(super_resolve(descriptor.module, pixels))
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(output_path.name + ".tmp")
+    PILImage.fromarray(out).save(tmp, format="PNG")
+    tmp.replace(output_path)
+    typer.echo(f"{input_path} {pixels.shape[1]}x{pixels.shape[0]} -> {output_path} {out.shape[1]}x{out.shape[0]}")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached feature."""
+    from ddr_eval.features.cache import FeatureCache
+
+    typer.echo(f"removed {FeatureCache().clear()} cached cells")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        _echo_err(str(exc))
+        sys.exit(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _echo_err("interrupted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

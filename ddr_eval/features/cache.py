@@ -1,0 +1,83 @@
+"""On-disk feature cache, so a second run of a suite does almost no forward passes.
+
+A cell's key hashes everything its features depend on: the model identity (checkpoint sha256,
+or the architecture and seed of an untrained baseline), the module names tapped, the pooling,
+the exact LR input bytes (which covers data, patching and degradation spec) and the package
+version. Entries are ``.npz`` files (no pickle) written atomically, so an interrupted run
+leaves either a whole entry or none, and the next run resumes from what is there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ddr_eval import __version__
+from ddr_eval.features.extract import FeatureBatch
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("DDR_EVAL_FEATURE_CACHE", Path.home() / ".cache" / "ddr-eval" / "features"))
+_OUTPUTS = "__outputs__"
+
+
+def cell_key(identity: str, modules: list[str], pooling: str, lr: np.ndarray, outputs: bool) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(lr).view(np.uint8)).hexdigest()
+    spec = {"identity": identity, "modules": modules, "pooling": pooling, "lr": digest, "lr_shape": lr.shape,
+            "outputs": outputs, "version": __version__}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+class FeatureCache:
+    """A directory of ``<key>.npz`` entries; ``enabled=False`` makes every lookup a miss."""
+
+    def __init__(self, root: Path | str = DEFAULT_CACHE_DIR, enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> FeatureBatch | None:
+        path = self._path(key)
+        if not self.enabled or not path.exists():
+            self.misses += 1
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError):  # a damaged entry is a miss, and is rewritten
+            self.misses += 1
+            return None
+        self.hits += 1
+        outputs = arrays.pop(_OUTPUTS, None)
+        return FeatureBatch(features=arrays, outputs=None if outputs is None else outputs.astype(np.float32) / 255.0)
+
+    def put(self, key: str, batch: FeatureBatch) -> None:
+        if not self.enabled:
+            return
+        arrays = dict(batch.features)
+        if batch.outputs is not None:  # SR outputs are stored as the uint8 images metrics see
+            arrays[_OUTPUTS] = (np.clip(batch.outputs, 0, 1) * 255).round().astype(np.uint8)
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def clear(self) -> int:
+        """Delete every entry; returns how many there were."""
+        count = sum(1 for _ in self.root.rglob("*.npz")) if self.root.exists() else 0
+        shutil.rmtree(self.root, ignore_errors=True)
+        return count

@@ -1,0 +1,108 @@
+"""Stage 2 of a run: model specs -> feature sources, with layer aliases resolved.
+
+Everything that can be wrong about a model (unknown name, bad checkpoint, wrong scale,
+unknown layer) is found here, before any feature is extracted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddr_eval.errors import UserError
+from ddr_eval.features import FeatureBatch, extract_features
+from ddr_eval.metrics.identification import image_statistics
+from ddr_eval.models import ModelDescriptor
+from ddr_eval.models.archs import ARCHS
+from ddr_eval.models.checkpoint import load_model
+from ddr_eval.models.zoo import Zoo, resolve_model
+from ddr_eval.suite.schema import ModelSpec
+
+SWEEP = "sweep"  # layer alias that expands to every per-block tap, for layer sweeps
+
+
+@dataclass
+class FeatureSource:
+    """Something that maps LR patches to named feature arrays: a network or a statistics baseline."""
+
+    label: str
+    layers: dict[str, str]  # shown layer name -> module name
+    descriptor: ModelDescriptor | None = None
+    identity: str = ""  # what the features depend on (checkpoint sha256, arch, baseline), for caching
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_sr(self) -> bool:
+        return self.descriptor is not None and self.descriptor.purpose == "sr"
+
+    def extract(self, lr: np.ndarray, pooling: str, batch_size: int, device, amp_dtype, outputs: bool) -> FeatureBatch:
+        if self.descriptor is None:
+            return FeatureBatch(features={"stats": image_statistics(lr).astype(np.float32)}, outputs=None)
+        return extract_features(
+            self.descriptor.module,
+            lr,
+            list(self.layers.values()),
+            pooling=pooling,
+            batch_size=batch_size,
+            device=device,
+            amp_dtype=amp_dtype,
+            return_outputs=outputs and self.is_sr,
+        )
+
+
+def _descriptor(spec: ModelSpec, seed: int) -> tuple[ModelDescriptor, str]:
+    if spec.iteration is not None:
+        entry = Zoo.load().get(spec.name)
+        snapshots = {s.iteration: s for s in (entry.series or [])}
+        if spec.iteration not in snapshots:
+            raise UserError(f"model {spec.name}: no snapshot at iteration {spec.iteration}; have {sorted(snapshots)}")
+        path = Zoo.load().root / snapshots[spec.iteration].checkpoint
+        descriptor = load_model(path, name=spec.label)
+    elif spec.path:
+        descriptor = load_model(spec.path, arch=spec.arch, name=spec.label, **spec.arch_kwargs)
+    else:
+        descriptor = resolve_model(spec.name, arch=spec.arch)
+    identity = descriptor.sha256 or descriptor.source
+    if spec.random_init:
+        torch.manual_seed(seed)
+        descriptor.module = ARCHS.get(descriptor.arch)(**descriptor.arch_kwargs)
+        identity = f"untrained:{descriptor.arch}:{sorted(descriptor.arch_kwargs.items())}:{seed}"
+    descriptor.module.eval()
+    return descriptor, identity
+
+
+def _resolve_layers(descriptor: ModelDescriptor, requested: tuple[str, ...], label: str) -> dict[str, str]:
+    modules = dict(descriptor.module.named_modules())
+    layers: dict[str, str] = {}
+    for name in requested:
+        if name == SWEEP:
+            blocks = {k: v for k, v in descriptor.taps.items() if k.startswith("block")}
+            layers.update(sorted(blocks.items(), key=lambda kv: int(kv[0][5:])))
+            continue
+        module = descriptor.taps.get(name, name)
+        if module not in modules:
+            taps = ", ".join(descriptor.taps)
+            raise UserError(f"model {label}: unknown layer {name!r}; named taps: {taps} (or any module name)")
+        layers[name] = module
+    return layers
+
+
+def build_sources(specs: list[ModelSpec], default_layers: tuple[str, ...], scale: int, seed: int) -> list[FeatureSource]:
+    sources = []
+    for spec in specs:
+        if spec.baseline == "image_statistics":
+            sources.append(FeatureSource(spec.label, {"stats": "stats"}, identity="baseline:image_statistics:v1"))
+            continue
+        descriptor, identity = _descriptor(spec, seed)
+        if descriptor.purpose == "sr" and descriptor.scale != scale:
+            raise UserError(f"model {spec.label} is x{descriptor.scale} but the suite's degradations downsample x{scale}")
+        layers = _resolve_layers(descriptor, spec.layers or default_layers, spec.label)
+        sources.append(FeatureSource(spec.label, layers, descriptor, identity))
+    return sources
+
+
+def checkpoint_path(spec: ModelSpec) -> Path | None:
+    return Path(spec.path) if spec.path else None

@@ -1,0 +1,199 @@
+"""Stage 4 of a run: cell features -> metric rows (the reduce step).
+
+Every row carries the metric's declared direction (``higher_is_better``) and aggregation, so
+ranking, ``compare`` and ``check`` never guess. A metric that cannot be computed on the data
+(one class, constant features, an unavailable optional package) becomes a row with an empty
+value and a ``note`` saying why — never a silent NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.features.extract import FeatureBatch
+from ddr_eval.metrics.quality import to_uint8
+from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
+from ddr_eval.pipeline.models import FeatureSource
+
+ALL = "all"
+MEAN = "mean"
+OUTPUT_LAYER = "output"
+
+
+@dataclass
+class Reduction:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    confusions: list[dict[str, Any]] = field(default_factory=list)
+    embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def metric_pooling(metric: Any, default: str) -> str:
+    return getattr(metric, "pooling", None) or default
+
+
+class Reducer:
+    """Computes every suite metric for every feature source from the cells' features."""
+
+    def __init__(self, sources: list[FeatureSource], inputs: SuiteInputs, features: dict, reference: str,
+                 seed: int, default_pooling: str, scale: int):
+        self.sources = sources
+        self.inputs = inputs
+        self.features = features  # (label, split, set, pooling) -> FeatureBatch
+        self.reference = reference
+        self.seed = seed
+        self.default_pooling = default_pooling
+        self.scale = scale
+        self.result = Reduction()
+
+    # -- helpers ------------------------------------------------------------------------
+    def _batch(self, source: FeatureSource, split: str, set_name: str, pooling: str) -> FeatureBatch:
+        return self.features[(source.label, split, set_name, pooling)]
+
+    def _layer_features(self, source, layer, split, set_name, pooling) -> np.ndarray:
+        return self._batch(source, split, set_name, pooling).features[source.layers[layer]]
+
+    def _stack(self, source, layer, sets: dict[str, DegradedSet], pooling: str, split: str):
+        xs, degradation, content = [], [], []
+        for name, dataset in sets.items():
+            xs.append(self._layer_features(source, layer, split, name, pooling))
+            degradation += [name] * len(dataset.lr)
+            content += [dataset.patches.image_names[i] for i in dataset.patches.image_index]
+        return np.concatenate(xs), {"degradation": np.asarray(degradation), "content": np.asarray(content)}
+
+    def _row(self, metric, source: FeatureSource, layer: str, set_name: str, value=None, ci=(None, None), note="", **extra):
+        row = {
+            "model": source.label,
+            "layer": layer,
+            "metric": metric.name,
+            "type": metric.type,
+            "kind": metric.kind,
+            "set": set_name,
+            "value": None if value is None else float(value),
+            "ci_low": None if ci[0] is None else float(ci[0]),
+            "ci_high": None if ci[1] is None else float(ci[1]),
+            "higher_is_better": bool(metric.higher_is_better),
+            "aggregation": metric.aggregation,
+            "note": note,
+        }
+        row.update(extra)
+        self.result.rows.append(row)
+        return row
+
+    def _guard(self, metric, source, layer, set_name, compute: Callable[[], Any]):
+        """Run one metric; degenerate data or a missing optional package becomes a noted empty row."""
+        try:
+            return compute()
+        except (DegenerateInputError, ImportError) as exc:
+            self._row(metric, source, layer, set_name, note=f"unavailable: {exc}")
+            return None
+
+    # -- metric kinds -------------------------------------------------------------------
+    def run(self, metrics: list[Any]) -> Reduction:
+        for metric in metrics:
+            handler = getattr(self, f"_{metric.kind}")
+            for source in self.sources:
+                handler(metric, source)
+        return self.result
+
+    def _separability(self, metric, source):
+        pooling = metric_pooling(metric, self.default_pooling)
+        for layer in source.layers:
+            x, labels = self._stack(source, layer, self.inputs.eval_sets, pooling, self._eval_split)
+            result = self._guard(metric, source, layer, ALL, lambda: metric.compute(x, labels[metric.label], self.seed))
+            if result is None:
+                continue
+            self._row(metric, source, layer, ALL, result.value, (result.ci_low, result.ci_high), label=metric.label,
+                      projection=getattr(metric, "projection", None))
+            embedding = result.extra.get("embedding") if result.extra else None
+            if embedding is not None:
+                self.result.embeddings.setdefault((source.label, layer), {"xy": embedding, **labels})
+
+    def _generalization(self, metric, source):
+        pooling = metric_pooling(metric, self.default_pooling)
+        for layer in source.layers:
+            ref = self._layer_features(source, layer, self._eval_split, self.reference, pooling)
+            values = []
+            for name in self._test_sets:
+                test = self._layer_features(source, layer, self._eval_split, name, pooling)
+                result = self._guard(metric, source, layer, name, lambda: metric.compute(ref, test, self.seed))
+                if result is not None:
+                    self._row(metric, source, layer, name, result.value, (result.ci_low, result.ci_high))
+                    values.append(result.value)
+            self._mean_row(metric, source, layer, values)
+
+    def _quality(self, metric, source):
+        if not source.is_sr:
+            return
+        if metric.type == "psnr_drop":
+            return self._psnr_drop(metric, source)
+        values = []
+        for name, dataset in self.inputs.eval_sets.items():
+            batch = self._batch(source, self._eval_split, name, self._output_pooling)
+            outputs, targets = to_uint8(batch.outputs), to_uint8(dataset.patches.hr)
+            result = self._guard(metric, source, OUTPUT_LAYER, name,
+                                 lambda: metric.compute(outputs, targets, crop_border=self.scale, test_y_channel=True))
+            if result is not None:
+                self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high))
+                if name != self.reference:
+                    values.append(result.value)
+        self._mean_row(metric, source, OUTPUT_LAYER, values)
+
+    def _psnr_drop(self, metric, source):
+        psnr = {r["set"]: r["value"] for r in self.result.rows
+                if r["model"] == source.label and r["type"] == "psnr" and r["set"] not in (MEAN, ALL)}
+        if self.reference not in psnr or psnr[self.reference] is None:
+            self._row(metric, source, OUTPUT_LAYER, MEAN, note="unavailable: list a `psnr` metric before `psnr_drop`")
+            return
+        drops = []
+        for name in self._test_sets:
+            if psnr.get(name) is not None:
+                drops.append(psnr[self.reference] - psnr[name])
+                self._row(metric, source, OUTPUT_LAYER, name, drops[-1])
+        self._mean_row(metric, source, OUTPUT_LAYER, drops)
+
+    def _identification(self, metric, source):
+        pooling = metric_pooling(metric, self.default_pooling)
+        for layer in source.layers:
+            x_train, y_train = self._stack(source, layer, self.inputs.train_sets, pooling, "train")
+            x_test, y_test = self._stack(source, layer, self.inputs.eval_sets, pooling, self._eval_split)
+            result = self._guard(metric, source, layer, ALL, lambda: metric.compute(
+                x_train, y_train["degradation"], x_test, y_test["degradation"], self.seed))
+            if result is None:
+                continue
+            ci = (getattr(result, "ci_low", None), getattr(result, "ci_high", None))
+            self._row(metric, source, layer, ALL, result.accuracy, ci, macro_f1=float(result.macro_f1))
+            self.result.confusions.append({
+                "model": source.label, "layer": layer, "metric": metric.name, "classes": list(result.classes),
+                "matrix": np.asarray(result.confusion).tolist(), "accuracy": float(result.accuracy),
+                "macro_f1": float(result.macro_f1)})
+
+    def _mean_row(self, metric, source, layer, values):
+        if values:
+            self._row(metric, source, layer, MEAN, float(np.mean(values)), note=f"mean over {len(values)} sets")
+
+    # -- shape of the suite -------------------------------------------------------------
+    @property
+    def _eval_split(self) -> str:
+        return next(iter(self.inputs.eval_sets.values())).split
+
+    @property
+    def _test_sets(self) -> list[str]:
+        return [name for name in self.inputs.eval_sets if name != self.reference]
+
+    @property
+    def _output_pooling(self) -> str:
+        return self.default_pooling
+
+
+def required_poolings(metrics: list[Any], default: str) -> set[str]:
+    poolings = {metric_pooling(m, default) for m in metrics if m.kind != "quality"}
+    return poolings | {default}
+
+
+def check_metric_needs(metrics: list[Any], inputs_have_train: bool) -> None:
+    if any(m.kind == "identification" for m in metrics) and not inputs_have_train:
+        raise UserError("identification metrics need a training split")

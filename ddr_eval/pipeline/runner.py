@@ -1,0 +1,139 @@
+"""One suite run, end to end: inputs -> sources -> cells -> reduce -> (report, by the caller).
+
+Everything that can be validated is validated before the first forward pass (suite, images,
+models, layers), so bad input never leaves a half-finished run behind.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+import ddr_eval
+from ddr_eval.features import select_device
+from ddr_eval.features.cache import DEFAULT_CACHE_DIR, FeatureCache
+from ddr_eval.pipeline.cells import Cell, run_cell
+from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
+from ddr_eval.pipeline.models import FeatureSource, build_sources
+from ddr_eval.pipeline.reduce import Reducer, required_poolings
+from ddr_eval.suite.loader import LoadedSuite
+
+
+@dataclass
+class RunResult:
+    loaded: LoadedSuite
+    rows: list[dict[str, Any]]
+    confusions: list[dict[str, Any]]
+    embeddings: dict[tuple[str, str], dict[str, np.ndarray]]
+    provenance: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    sources: list[FeatureSource] = field(default_factory=list)
+
+    @property
+    def suite(self):
+        return self.loaded.suite
+
+
+def code_commit() -> dict[str, Any]:
+    """The commit of the code that computed a result (lm-eval-harness style provenance)."""
+    root = Path(ddr_eval.__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+        if commit.returncode == 0:
+            return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"commit": "unknown", "dirty": None}
+
+
+def package_versions() -> dict[str, str]:
+    import pandas
+    import scipy
+    import sklearn
+    import torch
+
+    return {"ddr_eval": ddr_eval.__version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
+            "pandas": pandas.__version__}
+
+
+def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, poolings: Iterable[str], output_pooling: str,
+               want_outputs: bool, need_train: bool) -> list[Cell]:
+    cells = []
+    for source in sources:
+        for pooling in sorted(poolings):
+            outputs = want_outputs and pooling == output_pooling
+            cells += [Cell(source, d, pooling, outputs) for d in inputs.eval_sets.values()]
+            if need_train:
+                cells += [Cell(source, d, pooling, False) for d in inputs.train_sets.values()]
+    return cells
+
+
+LocalExecutor = Callable[[list[Cell]], list]
+
+
+def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
+              progress: bool = True, executor: Callable | None = None) -> RunResult:
+    """Run every cell of ``loaded`` and reduce them to metric rows."""
+    suite = loaded.suite
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    need_train = any(m.kind == "identification" for m in loaded.metrics)
+    inputs = prepare_inputs(loaded, need_train)
+    timings["inputs"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
+    timings["models"] = time.perf_counter() - t
+
+    device = select_device(suite.runtime.device)
+    cache = FeatureCache(cache_dir or DEFAULT_CACHE_DIR, enabled=use_cache and suite.runtime.cache)
+    poolings = required_poolings(loaded.metrics, suite.pooling)
+    want_outputs = any(m.kind == "quality" for m in loaded.metrics)
+    cells = plan_cells(sources, inputs, poolings, suite.pooling, want_outputs, need_train)
+
+    t = time.perf_counter()
+    run = executor or _local_executor(progress)
+    batches = run(cells, cache, suite.runtime.batch_size, device, suite.runtime.amp_dtype)
+    features = {(c.source.label, c.dataset.split, c.dataset.name, c.pooling): b for c, b in zip(cells, batches)}
+    timings["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    reducer = Reducer(sources, inputs, features, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
+    reduction = reducer.run(loaded.metrics)
+    timings["metrics"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    provenance = {
+        "suite": suite.name,
+        "suite_file": loaded.source,
+        "suite_sha256": suite.sha256(),
+        "seed": suite.seed,
+        "code": code_commit(),
+        "versions": package_versions(),
+        "device": str(device),
+        "cells": len(cells),
+        "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses},
+    }
+    return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
+                     {k: round(v, 3) for k, v in timings.items()}, sources)
+
+
+def _local_executor(progress: bool):
+    from tqdm import tqdm
+
+    def execute(cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
+        results = []
+        for cell in tqdm(cells, desc="features", unit="cell", disable=not progress, leave=False):
+            results.append(run_cell(cell, cache, batch_size, device, amp_dtype))
+        return results
+
+    return execute

@@ -1,0 +1,88 @@
+"""Metric rows -> leaderboards. Directions come from each row's ``higher_is_better``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_SETS = ("all", "mean")
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    for column in ("value", "ci_low", "ci_high"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def directions(frame: pd.DataFrame) -> dict[str, bool]:
+    """metric name -> higher_is_better, as declared by the metric."""
+    return dict(zip(frame["metric"], frame["higher_is_better"]))
+
+
+def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, layer), one column per metric summary, ranked by mean per-metric rank.
+
+    A model's row uses its summary values: ``all`` for pooled metrics and ``mean`` over the
+    non-reference sets for per-set metrics. Ranks follow each metric's declared direction;
+    a missing value ranks last for that metric.
+    """
+    summary = frame[frame["set"].isin(SUMMARY_SETS)]
+    if summary.empty:
+        return pd.DataFrame()
+    table = summary.pivot_table(index=["model", "layer"], columns="metric", values="value", aggfunc="first",
+                                dropna=False, sort=False)
+    table = _merge_output_layer(table)
+    higher = directions(frame)
+    ranks = pd.DataFrame({m: table[m].rank(ascending=not higher[m], na_option="bottom", method="min")
+                          for m in table.columns})
+    table.insert(0, "rank", ranks.mean(axis=1).rank(method="min").astype(int))
+    return table.sort_values("rank").reset_index()
+
+
+def _merge_output_layer(table: pd.DataFrame) -> pd.DataFrame:
+    """Quality metrics live on layer 'output'; show them on every feature layer of the same model."""
+    layers = table.index.get_level_values("layer")
+    if "output" not in set(layers) or set(layers) == {"output"}:
+        return table
+    out = table.xs("output", level="layer")
+    features = table[layers != "output"].copy()
+    for metric in out.columns:
+        filled = out[metric].dropna()
+        if filled.empty:
+            continue
+        models = features.index.get_level_values("model")
+        features[metric] = features[metric].where(features[metric].notna(), models.map(filled).to_numpy())
+    return features.dropna(axis=1, how="all")
+
+
+def per_set_table(frame: pd.DataFrame, kinds: tuple[str, ...] = ("generalization", "quality")) -> pd.DataFrame:
+    """The generalization view: rows (model, layer, metric), one column per degradation set, plus mean."""
+    subset = frame[frame["kind"].isin(kinds) & frame["value"].notna()]
+    if subset.empty:
+        return pd.DataFrame()
+    table = subset.pivot_table(index=["metric", "model", "layer"], columns="set", values="value", aggfunc="first",
+                               sort=False)
+    ordered = [c for c in table.columns if c != "mean"] + (["mean"] if "mean" in table.columns else [])
+    return table[ordered].reset_index()
+
+
+def best_per_column(table: pd.DataFrame, higher_is_better: dict[str, bool]) -> dict[str, Any]:
+    """For each metric column of a leaderboard, the best value (used to mark it in reports)."""
+    best = {}
+    for column, higher in higher_is_better.items():
+        if column in table.columns and table[column].notna().any():
+            best[column] = table[column].max() if higher else table[column].min()
+    return best
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(value)
