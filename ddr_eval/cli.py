@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 
 from ddr_eval.errors import UserError
@@ -73,16 +72,20 @@ def zoo_list() -> None:
 
 @zoo_app.command("train")
 def zoo_train(
-    name: str = typer.Argument(..., help="recipe name (model_zoo/recipes/NAME.yaml)"),
+    names: list[str] = typer.Argument(..., help="recipe names (model_zoo/recipes/NAME.yaml), or 'all'"),
     iterations: Optional[int] = typer.Option(None, help="override the recipe's length (for quick checks)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output directory (default: model_zoo/checkpoints/NAME)"),
     no_register: bool = typer.Option(False, "--no-register", help="do not update model_zoo/zoo.yaml"),
 ) -> None:
     """Reproduce a zoo entry from its recipe (seeded, resumable from its last state)."""
-    from ddr_eval.training.zoo_train import train_zoo_entry
+    from ddr_eval.training.zoo_train import available_recipes, train_zoo_entry, training_order
 
-    result = train_zoo_entry(name, iterations=iterations, out_dir=out, register=not no_register)
-    typer.echo(f"{name}: {result.checkpoint} {result.metrics}")
+    names = available_recipes() if names == ["all"] else names
+    if out is not None and len(names) > 1:
+        raise UserError("--out takes a single recipe name")
+    for name in training_order(names):
+        result = train_zoo_entry(name, iterations=iterations, out_dir=out, register=not no_register)
+        typer.echo(f"{name}: {result.checkpoint} {result.metrics}")
 
 
 @app.command()
@@ -121,18 +124,15 @@ def cache_clear() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2."""
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv)
     except UserError as exc:
         _echo_err(str(exc))
         sys.exit(exc.exit_code)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         _echo_err("interrupted")
         sys.exit(130)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ with the new sha256 and metrics so ``zoo list`` reports what the committed files
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -52,6 +54,23 @@ def train_zoo_entry(
     return result
 
 
+def training_order(names: list[str], root: Path | None = None) -> list[str]:
+    """Recipes ordered so that each runs after the entry it starts from (``init_from``)."""
+    root = root or zoo_dir()
+    parents = {name: load_recipe(recipe_path(name, root)).init_from for name in names}
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in ordered:
+            if parents.get(name) in parents:
+                visit(parents[name])
+            ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
+
+
 def _init_checkpoint(recipe: Recipe, root: Path) -> Path | None:
     if recipe.init_from is None:
         return None
@@ -61,9 +80,25 @@ def _init_checkpoint(recipe: Recipe, root: Path) -> Path | None:
     return path
 
 
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock, so parallel training runs do not overwrite each other's entries."""
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def register_entry(recipe: Recipe, result: TrainResult, root: Path) -> None:
     """Write (or replace) the recipe's entry in zoo.yaml, atomically."""
     zoo_file = root / "zoo.yaml"
+    with _locked(zoo_file):
+        _write_entry(recipe, result, root, zoo_file)
+
+
+def _write_entry(recipe: Recipe, result: TrainResult, root: Path, zoo_file: Path) -> None:
     data = yaml.safe_load(zoo_file.read_text()) if zoo_file.exists() else {}
     data = data or {}
     models = [m for m in data.get("models") or [] if m.get("name") != recipe.name]
