@@ -69,7 +69,7 @@ class Reducer:
             "model": source.label,
             "layer": layer,
             "metric": metric.name,
-            "type": metric.type,
+            "type": metric.metric_type,
             "kind": metric.kind,
             "set": set_name,
             "value": None if value is None else float(value),
@@ -128,7 +128,7 @@ class Reducer:
     def _quality(self, metric, source):
         if not source.is_sr:
             return
-        if metric.type == "psnr_drop":
+        if metric.metric_type == "psnr_drop":
             return self._psnr_drop(metric, source)
         values = []
         for name, dataset in self.inputs.eval_sets.items():

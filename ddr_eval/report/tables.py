@@ -35,7 +35,10 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return pd.DataFrame()
     table = summary.pivot_table(index=["model", "layer"], columns="metric", values="value", aggfunc="first",
-                                dropna=False, sort=False)
+                                sort=False)
+    missing = [m for m in dict.fromkeys(summary["metric"]) if m not in table.columns]
+    for metric in missing:  # a metric with no value anywhere still gets its (empty) column
+        table[metric] = np.nan
     table = _merge_output_layer(table)
     higher = directions(frame)
     ranks = pd.DataFrame({m: table[m].rank(ascending=not higher[m], na_option="bottom", method="min")

@@ -38,8 +38,10 @@ def _build_typed(registry, spec: Any, where: tuple, source: str):
     if kind not in registry:
         known = ", ".join(registry)
         raise UserError(f"{source}: {format_location((*where, 'type'))}: unknown {registry.kind} {kind!r}; known: {known}")
+    cls = registry.get(kind)
+    params = spec if "type" in cls.model_fields else {k: v for k, v in spec.items() if k != "type"}
     try:
-        return registry.get(kind).model_validate(spec)
+        return cls.model_validate(params)
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source, where) from None
 
