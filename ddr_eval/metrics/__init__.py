@@ -1,0 +1,80 @@
+"""Metrics: separability, identification, generalization (SRGA) and image quality.
+
+Importing this package registers every metric in :data:`METRICS`; build one from a suite entry
+with :func:`build_metric`.
+"""
+
+from ddr_eval.metrics.base import (
+    METRIC_KINDS,
+    METRICS,
+    IdentificationResult,
+    Metric,
+    MetricResult,
+    MetricUnavailableError,
+    build_metric,
+)
+from ddr_eval.metrics.identification import (
+    IMAGE_STATISTIC_NAMES,
+    DegradationProbe,
+    IdentificationMetric,
+    image_statistics,
+)
+from ddr_eval.metrics.quality import (
+    LpipsMetric,
+    PsnrDropMetric,
+    PsnrMetric,
+    SsimMetric,
+    lpips_available,
+    psnr,
+    psnr_drop,
+    ssim,
+    to_uint8,
+)
+from ddr_eval.metrics.separability import (
+    ChiMetric,
+    DaviesBouldinMetric,
+    SeparabilityMetric,
+    SilhouetteMetric,
+    layer_sweep,
+    project,
+    standardize,
+    tsne_embedding,
+)
+from ddr_eval.metrics.srga import DdrChiToReference, SrgaMetric, fit_ggd, ggd_alpha, ggd_kl, srga
+
+__all__ = [
+    "METRICS",
+    "METRIC_KINDS",
+    "ChiMetric",
+    "DaviesBouldinMetric",
+    "DdrChiToReference",
+    "DegradationProbe",
+    "IMAGE_STATISTIC_NAMES",
+    "IdentificationMetric",
+    "IdentificationResult",
+    "LpipsMetric",
+    "Metric",
+    "MetricResult",
+    "MetricUnavailableError",
+    "PsnrDropMetric",
+    "PsnrMetric",
+    "SeparabilityMetric",
+    "SilhouetteMetric",
+    "SrgaMetric",
+    "SsimMetric",
+    "build_metric",
+    "fit_ggd",
+    "ggd_alpha",
+    "ggd_kl",
+    "image_statistics",
+    "layer_sweep",
+    "lpips_available",
+    "project",
+    "psnr",
+    "psnr_drop",
+    "srga",
+    "ssim",
+    "standardize",
+    "to_uint8",
+    "tsne_embedding",
+]

@@ -1,0 +1,187 @@
+"""SRGA (GGD fit, closed-form KL, the published index) and the generalization metrics."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+from sklearn.decomposition import PCA
+
+from ddr_eval.errors import DegenerateInputError
+from ddr_eval.metrics import METRICS, build_metric, fit_ggd, ggd_alpha, ggd_kl, srga
+
+
+def gaussian_features(scale: float, seed: int, n: int = 400, dim: int = 48) -> np.ndarray:
+    return np.random.default_rng(seed).normal(scale=scale, size=(n, dim))
+
+
+# ----------------------------------------------------------------------------- independent reference
+
+
+def reference_srga(reference: np.ndarray, test: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0) -> float:
+    """Element-by-element transcription of the published recipe, with Python floats and math.gamma."""
+
+    def set_statistics(features):
+        n_components = min(pca_dim, *features.shape)
+        coefficients = PCA(n_components=n_components, random_state=0).fit_transform(features).reshape(-1).tolist()
+        mean = sum(coefficients) / len(coefficients)
+        std = math.sqrt(sum((v - mean) ** 2 for v in coefficients) / len(coefficients))
+        kept = [v for v in coefficients if mean - outlier_sigma * std < v < mean + outlier_sigma * std]
+        second_moment = sum(v * v for v in kept) / len(kept)
+        kept_mean = sum(kept) / len(kept)
+        mean_abs = sum(abs(v - kept_mean) for v in kept) / len(kept)
+        target = second_moment / mean_abs**2
+        best_shape, best_gap = None, math.inf
+        for i in range(9800):  # shapes 0.200, 0.201, ..., 9.999
+            shape = 0.2 + 0.001 * i
+            ratio = math.gamma(1 / shape) * math.gamma(3 / shape) / math.gamma(2 / shape) ** 2
+            if abs(target - ratio) < best_gap:
+                best_shape, best_gap = shape, abs(target - ratio)
+        return math.sqrt(second_moment), best_shape
+
+    s1, g1 = set_statistics(reference)
+    s2, g2 = set_statistics(test)
+    G = math.gamma
+    numerator = g1 * s2 * G(1 / g2) * math.sqrt(G(1 / g2) * G(3 / g1))
+    denominator = g2 * s1 * G(1 / g1) * math.sqrt(G(1 / g1) * G(3 / g2))
+    scale_ratio = (s1 * math.sqrt(G(1 / g1) * G(3 / g2))) / (s2 * math.sqrt(G(1 / g2) * G(3 / g1)))
+    kl = math.log(numerator / denominator) - 1 / g1 + scale_ratio**g2 * G((g2 + 1) / g1) / G(1 / g1)
+    return math.log10(kl + 1e-5) + 5
+
+
+def numerical_kl(shape1, alpha1, shape2, alpha2) -> float:
+    def log_density(x, shape, alpha):
+        return math.log(shape / (2 * alpha * math.gamma(1 / shape))) - (abs(x) / alpha) ** shape
+
+    def integrand(x):
+        log_p1 = log_density(x, shape1, alpha1)
+        return math.exp(log_p1) * (log_p1 - log_density(x, shape2, alpha2))
+
+    half, _ = integrate.quad(integrand, 0, np.inf, limit=200, epsabs=1e-12, epsrel=1e-10)
+    return 2 * half
+
+
+# ----------------------------------------------------------------------------- SRGA function
+
+
+def test_srga_matches_independent_reference_implementation():
+    reference = gaussian_features(1.0, seed=0, n=200, dim=30)
+    test = np.random.default_rng(1).laplace(scale=1.3, size=(200, 30))
+    assert srga(reference, test) == pytest.approx(reference_srga(reference, test), abs=1e-9)
+    assert srga(reference, test, pca_dim=10, outlier_sigma=2.5) == pytest.approx(
+        reference_srga(reference, test, pca_dim=10, outlier_sigma=2.5), abs=1e-9
+    )
+
+
+def test_srga_of_a_set_against_itself_is_zero():
+    features = gaussian_features(1.0, seed=2)
+    assert srga(features, features) == pytest.approx(math.log10(1e-5) + 5, abs=1e-6)
+
+
+def test_srga_grows_with_the_distribution_shift():
+    reference = gaussian_features(1.0, seed=3)
+    slightly = srga(reference, gaussian_features(1.1, seed=4))
+    doubled = srga(reference, gaussian_features(2.0, seed=5))
+    assert doubled > slightly + 1.0
+
+
+def test_srga_is_fast_after_pca():
+    import time
+
+    from ddr_eval.metrics.srga import drop_outliers
+
+    coefficients = np.random.default_rng(0).normal(size=800 * 300)
+    started = time.perf_counter()
+    for _ in range(5):
+        fit_ggd(drop_outliers(coefficients, 5.0))
+    assert (time.perf_counter() - started) / 5 < 0.1  # milliseconds in practice; generous for a shared machine
+
+
+# ----------------------------------------------------------------------------- GGD pieces
+
+
+@pytest.mark.parametrize("shape", [0.5, 0.8, 1.0, 1.5, 2.0, 3.0])
+def test_fit_ggd_recovers_shape_of_gennorm_samples(shape):
+    samples = stats.gennorm(shape, scale=1.7).rvs(size=100_000, random_state=np.random.default_rng(int(shape * 10)))
+    fitted_shape, sigma = fit_ggd(samples)
+    assert fitted_shape == pytest.approx(shape, abs=0.05)
+    assert sigma == pytest.approx(np.sqrt(np.mean(samples**2)))
+
+
+def test_ggd_alpha_is_the_scale_of_a_ggd_with_that_std():
+    shape, alpha = 1.3, 2.1
+    std = stats.gennorm(shape, scale=alpha).std()
+    assert ggd_alpha(shape, std) == pytest.approx(alpha, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "params", [(2.0, 1.0, 2.0, 1.5), (1.0, 0.7, 2.0, 1.2), (0.6, 1.0, 1.4, 0.8), (3.0, 2.0, 0.9, 1.0)]
+)
+def test_ggd_kl_equals_numerical_integration(params):
+    assert ggd_kl(*params) == pytest.approx(numerical_kl(*params), rel=1e-6, abs=1e-9)
+
+
+def test_ggd_kl_of_equal_distributions_is_zero():
+    assert ggd_kl(1.7, 0.9, 1.7, 0.9) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fit_ggd_of_constant_values_raises():
+    with pytest.raises(DegenerateInputError):
+        fit_ggd(np.full(10, 3.0))
+
+
+# ----------------------------------------------------------------------------- registered metrics
+
+
+def test_srga_metric_equals_function_and_records_clip():
+    reference, test = gaussian_features(1.0, seed=6), gaussian_features(1.5, seed=7)
+    metric = build_metric({"type": "srga"})
+    result = metric.compute(reference, test, seed=0)
+    assert metric.name == "srga[pca300]"
+    assert result.value == srga(reference, test)
+    assert result.ci_low is None  # bootstrap is opt-in for SRGA
+    assert result.extra["pca_dim"] == {"reference": 48, "test": 48}
+    assert any("clipped from 300 to 48" in w for w in result.extra["warnings"])
+
+
+def test_srga_metric_bootstrap_interval_contains_estimate():
+    reference, test = gaussian_features(1.0, seed=8, n=200, dim=16), gaussian_features(1.3, seed=9, n=200, dim=16)
+    result = build_metric({"type": "srga", "bootstrap": 30}).compute(reference, test, seed=1)
+    assert result.ci_low <= result.value <= result.ci_high
+
+
+@pytest.mark.parametrize("name", ["srga", "ddr_chi_to_reference"])
+def test_generalization_metrics_reject_degenerate_features(name):
+    metric = build_metric({"type": name})
+    good = gaussian_features(1.0, seed=10)
+    with pytest.raises(DegenerateInputError, match="constant"):
+        metric.compute(good, np.zeros_like(good), seed=0)
+    bad = good.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(DegenerateInputError, match="NaN/Inf"):
+        metric.compute(bad, good, seed=0)
+    with pytest.raises(DegenerateInputError, match="at least 2 samples"):
+        metric.compute(good, good[:1], seed=0)
+
+
+def test_ddr_chi_to_reference_low_when_unchanged_and_high_when_shifted():
+    metric = build_metric({"type": "ddr_chi_to_reference", "bootstrap": 50})
+    reference = gaussian_features(1.0, seed=11)
+    same = metric.compute(reference, gaussian_features(1.0, seed=12), seed=0)
+    shifted = metric.compute(reference, gaussian_features(1.0, seed=13) + 1.0, seed=0)
+    assert same.value < 5 < 100 < shifted.value
+    assert same.ci_low <= same.value <= same.ci_high
+    assert metric.name == "ddr_chi_to_reference[pca50]"
+
+
+def test_ddr_chi_to_reference_needs_same_width():
+    with pytest.raises(DegenerateInputError, match="width"):
+        build_metric({"type": "ddr_chi_to_reference"}).compute(
+            gaussian_features(1.0, 0, dim=8), gaussian_features(1.0, 1, dim=9), seed=0
+        )
+
+
+def test_generalization_directions():
+    for name in ("srga", "ddr_chi_to_reference"):
+        assert METRICS.get(name).kind == "generalization"
+        assert METRICS.get(name).higher_is_better is False
