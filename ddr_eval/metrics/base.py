@@ -31,10 +31,12 @@ METRIC_KINDS = ("separability", "generalization", "identification", "quality")
 CONFIDENCE_LEVEL = 0.95
 
 
-class MetricUnavailableError(UserError):
-    """A metric whose optional dependency is missing; ``str(err)`` starts with ``unavailable:``.
+class MetricUnavailableError(UserError, ImportError):
+    """A metric whose optional dependency is missing or unusable here; the message says why.
 
-    The runner puts the message in the table cell instead of a number.
+    It is an ``ImportError`` so the reduce step, which turns ``ImportError`` and
+    ``DegenerateInputError`` into an empty cell noted ``unavailable: <message>``, reports it
+    there; uncaught, it is a one-line UserError.
     """
 
 

@@ -118,12 +118,13 @@ class DegradationProbe:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``classes_``."""
-        return self._estimator.predict_proba(self._standardized(features))
+        standardized = self._standardized(features)
+        return self._estimator.predict_proba(standardized)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predicted class names (N,)."""
-        codes = self._estimator.predict(self._standardized(features))
-        return np.asarray(self.classes_)[codes]
+        standardized = self._standardized(features)
+        return np.asarray(self.classes_)[self._estimator.predict(standardized)]
 
     # ------------------------------------------------------------------ save / load
 
@@ -230,16 +231,21 @@ def _high_frequency_energy(luma: np.ndarray) -> np.ndarray:
 
 
 def _blockiness(luma: np.ndarray) -> np.ndarray:
-    """Mean |step| across 8-pixel block boundaries over the mean |step| elsewhere (1 = no blocks)."""
+    """JPEG blockiness: mean |step| across 8-pixel block boundaries over the mean |step| one
+    pixel either side of them (1 = no blocks; local neighbours cancel most of the content).
+
+    Averaged over horizontal and vertical boundaries; 1 when the image is too small to have a
+    boundary with neighbours on both sides.
+    """
     ratios = []
     for steps in (np.abs(np.diff(luma, axis=2)), np.abs(np.diff(luma, axis=1)).transpose(0, 2, 1)):
-        at_boundary = (np.arange(steps.shape[2]) + 1) % JPEG_BLOCK == 0
-        if not at_boundary.any() or at_boundary.all():
+        boundaries = np.arange(JPEG_BLOCK - 1, steps.shape[2] - 1, JPEG_BLOCK)
+        if boundaries.size == 0:
             ratios.append(np.ones(luma.shape[0]))
             continue
-        boundary = steps[:, :, at_boundary].mean(axis=(1, 2))
-        inside = steps[:, :, ~at_boundary].mean(axis=(1, 2))
-        ratios.append(np.divide(boundary, inside, out=np.ones_like(inside), where=inside > 0))
+        across = steps[:, :, boundaries].mean(axis=(1, 2))
+        beside = (steps[:, :, boundaries - 1].mean(axis=(1, 2)) + steps[:, :, boundaries + 1].mean(axis=(1, 2))) / 2
+        ratios.append(np.divide(across, beside, out=np.ones_like(beside), where=beside > 0))
     return np.mean(ratios, axis=0)
 
 

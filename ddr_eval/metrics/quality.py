@@ -16,8 +16,8 @@
   separable, so it is applied as two 1-D correlations with scipy (no OpenCV dependency).
 
 LPIPS needs the optional ``lpips`` package, which imports torchvision; where that cannot be
-imported the ``lpips`` metric raises :class:`MetricUnavailableError` whose message
-("unavailable: <reason>") the runner shows in the table cell.
+imported the ``lpips`` metric raises :class:`MetricUnavailableError`, whose message the runner
+shows in the table cell as "unavailable: <reason>".
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ class LpipsMetric(QualityMetric):
     """LPIPS perceptual distance on RGB (``test_y_channel`` does not apply). Lower = better.
 
     Needs the optional ``lpips`` package and its backbone weights installed locally; otherwise
-    ``compute`` raises :class:`MetricUnavailableError` ("unavailable: <reason>").
+    ``compute`` raises :class:`MetricUnavailableError` saying why.
     """
 
     metric_type: ClassVar[str] = "lpips"
@@ -255,7 +255,7 @@ class LpipsMetric(QualityMetric):
     ) -> MetricResult:
         available, reason = lpips_available()
         if not available:
-            raise MetricUnavailableError(f"unavailable: {reason}")
+            raise MetricUnavailableError(f"LPIPS needs the optional lpips package: {reason}")
         self._model()  # fail early, once, if the weights cannot be loaded
         return super().compute(outputs, targets, crop_border, False, seed)
 
@@ -281,7 +281,8 @@ def _lpips_model(net: str):
     try:
         return lpips.LPIPS(net=net, verbose=False).eval()
     except Exception as err:  # missing backbone weights and no network, typically
-        raise MetricUnavailableError(f"unavailable: LPIPS({net}) cannot be built ({type(err).__name__}: {err})") from None
+        reason = str(err).splitlines()[0] if str(err) else ""
+        raise MetricUnavailableError(f"LPIPS({net}) cannot be built ({type(err).__name__}: {reason})"[:200]) from None
 
 
 @register_metric

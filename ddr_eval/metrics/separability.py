@@ -17,9 +17,10 @@ Each is computed after a ``projection`` of the features:
   number of components is clipped to ``min(n_samples, n_features)`` (PCA cannot give more);
   the clip is recorded as a warning in ``extra`` when it happens;
 * ``tsne`` – the seeded 2-D t-SNE embedding of :func:`tsne_embedding`, as in the DDR paper's
-  figures. The embedding is computed *once*; the bootstrap resamples points of that fixed
-  embedding (re-running t-SNE per replicate would cost minutes), so the interval reflects
-  sampling of patches given the embedding, not the embedding's own randomness.
+  figures. The embedding is computed *once* and returned as ``extra["embedding"]`` (N, 2) for
+  plots; the bootstrap resamples points of that fixed embedding (re-running t-SNE per
+  replicate would cost minutes), so the interval reflects sampling of patches given the
+  embedding, not the embedding's own randomness.
 
 Confidence intervals are 95% percentile-bootstrap intervals over patches, resampled with
 replacement *within each class* so every replicate keeps all classes at their sizes, and
@@ -276,6 +277,8 @@ class SeparabilityMetric(Metric):
             "projection_seconds": round(projection_seconds, 3),
             "warnings": warnings,
         }
+        if self.projection == "tsne":
+            extra["embedding"] = projected  # (N, 2), for the report's t-SNE plots
         return MetricResult(value, ci_low, ci_high, extra)
 
     def _check_counts(self, codes: np.ndarray, classes: list[str]) -> None:

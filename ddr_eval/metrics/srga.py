@@ -52,7 +52,10 @@ from ddr_eval.metrics.separability import ChiMetric, effective_pca_dim, pca_clip
 
 SHAPE_GRID = np.arange(0.2, 10.0, 0.001)
 """Candidate GGD shapes, exactly the reference grid (``np.arange`` excludes 10.0)."""
-SHAPE_GRID_RATIO = gamma_function(1 / SHAPE_GRID) * gamma_function(3 / SHAPE_GRID) / gamma_function(2 / SHAPE_GRID) ** 2
+SHAPE_GRID_RATIO = (
+    gamma_function(1 / SHAPE_GRID) * gamma_function(3 / SHAPE_GRID) / gamma_function(2 / SHAPE_GRID) ** 2
+)
+"""``Γ(1/γ)Γ(3/γ)/Γ(2/γ)^2`` on the grid, computed once at import (decreasing in γ)."""
 KL_FLOOR = 1e-5
 SRGA_PCA_RANDOM_STATE = 0
 
@@ -81,7 +84,8 @@ def ggd_kl(shape1: float, alpha1: float, shape2: float, alpha2: float) -> float:
     log_ratio = (
         np.log(shape1) - np.log(shape2) + np.log(alpha2) - np.log(alpha1) + gammaln(1 / shape2) - gammaln(1 / shape1)
     )
-    moment_term = np.exp(shape2 * (np.log(alpha1) - np.log(alpha2)) + gammaln((shape2 + 1) / shape1) - gammaln(1 / shape1))
+    log_scale_ratio = np.log(alpha1) - np.log(alpha2)
+    moment_term = np.exp(shape2 * log_scale_ratio + gammaln((shape2 + 1) / shape1) - gammaln(1 / shape1))
     return float(log_ratio + moment_term - 1 / shape1)
 
 
@@ -121,7 +125,8 @@ def fit_set(features: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0
     coefficients = pca_coefficients(features, pca_dim)
     kept = drop_outliers(coefficients, outlier_sigma)
     shape, sigma = fit_ggd(kept)
-    return SetFit(shape, sigma, effective_pca_dim(*features.shape, pca_dim), coefficients.size, coefficients.size - kept.size)
+    used_dim = effective_pca_dim(*features.shape, pca_dim)
+    return SetFit(shape, sigma, used_dim, coefficients.size, coefficients.size - kept.size)
 
 
 def srga_index(kl: float) -> float:
