@@ -65,6 +65,7 @@ Measured on this project's 2-core machine (sklearn 1.9, Barnes–Hut, ``n_jobs=2
 8 Gaussian clusters): 800 points 0.8 s, 2000 points 2.6 s, 4000 points 7 s at 500 iterations,
 against 1.5 s / 4.7 s / 11 s at 1000. Cluster structure is settled well before 500 iterations
 (the first 250 are early exaggeration), so 500 halves the cost without changing the picture.
+With the cores busy (other jobs on the machine) the same runs take several times longer.
 """
 TSNE_N_JOBS = 2
 
