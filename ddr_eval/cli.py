@@ -88,6 +88,17 @@ def zoo_train(
         typer.echo(f"{name}: {result.checkpoint} {result.metrics}")
 
 
+@zoo_app.command("evaluate")
+def zoo_evaluate(names: list[str] = typer.Argument(..., help="trained entries to re-measure, or 'all'")) -> None:
+    """Re-measure held-out PSNR/SSIM (or accuracy) of trained entries and update zoo.yaml."""
+    from ddr_eval.models.zoo import Zoo
+    from ddr_eval.training.zoo_train import reevaluate_entry
+
+    names = [m.name for m in Zoo.load().models] if names == ["all"] else names
+    for name in names:
+        typer.echo(f"{name}: {reevaluate_entry(name)}")
+
+
 @app.command()
 def upscale(
     input_path: Path = typer.Argument(..., metavar="IN", help="input image"),

@@ -8,6 +8,7 @@ with the new sha256 and metrics so ``zoo list`` reports what the committed files
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,6 +81,34 @@ def _init_checkpoint(recipe: Recipe, root: Path) -> Path | None:
     return path
 
 
+def reevaluate_entry(name: str, root: Path | None = None) -> dict[str, float]:
+    """Re-measure a trained entry's held-out metrics from its committed checkpoint."""
+    root = root or zoo_dir()
+    recipe = load_recipe(recipe_path(name, root))
+    out_dir = root / "checkpoints" / name
+    checkpoint = out_dir / "model.safetensors"
+    if not checkpoint.exists():
+        raise UserError(f"{name} is not trained: {checkpoint} missing")
+    trainer = Trainer(recipe, out_dir, init_checkpoint=checkpoint, progress=False)
+    metrics_file = out_dir / "metrics.json"
+    old = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    metrics = {**trainer.evaluate(), **{k: v for k, v in old.items() if k == "train_seconds"}}
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    with _locked(root / "zoo.yaml"):
+        data = yaml.safe_load((root / "zoo.yaml").read_text()) or {}
+        for entry in data.get("models") or []:
+            if entry["name"] == name:
+                entry["metrics"] = metrics
+        _atomic_yaml(root / "zoo.yaml", data)
+    return metrics
+
+
+def _atomic_yaml(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, path)
+
+
 @contextmanager
 def _locked(path: Path):
     """An exclusive lock, so parallel training runs do not overwrite each other's entries."""
@@ -122,6 +151,4 @@ def _write_entry(recipe: Recipe, result: TrainResult, root: Path, zoo_file: Path
     models.append(entry)
     models.sort(key=lambda m: m["name"])
     data["models"] = models
-    tmp = zoo_file.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, zoo_file)
+    _atomic_yaml(zoo_file, data)
