@@ -99,6 +99,33 @@ def zoo_evaluate(names: list[str] = typer.Argument(..., help="trained entries to
         typer.echo(f"{name}: {reevaluate_entry(name)}")
 
 
+@zoo_app.command("train-probe")
+def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: model_zoo/probes/NAME.yaml")) -> None:
+    """Fit a shipped distortion-identification probe from its recipe."""
+    from ddr_eval.identify import train_probe
+
+    typer.echo(f"{name}: {train_probe(name)}")
+
+
+@app.command()
+def identify(
+    images: list[Path] = typer.Argument(..., help="LR images whose degradation to identify"),
+    probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/"),
+) -> None:
+    """Predict the degradation of images from their DDR (class and probability)."""
+    from tabulate import tabulate
+
+    from ddr_eval.identify import Identifier
+
+    identifier = Identifier(probe)
+    rows = []
+    for image in images:
+        found = identifier.identify(image)
+        others = ", ".join(f"{c} {p:.2f}" for c, p in found.probabilities.items() if c != found.label)
+        rows.append([str(image), found.label, f"{found.probability:.3f}", others])
+    typer.echo(tabulate(rows, headers=["image", "degradation", "probability", "other classes"], tablefmt="simple"))
+
+
 @app.command()
 def upscale(
     input_path: Path = typer.Argument(..., metavar="IN", help="input image"),
