@@ -17,11 +17,11 @@ samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of produci
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError, UserError
@@ -85,6 +85,10 @@ class Metric(BaseModel):
     aggregation: ClassVar[str] = "mean"
     kind: ClassVar[str]
 
+    pooling: Literal["gap", "gmp", "flatten"] | None = Field(
+        None, description="feature pooling this metric needs; None = the suite's `pooling`"
+    )
+
     def name_params(self) -> list[str]:
         """The parameters that distinguish two instances of this metric in a table."""
         return []
@@ -92,6 +96,8 @@ class Metric(BaseModel):
     @property
     def name(self) -> str:
         parts = self.name_params()
+        if self.pooling is not None and self.pooling != type(self).model_fields["pooling"].default:
+            parts = [*parts, self.pooling]
         return f"{self.metric_type}[{','.join(parts)}]" if parts else self.metric_type
 
     def spec(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ scores near 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -162,6 +162,9 @@ class SrgaMetric(Metric):
     pca_dim: int = Field(300, ge=1)
     outlier_sigma: float = Field(5.0, gt=0)
     bootstrap: int = Field(0, ge=0)
+    pooling: Literal["gap", "gmp", "flatten"] | None = Field(
+        "flatten", description="the published recipe flattens the feature maps"
+    )
 
     def name_params(self) -> list[str]:
         params = [f"pca{self.pca_dim}"]
