@@ -32,14 +32,19 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="report directory (default: reports/<suite name>)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
+    executor: str = typer.Option("local", "--executor", help="where cells run: local (this process) or ray"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. ray://head:10001 or "
+                                          "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
+    from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import run_suite
     from ddr_eval.report.writer import write_report
     from ddr_eval.suite.loader import load_suite
 
+    cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
     loaded = load_suite(suite)
-    result = run_suite(loaded, use_cache=not no_cache, progress=not quiet)
+    result = run_suite(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
     out_dir = write_report(result, out or loaded.suite.output_dir())
     if not quiet:
         _print_summary(result, out_dir)

@@ -1,0 +1,284 @@
+"""Who runs a suite's cells: in this process (``local``) or as tasks on a Ray cluster (``ray``).
+
+An executor is a callable ``(cells, cache, batch_size, device, amp_dtype) -> list[FeatureBatch]``
+returning one batch per cell, in cell order; ``run_suite`` reduces them the same way whichever
+executor produced them, so the metric rows do not depend on where the forward passes ran.
+
+The Ray executor keeps every decision that touches results on the driver: it computes the
+cells' cache keys, skips cells the feature cache already holds, and writes each result into the
+cache as soon as it arrives. Workers only run forward passes, so they need neither the cache
+directory nor the checkpoints on their disks, only ddr-eval and its dependencies installed;
+and a run that fails part-way keeps every finished cell for the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from ddr_eval.errors import UserError
+from ddr_eval.features.cache import FeatureCache
+from ddr_eval.features.extract import FeatureBatch
+from ddr_eval.pipeline.cells import Cell, run_cell
+
+EXECUTORS = ("local", "ray")
+INSTALL_RAY = "pip install 'ddr-eval[ray]'"
+# Failures worth another attempt: CUDA/OOM errors (RuntimeError), I/O and memory hiccups.
+# A UserError (bad input) fails the same way every time, so it is reported at once.
+TRANSIENT_ERRORS = (RuntimeError, OSError, MemoryError)
+
+
+class Executor(Protocol):
+    def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device: torch.device,
+                 amp_dtype: str | None) -> list[FeatureBatch]: ...
+
+
+class CellFailedError(UserError):
+    """A cell that kept failing on the cluster; finished cells are already in the feature cache.
+
+    Not bad input, so the CLI exits with 1 rather than 2, still with a one-line message.
+    """
+
+    exit_code = 1
+
+
+class InjectedFailure(RuntimeError):
+    """The error an :class:`InjectedFault` raises (a RuntimeError, so it counts as transient)."""
+
+
+# -- local ------------------------------------------------------------------------------------
+
+
+class LocalExecutor:
+    """Runs cells one after another in this process (the default; no extra dependency)."""
+
+    def __init__(self, progress: bool = False):
+        self.progress = bool(progress)
+
+    def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
+        from tqdm import tqdm
+
+        return [run_cell(cell, cache, batch_size, device, amp_dtype)
+                for cell in tqdm(cells, desc="features", unit="cell", disable=not self.progress, leave=False)]
+
+
+# -- failure injection (for testing retries) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InjectedFault:
+    """Makes the first ``attempts`` attempts of every cell whose name contains ``cell`` fail.
+
+    Attempts are counted with marker files in ``state_dir`` (created atomically), so the count
+    holds across worker processes and retries on one machine. ``crash=True`` kills the worker
+    process instead of raising, the way an out-of-memory kill or a lost node looks to Ray.
+    """
+
+    cell: str
+    state_dir: str
+    attempts: int = 1
+    crash: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.cell:
+            raise UserError("InjectedFault: `cell` must be a non-empty part of a cell name")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise UserError(f"InjectedFault: attempts must be a positive integer, got {self.attempts!r}")
+
+    def before(self, cell_name: str) -> None:
+        if self.cell not in cell_name:
+            return
+        stem = hashlib.sha256(cell_name.encode()).hexdigest()[:16]
+        for attempt in range(self.attempts):
+            marker = Path(self.state_dir) / f"{stem}.{attempt}"
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            if self.crash:
+                os._exit(1)
+            raise InjectedFailure(f"injected failure, attempt {attempt + 1} of {cell_name}")
+
+
+# -- ray --------------------------------------------------------------------------------------
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"ray is not installed: {INSTALL_RAY} (or pip install ray), "
+                        "or run with --executor local") from None
+    return ray
+
+
+def _remote_cell(source, lr: np.ndarray, pooling: str, outputs: bool, batch_size: int, device: str,
+                 amp_dtype: str | None, threads: int, fault: InjectedFault | None, cell_name: str) -> FeatureBatch:
+    """The body of one Ray task: a forward pass over one cell's LR patches."""
+    if fault is not None:
+        fault.before(cell_name)
+    torch.set_num_threads(threads)
+    lr = np.require(lr, requirements="W")  # arrays from the object store are read-only views
+    return source.extract(lr, pooling, batch_size, device, amp_dtype, outputs)
+
+
+class RayExecutor:
+    """Runs cells as Ray tasks, on a local Ray instance or an existing cluster (``address``).
+
+    Each model is put into the object store once (``ray.put`` of its feature source) and each
+    LR array once, so a model evaluated on many degradation sets is serialised a single time.
+    A task asks for ``cpus_per_cell`` CPUs and, when the suite's device resolves to CUDA (or
+    ``gpus_per_cell`` says so), ``gpus_per_cell`` GPUs (default 1; a fraction packs several cells
+    on one GPU). Crashed workers are retried ``max_retries`` times by Ray, and so are transient
+    errors (:data:`TRANSIENT_ERRORS`); a cell that still fails raises :class:`CellFailedError`
+    naming its model and degradation set, after the other cells have finished and been cached.
+
+    If Ray is not running yet, the executor starts it (``address=None``: a local instance, or the
+    cluster named by ``$RAY_ADDRESS``) and shuts it down after the cells; an already initialised
+    Ray (``ray.init`` called by the caller) is used as is and left running.
+    """
+
+    def __init__(self, address: str | None = None, *, cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
+                 max_retries: int = 3, progress: bool = False, runtime_env: dict | None = None,
+                 fault: InjectedFault | None = None):
+        if not _positive_number(cpus_per_cell):
+            raise UserError(f"cpus_per_cell must be a positive number, got {cpus_per_cell!r}")
+        if gpus_per_cell is not None and not (_positive_number(gpus_per_cell) or gpus_per_cell == 0):
+            raise UserError(f"gpus_per_cell must be a number >= 0, got {gpus_per_cell!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise UserError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        self.ray = _import_ray()
+        self.address = address
+        self.cpus_per_cell = cpus_per_cell
+        self.gpus_per_cell = gpus_per_cell
+        self.max_retries = max_retries
+        self.progress = bool(progress)
+        self.runtime_env = runtime_env
+        self.fault = fault
+
+    def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
+        started = self._connect()
+        try:
+            return self._run(cells, cache, batch_size, torch.device(device), amp_dtype)
+        finally:
+            if started:
+                self.ray.shutdown()
+
+    def placement(self, device: torch.device) -> tuple[float, str]:
+        """GPUs a task asks for and the device name it runs on (Ray maps its GPU to ``cuda``)."""
+        gpus = self.gpus_per_cell if self.gpus_per_cell is not None else (1 if device.type == "cuda" else 0)
+        if gpus > 0:
+            return gpus, "cuda"
+        return 0, "cpu" if device.type == "cuda" else str(device)
+
+    # -- internals ------------------------------------------------------------------------
+    def _connect(self) -> bool:
+        if self.ray.is_initialized():
+            return False
+        options: dict[str, Any] = {"address": self.address, "runtime_env": self.runtime_env,
+                                   "logging_level": logging.WARNING}
+        if self.address is None and not os.environ.get("RAY_ADDRESS"):
+            options["include_dashboard"] = False  # only for an instance we start ourselves
+        try:
+            self.ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+            raise UserError(f"cannot start or reach Ray at {where}: {_one_line(exc)}") from None
+        return True
+
+    def _run(self, cells, cache, batch_size, device, amp_dtype) -> list:
+        from tqdm import tqdm
+
+        ray = self.ray
+        gpus, worker_device = self.placement(device)
+        task = ray.remote(_remote_cell).options(
+            num_cpus=self.cpus_per_cell, num_gpus=gpus, max_retries=self.max_retries,
+            retry_exceptions=list(TRANSIENT_ERRORS))
+        threads = max(1, int(self.cpus_per_cell))
+        shipped: dict[int, Any] = {}  # id(object) -> ObjectRef, so each model and LR array is put once
+
+        def put(obj):
+            if id(obj) not in shipped:
+                shipped[id(obj)] = ray.put(obj)
+            return shipped[id(obj)]
+
+        results: list[FeatureBatch | None] = [None] * len(cells)
+        pending: dict[Any, tuple[int, str]] = {}
+        for index, cell in enumerate(cells):
+            key = cell.key()
+            cached = cache.get(key)
+            if cached is not None:
+                results[index] = cached
+                continue
+            ref = task.remote(put(cell.source), put(cell.dataset.lr), cell.pooling, cell.outputs, batch_size,
+                              worker_device, amp_dtype, threads, self.fault, cell.name)
+            pending[ref] = (index, key)
+
+        failures: list[tuple[Cell, BaseException]] = []
+        with tqdm(total=len(cells), initial=len(cells) - len(pending), desc="features", unit="cell",
+                  disable=not self.progress, leave=False) as bar:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    index, key = pending.pop(ref)
+                    try:
+                        batch = _owned(ray.get(ref))
+                    except ray.exceptions.RayError as exc:
+                        failures.append((cells[index], exc))
+                        continue
+                    cache.put(key, batch)
+                    results[index] = batch
+                    bar.update()
+        if failures:
+            raise self._failure(failures, finished=sum(r is not None for r in results))
+        return results
+
+    def _failure(self, failures: list[tuple[Cell, BaseException]], finished: int) -> UserError:
+        cell, exc = failures[0]
+        cause = getattr(exc, "cause", None) or exc
+        where = f"model {cell.source.label}, degradation set {cell.dataset.key} ({cell.pooling})"
+        others = f"; {len(failures) - 1} other cell(s) failed too" if len(failures) > 1 else ""
+        kept = f"; {finished} finished cell(s) are in the feature cache"
+        if isinstance(cause, UserError):  # bad input: the same on every attempt
+            return UserError(f"{where}: {cause}{others}")
+        return CellFailedError(f"{where} failed (max_retries={self.max_retries}): "
+                               f"{type(cause).__name__}: {_one_line(cause)}{others}{kept}")
+
+
+def _owned(batch: FeatureBatch) -> FeatureBatch:
+    """A writable copy of a batch read from the object store (its arrays are read-only views)."""
+    return FeatureBatch(features={name: np.array(values) for name, values in batch.features.items()},
+                        outputs=None if batch.outputs is None else np.array(batch.outputs))
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+# -- choosing ---------------------------------------------------------------------------------
+
+
+def make_executor(name: str = "local", address: str | None = None, *, progress: bool = False,
+                  **options) -> LocalExecutor | RayExecutor:
+    """The executor called ``name`` (``local`` or ``ray``); ``options`` go to :class:`RayExecutor`."""
+    if name == "local":
+        if address is not None:
+            raise UserError("--address only applies to --executor ray")
+        if options:
+            raise UserError(f"the local executor takes no options, got {', '.join(sorted(options))}")
+        return LocalExecutor(progress=progress)
+    if name == "ray":
+        return RayExecutor(address, progress=progress, **options)
+    raise UserError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
