@@ -108,8 +108,9 @@ def load_folder(path: str | Path, recursive: bool = False, max_pixels: int = MAX
     Decoding rules, chosen so every file ends up as float32 RGB in ``[0, 1]``:
 
     * 8-bit data is divided by 255; 16-bit and 32-bit integer data (Pillow modes ``I;16*``
-      and ``I``) by 65535, clipped to ``[0, 1]``; float TIFFs (mode ``F``) are clipped to ``[0, 1]``.
-      Pillow reads 48-bit RGB PNGs as 8 bits per channel, so their extra precision is lost.
+      and ``I``) by 65535, clipped to ``[0, 1]``; float TIFFs (mode ``F``) are clipped to ``[0, 1]``
+      and refused if they hold NaN or infinite values. Pillow reads 48-bit RGB PNGs as 8 bits
+      per channel, so their extra precision is lost.
     * Grey images are replicated to three channels; palette, CMYK and other colour modes are
       converted to RGB by Pillow.
     * Images with transparency are composited over **white** and the alpha dropped: that is
@@ -180,7 +181,7 @@ def read_image(file: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     raise UserError(_huge_message(file, f"{width}x{height}", max_pixels))
                 opened.load()
                 upright = ImageOps.exif_transpose(opened)
-                return _pil_to_float_rgb(upright)
+                return _pil_to_float_rgb(upright, file)
     except PILImage.DecompressionBombError as error:
         # Pillow refuses before the size is visible to us; its message carries the pixel counts.
         pillow_reason = str(error).split(", could be")[0]
@@ -197,12 +198,15 @@ def _huge_message(file: Path, size: str, max_pixels: int) -> str:
     )
 
 
-def _pil_to_float_rgb(image: PILImage.Image) -> np.ndarray:
+def _pil_to_float_rgb(image: PILImage.Image, file: Path) -> np.ndarray:
     if image.mode in _SIXTEEN_BIT_MODES:
         grey = np.asarray(image, dtype=np.float32) / np.float32(65535)
         return _to_rgb(np.clip(grey, 0.0, 1.0))
     if image.mode == "F":
-        return _to_rgb(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0))
+        values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise UserError(f"cannot read image {file}: it holds NaN or infinite pixel values")
+        return _to_rgb(np.clip(values, 0.0, 1.0))
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / np.float32(255)
         alpha = rgba[..., 3:]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ddr_eval.features.cache import FeatureCache, cell_key
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.pipeline.inputs import DegradedSet
@@ -37,5 +39,8 @@ def run_cell(cell: Cell, cache: FeatureCache, batch_size: int, device, amp_dtype
     if cached is not None:
         return cached
     batch = cell.source.extract(cell.dataset.lr, cell.pooling, batch_size, device, amp_dtype, cell.outputs)
-    cache.put(key, batch)
+    if batch.outputs is None or np.isfinite(batch.outputs).all():
+        # the cache keeps SR outputs as uint8, where NaN would turn into ordinary pixel values;
+        # such a cell is recomputed each run so the report says "unavailable" every time
+        cache.put(key, batch)
     return batch

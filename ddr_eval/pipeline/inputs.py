@@ -9,6 +9,7 @@ import numpy as np
 from ddr_eval.data import PatchSet, load_images, sample_patches, split_images
 from ddr_eval.data.images import DEFAULT_TEST_IMAGES, EMBEDDED_IMAGES
 from ddr_eval.degradations import degrade_patches
+from ddr_eval.errors import UserError
 from ddr_eval.suite.loader import LoadedSuite
 
 
@@ -39,12 +40,29 @@ def _is_embedded(source: str) -> bool:
 def _splits(loaded: LoadedSuite):
     data = loaded.suite.data
     images = load_images(data.source, names=data.images)
+    _require_patch_fits(images, data.patch_size, loaded.source)
     test_names = data.test_images
     if test_names is None and _is_embedded(data.source):
         present = {image.name for image in images}
         test_names = tuple(n for n in DEFAULT_TEST_IMAGES if n in present) or None
     train, test = split_images(images, test_names=test_names, test_fraction=data.test_fraction, seed=loaded.suite.seed)
     return {"train": train, "test": test, "all": images}
+
+
+def _require_patch_fits(images, patch_size: int, source: str) -> None:
+    """Every image must hold one HR patch, whichever split it falls in.
+
+    Checked on all images, not only the split being sampled: an image that no split can ever
+    use is a mistake in the folder or in ``data.patch_size``, and it should not depend on the
+    seeded split whether the run notices.
+    """
+    too_small = [image for image in images if min(image.pixels.shape[:2]) < patch_size]
+    if too_small:
+        first = too_small[0]
+        height, width = first.pixels.shape[:2]
+        more = f" (and {len(too_small) - 1} more)" if len(too_small) > 1 else ""
+        raise UserError(f"{source}: data.patch_size: image {first.name!r} ({width}x{height}) is smaller than "
+                        f"the patch size {patch_size}{more}; remove it or use smaller patches")
 
 
 def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:

@@ -65,6 +65,13 @@ class Reducer:
         return np.concatenate(xs), {"degradation": np.asarray(degradation), "content": np.asarray(content)}
 
     def _row(self, metric, source: FeatureSource, layer: str, set_name: str, value=None, ci=(None, None), note="", **extra):
+        """Append one result row. A value that is not a finite number is never written: the row
+        gets an empty value and an ``unavailable`` note instead (JSON has no NaN, and a NaN or an
+        infinity in a leaderboard would be ranked as if it were a measurement)."""
+        if value is not None and not np.isfinite(value):
+            note = f"unavailable: {metric.name} is not finite ({float(value)})"
+        value = _finite_or_none(value)
+        ci_low, ci_high = (_finite_or_none(bound) if value is not None else None for bound in ci)
         row = {
             "model": source.label,
             "layer": layer,
@@ -72,14 +79,14 @@ class Reducer:
             "type": metric.metric_type,
             "kind": metric.kind,
             "set": set_name,
-            "value": None if value is None else float(value),
-            "ci_low": None if ci[0] is None else float(ci[0]),
-            "ci_high": None if ci[1] is None else float(ci[1]),
+            "value": value,
+            "ci_low": ci_low,
+            "ci_high": ci_high,
             "higher_is_better": bool(metric.higher_is_better),
             "aggregation": metric.aggregation,
             "note": note,
         }
-        row.update(extra)
+        row.update({key: _finite_or_none(v) if isinstance(v, float) else v for key, v in extra.items()})
         self.result.rows.append(row)
         return row
 
@@ -133,9 +140,9 @@ class Reducer:
         values = []
         for name, dataset in self.inputs.eval_sets.items():
             batch = self._batch(source, self._eval_split, name, self._output_pooling)
-            outputs, targets = to_uint8(batch.outputs), to_uint8(dataset.patches.hr)
-            result = self._guard(metric, source, OUTPUT_LAYER, name,
-                                 lambda: metric.compute(outputs, targets, crop_border=self.scale, test_y_channel=True))
+            targets = to_uint8(dataset.patches.hr)
+            result = self._guard(metric, source, OUTPUT_LAYER, name, lambda: metric.compute(
+                _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True))
             if result is not None:
                 self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high))
                 if name != self.reference:
@@ -150,9 +157,11 @@ class Reducer:
             return
         drops = []
         for name in self._test_sets:
-            if psnr.get(name) is not None:
-                drops.append(psnr[self.reference] - psnr[name])
-                self._row(metric, source, OUTPUT_LAYER, name, drops[-1])
+            if psnr.get(name) is None:
+                self._row(metric, source, OUTPUT_LAYER, name, note=f"unavailable: no psnr on `{name}`")
+                continue
+            drops.append(psnr[self.reference] - psnr[name])
+            self._row(metric, source, OUTPUT_LAYER, name, drops[-1])
         self._mean_row(metric, source, OUTPUT_LAYER, drops)
 
     def _identification(self, metric, source):
@@ -172,8 +181,15 @@ class Reducer:
                 "macro_f1": float(result.macro_f1)})
 
     def _mean_row(self, metric, source, layer, values):
+        """The summary a leaderboard shows for a per-set metric; noted as unavailable when no set has
+        a value, so a model never just drops out of a column."""
         if values:
             self._row(metric, source, layer, MEAN, float(np.mean(values)), note=f"mean over {len(values)} sets")
+        elif not self._test_sets:
+            self._row(metric, source, layer, MEAN,
+                      note=f"unavailable: the suite has no degradation set besides the reference `{self.reference}`")
+        else:
+            self._row(metric, source, layer, MEAN, note="unavailable: no degradation set has a value")
 
     # -- shape of the suite -------------------------------------------------------------
     @property
@@ -187,6 +203,22 @@ class Reducer:
     @property
     def _output_pooling(self) -> str:
         return self.default_pooling
+
+
+def _outputs_as_uint8(outputs: np.ndarray | None) -> np.ndarray:
+    """SR outputs as the uint8 images quality metrics score; NaN/Inf would be cast to arbitrary bytes."""
+    if outputs is None:
+        raise DegenerateInputError("the model produced no SR outputs")
+    if not np.isfinite(outputs).all():
+        raise DegenerateInputError(f"SR outputs contain {int(np.size(outputs) - np.isfinite(outputs).sum())} NaN/Inf values")
+    return to_uint8(outputs)
+
+
+def _finite_or_none(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def required_poolings(metrics: list[Any], default: str) -> set[str]:

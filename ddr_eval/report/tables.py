@@ -29,13 +29,17 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
 
     A model's row uses its summary values: ``all`` for pooled metrics and ``mean`` over the
     non-reference sets for per-set metrics. Ranks follow each metric's declared direction;
-    a missing value ranks last for that metric.
+    a missing value ranks last for that metric. Every (model, layer) and every metric with a
+    summary row appears, even when all its values are missing (the rows' notes say why), so a
+    model whose metrics could not be computed is shown as such instead of vanishing.
     """
     summary = frame[frame["set"].isin(SUMMARY_SETS)]
     if summary.empty:
         return pd.DataFrame()
     table = summary.pivot_table(index=["model", "layer"], columns="metric", values="value", aggfunc="first",
                                 sort=False)
+    # only (model, layer) pairs that exist (no cross product), including all-missing ones
+    table = table.reindex(pd.MultiIndex.from_frame(summary[["model", "layer"]].drop_duplicates()))
     missing = [m for m in dict.fromkeys(summary["metric"]) if m not in table.columns]
     for metric in missing:  # a metric with no value anywhere still gets its (empty) column
         table[metric] = np.nan
@@ -48,19 +52,24 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _merge_output_layer(table: pd.DataFrame) -> pd.DataFrame:
-    """Quality metrics live on layer 'output'; show them on every feature layer of the same model."""
+    """Quality metrics live on layer 'output'; show them on every feature layer of the same model.
+
+    A model with no feature layer keeps its 'output' row.
+    """
     layers = table.index.get_level_values("layer")
     if "output" not in set(layers) or set(layers) == {"output"}:
         return table
     out = table.xs("output", level="layer")
-    features = table[layers != "output"].copy()
+    with_features = set(table.index[layers != "output"].get_level_values("model"))
+    keep = (layers != "output") | ~table.index.get_level_values("model").isin(with_features)
+    features = table[keep].copy()
     for metric in out.columns:
         filled = out[metric].dropna()
         if filled.empty:
             continue
         models = features.index.get_level_values("model")
         features[metric] = features[metric].where(features[metric].notna(), models.map(filled).to_numpy())
-    return features.dropna(axis=1, how="all")
+    return features
 
 
 def per_set_table(frame: pd.DataFrame, kinds: tuple[str, ...] = ("generalization", "quality")) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -11,15 +12,29 @@ from pydantic import ValidationError
 from ddr_eval.errors import UserError
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def format_location(loc: Iterable[Any]) -> str:
-    """``("degradations", 2, "chain", 0, "sigma")`` -> ``degradations[2].chain[0].sigma``."""
+    """``("degradations", 2, "chain", 0, "sigma")`` -> ``degradations[2].chain[0].sigma``.
+
+    Keys that are not plain names (a YAML key can hold spaces, newlines, anything) are shown
+    quoted, ``data['odd key']``, so the location stays on one unambiguous line.
+    """
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
         else:
-            text += f".{part}" if text else str(part)
+            text += f"[{part!r}]"
     return text or "<root>"
+
+
+def one_line(text: str) -> str:
+    """Collapse line breaks so a message from anywhere (a validator, a library) stays one line."""
+    return " ".join(str(text).splitlines())
 
 
 _MESSAGES = {
@@ -54,12 +69,12 @@ def validation_error_to_user_error(
     if isinstance(exc, UserError):
         return exc
     if not isinstance(exc, ValidationError):
-        return UserError(f"{source}: {exc}")
+        return UserError(one_line(f"{source}: {exc}"))
     errors = exc.errors()
     first = errors[0]
     where = format_location([*prefix, *first["loc"]])
     more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return UserError(f"{source}: {where}: {describe_error(first)}{more}")
+    return UserError(one_line(f"{source}: {where}: {describe_error(first)}{more}"))
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:

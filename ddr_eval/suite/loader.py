@@ -25,6 +25,7 @@ class LoadedSuite:
     chains: dict[str, DegradationChain]
     metrics: list[Any]  # built metric objects, in suite order
     source: str
+    findings: Any = None  # ddr_eval.findings.FindingsSpec when the suite asks for findings
 
     @property
     def scale(self) -> int:
@@ -35,6 +36,9 @@ def _build_typed(registry, spec: Any, where: tuple, source: str):
     if not isinstance(spec, dict) or "type" not in spec:
         raise UserError(f"{source}: {format_location(where)}: expected a mapping with a `type:` key")
     kind = spec["type"]
+    if not isinstance(kind, str):
+        raise UserError(f"{source}: {format_location((*where, 'type'))}: must be a {registry.kind} name, "
+                        f"got {type(kind).__name__}")
     if kind not in registry:
         known = ", ".join(registry)
         raise UserError(f"{source}: {format_location((*where, 'type'))}: unknown {registry.kind} {kind!r}; known: {known}")
@@ -69,7 +73,29 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     if patch % scale:
         raise UserError(f"{source}: data.patch_size: {patch} is not a multiple of the scale {scale}")
     metrics = [_build_typed(METRICS, m, ("metrics", i), source) for i, m in enumerate(suite.metrics)]
-    return LoadedSuite(suite, chains, metrics, source)
+    return LoadedSuite(suite, chains, metrics, source, _findings(suite, source))
+
+
+def _findings(suite: Suite, source: str):
+    if suite.findings is None:
+        return None
+    from ddr_eval.findings import FindingsSpec
+
+    try:
+        spec = FindingsSpec.model_validate(suite.findings)
+    except ValidationError as exc:
+        raise validation_error_to_user_error(exc, source, ("findings",)) from None
+    models = {m.label for m in suite.models}
+    sets = {d.name for d in suite.degradations}
+    for key, part in spec:
+        for attribute in ("with_gr", "without_gr", "series", "model", "trained", "baseline"):
+            name = getattr(part, attribute, None)
+            if isinstance(name, str) and name not in models and attribute != "series":
+                raise UserError(f"{source}: findings.{key}: model {name!r} is not in the suite's models")
+        for name in getattr(part, "sets", ()) or ():
+            if name not in sets:
+                raise UserError(f"{source}: findings.{key}.sets: {name!r} is not a degradation set")
+    return spec
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
