@@ -37,6 +37,7 @@ def run(
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
+    from ddr_eval.findings import compute_findings, findings_files, findings_sections
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import run_suite
     from ddr_eval.report.writer import write_report
@@ -45,7 +46,9 @@ def run(
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
     loaded = load_suite(suite)
     result = run_suite(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
-    out_dir = write_report(result, out or loaded.suite.output_dir())
+    findings = compute_findings(result)
+    out_dir = write_report(result, out or loaded.suite.output_dir(), extra_files=findings_files(findings),
+                           sections=findings_sections(findings))
     if not quiet:
         _print_summary(result, out_dir)
 

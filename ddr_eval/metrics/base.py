@@ -88,6 +88,12 @@ class Metric(BaseModel):
     pooling: Literal["gap", "gmp", "flatten"] | None = Field(
         None, description="feature pooling this metric needs; None = the suite's `pooling`"
     )
+    models: tuple[str, ...] | None = Field(
+        None, description="model labels this metric applies to; None = every model in the suite"
+    )
+
+    def applies_to(self, model_label: str) -> bool:
+        return self.models is None or model_label in self.models
 
     def name_params(self) -> list[str]:
         """The parameters that distinguish two instances of this metric in a table."""

@@ -103,7 +103,8 @@ class Reducer:
         for metric in metrics:
             handler = getattr(self, f"_{metric.kind}")
             for source in self.sources:
-                handler(metric, source)
+                if metric.applies_to(source.label):
+                    handler(metric, source)
         return self.result
 
     def _separability(self, metric, source):
@@ -219,13 +220,3 @@ def _finite_or_none(value) -> float | None:
         return None
     value = float(value)
     return value if np.isfinite(value) else None
-
-
-def required_poolings(metrics: list[Any], default: str) -> set[str]:
-    poolings = {metric_pooling(m, default) for m in metrics if m.kind != "quality"}
-    return poolings | {default}
-
-
-def check_metric_needs(metrics: list[Any], inputs_have_train: bool) -> None:
-    if any(m.kind == "identification" for m in metrics) and not inputs_have_train:
-        raise UserError("identification metrics need a training split")

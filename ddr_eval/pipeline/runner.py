@@ -18,10 +18,11 @@ import numpy as np
 import ddr_eval
 from ddr_eval.features import select_device
 from ddr_eval.features.cache import DEFAULT_CACHE_DIR, FeatureCache
-from ddr_eval.pipeline.cells import Cell, run_cell
+from ddr_eval.pipeline.cells import Cell
+from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
 from ddr_eval.pipeline.models import FeatureSource, build_sources
-from ddr_eval.pipeline.reduce import Reducer, required_poolings
+from ddr_eval.pipeline.reduce import Reducer, metric_pooling
 from ddr_eval.suite.loader import LoadedSuite
 
 
@@ -34,6 +35,8 @@ class RunResult:
     provenance: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     sources: list[FeatureSource] = field(default_factory=list)
+    features: dict = field(default_factory=dict, repr=False)  # (model, split, set, pooling) -> FeatureBatch
+    inputs: SuiteInputs | None = field(default=None, repr=False)
 
     @property
     def suite(self):
@@ -65,43 +68,49 @@ def package_versions() -> dict[str, str]:
             "pandas": pandas.__version__}
 
 
-def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, poolings: Iterable[str], output_pooling: str,
-               want_outputs: bool, need_train: bool) -> list[Cell]:
+def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str) -> list[Cell]:
+    """The cells each source needs: one per (split, set, pooling) that one of its metrics reads.
+
+    Flattened feature maps are large (C*H*W per patch), so a pooling or the training split is
+    extracted only for sources whose metrics ask for it.
+    """
     cells = []
     for source in sources:
-        for pooling in sorted(poolings):
-            outputs = want_outputs and pooling == output_pooling
-            cells += [Cell(source, d, pooling, outputs) for d in inputs.eval_sets.values()]
-            if need_train:
-                cells += [Cell(source, d, pooling, False) for d in inputs.train_sets.values()]
+        mine = [m for m in metrics if m.applies_to(source.label)]
+        eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in mine if m.kind != "quality"}
+        train_poolings = {metric_pooling(m, default_pooling) for m in mine if m.kind == "identification"}
+        outputs = any(m.kind == "quality" for m in mine)
+        for pooling in sorted(eval_poolings):
+            cells += [Cell(source, d, pooling, outputs and pooling == default_pooling) for d in inputs.eval_sets.values()]
+        for pooling in sorted(train_poolings):
+            cells += [Cell(source, d, pooling, False) for d in inputs.train_sets.values()]
     return cells
-
-
-LocalExecutor = Callable[[list[Cell]], list]
 
 
 def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
               progress: bool = True, executor: Callable | None = None) -> RunResult:
-    """Run every cell of ``loaded`` and reduce them to metric rows."""
+    """Run every cell of ``loaded`` and reduce them to metric rows.
+
+    ``executor`` runs the cells (see ``pipeline/executors.py``); the default runs them in this process.
+    """
     suite = loaded.suite
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    need_train = any(m.kind == "identification" for m in loaded.metrics)
-    inputs = prepare_inputs(loaded, need_train)
-    timings["inputs"] = time.perf_counter() - t0
+    # models first: a bad checkpoint or layer name fails in a second, before images are degraded
+    sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
+    timings["models"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
-    timings["models"] = time.perf_counter() - t
+    need_train = any(m.kind == "identification" for m in loaded.metrics)
+    inputs = prepare_inputs(loaded, need_train)
+    timings["inputs"] = time.perf_counter() - t
 
     device = select_device(suite.runtime.device)
     cache = FeatureCache(cache_dir or DEFAULT_CACHE_DIR, enabled=use_cache and suite.runtime.cache)
-    poolings = required_poolings(loaded.metrics, suite.pooling)
-    want_outputs = any(m.kind == "quality" for m in loaded.metrics)
-    cells = plan_cells(sources, inputs, poolings, suite.pooling, want_outputs, need_train)
+    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling)
 
     t = time.perf_counter()
-    run = executor or _local_executor(progress)
+    run = executor or LocalExecutor(progress=progress)
     batches = run(cells, cache, suite.runtime.batch_size, device, suite.runtime.amp_dtype)
     features = {(c.source.label, c.dataset.split, c.dataset.name, c.pooling): b for c, b in zip(cells, batches)}
     timings["features"] = time.perf_counter() - t
@@ -124,16 +133,4 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses},
     }
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
-                     {k: round(v, 3) for k, v in timings.items()}, sources)
-
-
-def _local_executor(progress: bool):
-    from tqdm import tqdm
-
-    def execute(cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
-        results = []
-        for cell in tqdm(cells, desc="features", unit="cell", disable=not progress, leave=False):
-            results.append(run_cell(cell, cache, batch_size, device, amp_dtype))
-        return results
-
-    return execute
+                     {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs)

@@ -112,6 +112,7 @@ class Suite(_Strict):
     metrics: list[dict[str, Any]] = Field(min_length=1)
     outputs: OutputSpec = OutputSpec()
     runtime: RuntimeSpec = RuntimeSpec()
+    findings: dict[str, Any] | None = Field(None, description="paper findings to compute (ddr_eval.findings)")
 
     @field_validator("models", mode="before")
     @classmethod

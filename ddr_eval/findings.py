@@ -1,0 +1,313 @@
+"""The DDR paper's findings, each a computed number with an interval and a plain verdict.
+
+A suite may carry a ``findings:`` section (``suites/paper.yaml`` does). After the reduce
+step, each finding is computed from the run's own features and metric rows, on the subsets
+of models, layers and degradation sets it names, and compared with what the paper reports.
+A verdict is one of ``reproduced``, ``partly reproduced`` (the direction holds but the effect
+is smaller than reported, or holds for some pairs only) and ``not reproduced``; the numbers
+stay whatever they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.stats import spearmanr
+
+from ddr_eval.errors import UserError
+from ddr_eval.metrics.separability import ChiMetric
+
+REPRODUCED, PARTLY, NOT = "reproduced", "partly reproduced", "not reproduced"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GlobalResidualSpec(_Strict):
+    with_gr: str = Field(alias="with")
+    without_gr: str = Field(alias="without")
+    sets: tuple[str, ...]
+
+
+class AdversarialSpec(_Strict):
+    pairs: tuple[tuple[str, str], ...] = Field(description="(GAN model, its pixel-loss counterpart)")
+    sets: tuple[str, ...]
+
+
+class TrainingSpec(_Strict):
+    series: str = Field(description="zoo name; the suite lists NAME@ITERATION models")
+    sets: tuple[str, ...]
+
+
+class ContentSpec(_Strict):
+    sr: tuple[str, ...]
+    classification: tuple[str, ...]
+    sets: tuple[str, ...]
+
+
+class SpectrumSpec(_Strict):
+    model: str
+    sets: tuple[str, ...]
+    sigmas: tuple[float, ...]
+
+
+class GeneralizationSpec(_Strict):
+    trained: str = Field(description="model trained on degraded inputs")
+    baseline: str = Field(description="the same architecture trained on clean inputs")
+    sets: tuple[str, ...]
+
+
+class IdentificationSpec(_Strict):
+    ddr: tuple[str, ...] = Field(description="SR models whose DDR the probe reads")
+    baselines: tuple[str, ...]
+
+
+class FindingsSpec(_Strict):
+    layer: str = "deep"
+    bootstrap: int = Field(200, ge=0)
+    global_residual: GlobalResidualSpec | None = None
+    adversarial: AdversarialSpec | None = None
+    training: TrainingSpec | None = None
+    sr_vs_classification: ContentSpec | None = None
+    spectrum: SpectrumSpec | None = None
+    generalization: GeneralizationSpec | None = None
+    identification: IdentificationSpec | None = None
+
+
+@dataclass
+class Finding:
+    key: str
+    title: str
+    expected: str
+    verdict: str
+    summary: str
+    table: list[dict[str, Any]] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def _ci(result) -> str:
+    if result.ci_low is None:
+        return f"{result.value:.3g}"
+    return f"{result.value:.3g} [{result.ci_low:.3g}, {result.ci_high:.3g}]"
+
+
+class FindingsComputer:
+    """Computes findings from a :class:`~ddr_eval.pipeline.runner.RunResult`."""
+
+    def __init__(self, result, spec: FindingsSpec):
+        self.result = result
+        self.spec = spec
+        self.sources = {s.label: s for s in result.sources}
+        self.split = next(iter(result.inputs.eval_sets.values())).split
+        self.pooling = result.suite.pooling
+        self.chi = ChiMetric(projection="raw", bootstrap=spec.bootstrap)
+
+    # -- access ---------------------------------------------------------------------------
+    def _source(self, label: str):
+        if label not in self.sources:
+            raise UserError(f"findings name model {label!r}, which the suite does not list")
+        return self.sources[label]
+
+    def _features(self, label: str, set_name: str, layer: str | None = None) -> np.ndarray:
+        source = self._source(label)
+        layer = layer or (self.spec.layer if self.spec.layer in source.layers else next(iter(source.layers)))
+        key = (label, self.split, set_name, self.pooling)
+        if key not in self.result.features:
+            raise UserError(f"findings name degradation set {set_name!r}, which the suite does not list")
+        return self.result.features[key].features[source.layers[layer]]
+
+    def chi_by(self, label: str, sets, by: str = "degradation", layer: str | None = None):
+        xs, labels = [], []
+        for name in sets:
+            x = self._features(label, name, layer)
+            xs.append(x)
+            if by == "degradation":
+                labels += [name] * len(x)
+            else:
+                patches = self.result.inputs.eval_sets[name].patches
+                labels += [patches.image_names[i] for i in patches.image_index]
+        return self.chi.compute(np.concatenate(xs), np.asarray(labels), self.result.suite.seed)
+
+    def row_value(self, model: str, metric_type: str, set_name: str) -> float | None:
+        for row in self.result.rows:
+            if row["model"] == model and row["type"] == metric_type and row["set"] == set_name:
+                return row["value"]
+        return None
+
+    def psnr(self, model: str) -> float | None:
+        return self.row_value(model, "psnr", self.result.suite.reference_set)
+
+    # -- findings -------------------------------------------------------------------------
+    def compute(self) -> list[Finding]:
+        names = ["global_residual", "adversarial", "training", "sr_vs_classification", "spectrum",
+                 "generalization", "identification"]
+        return [getattr(self, f"_{n}")(getattr(self.spec, n)) for n in names if getattr(self.spec, n)]
+
+    def _global_residual(self, spec: GlobalResidualSpec) -> Finding:
+        with_gr, without = self.chi_by(spec.with_gr, spec.sets), self.chi_by(spec.without_gr, spec.sets)
+        ratio = with_gr.value / max(without.value, 1e-12)
+        verdict = REPRODUCED if ratio >= 10 else PARTLY if with_gr.ci_low > without.ci_high else NOT
+        table = [{"model": m, "CHI (degradation)": _ci(r), "PSNR (clean, dB)": self.psnr(m)}
+                 for m, r in ((spec.with_gr, with_gr), (spec.without_gr, without))]
+        return Finding("global_residual", "Global residual makes DDR emerge",
+                       "CHI with GR an order of magnitude above CHI without", verdict,
+                       f"CHI {with_gr.value:.3g} with GR vs {without.value:.3g} without: {ratio:.1f}x.",
+                       table, {"chi_with": with_gr.value, "chi_without": without.value, "ratio": ratio})
+
+    def _adversarial(self, spec: AdversarialSpec) -> Finding:
+        table, wins, ratios = [], 0, {}
+        for gan, mse in spec.pairs:
+            g, m = self.chi_by(gan, spec.sets), self.chi_by(mse, spec.sets)
+            ratios[f"{gan}/{mse}"] = g.value / max(m.value, 1e-12)
+            wins += g.ci_low > m.ci_high if g.ci_low is not None else g.value > m.value
+            table += [{"model": gan, "CHI (degradation)": _ci(g), "PSNR (clean, dB)": self.psnr(gan)},
+                      {"model": mse, "CHI (degradation)": _ci(m), "PSNR (clean, dB)": self.psnr(mse)}]
+        verdict = REPRODUCED if wins == len(spec.pairs) else PARTLY if wins else NOT
+        text = "; ".join(f"{k}: {v:.2f}x" for k, v in ratios.items())
+        return Finding("adversarial", "Adversarial training makes features discriminative",
+                       "GAN-trained CHI above its pixel-loss counterpart's, even without GR", verdict,
+                       f"CHI ratio GAN / pixel-loss: {text} ({wins} of {len(spec.pairs)} pairs clearly higher).",
+                       table, {"ratios": ratios})
+
+    def _training(self, spec: TrainingSpec) -> Finding:
+        points = sorted((int(label.split("@")[1]), label) for label in self.sources
+                        if label.startswith(spec.series + "@"))
+        if len(points) < 3:
+            raise UserError(f"findings.training: the suite lists {len(points)} snapshots of {spec.series}; need >= 3")
+        chis = [self.chi_by(label, spec.sets) for _, label in points]
+        iterations = [it for it, _ in points]
+        rho, p = spearmanr(iterations, [c.value for c in chis])
+        table = [{"iteration": it, "CHI (degradation)": _ci(c), "PSNR (clean, dB)": self.psnr(label)}
+                 for (it, label), c in zip(points, chis)]
+        verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT
+        return Finding("training", "DDR grows during training", "CHI rises with iterations (Spearman > 0)",
+                       verdict, f"Spearman rho(iteration, CHI) = {rho:.2f} (p = {p:.3f}) over {len(points)} snapshots.",
+                       table, {"spearman": float(rho), "p": float(p), "iterations": iterations,
+                               "chi": [c.value for c in chis], "psnr": [self.psnr(label) for _, label in points]})
+
+    def _sr_vs_classification(self, spec: ContentSpec) -> Finding:
+        table, ok_sr, ok_cls, curves = [], 0, 0, {}
+        for model in (*spec.sr, *spec.classification):
+            source = self._source(model)
+            curve = []
+            for layer in source.layers:
+                deg = self.chi_by(model, spec.sets, "degradation", layer)
+                con = self.chi_by(model, spec.sets, "content", layer)
+                curve.append((layer, deg.value, con.value))
+            curves[model] = curve
+            layer, deg_v, con_v = curve[-1] if self.spec.layer not in source.layers else next(
+                c for c in curve if c[0] == self.spec.layer)
+            is_sr = model in spec.sr
+            ok_sr += is_sr and deg_v > con_v
+            ok_cls += (not is_sr) and con_v > deg_v
+            table.append({"model": model, "kind": "SR" if is_sr else "classification", "layer": layer,
+                          "CHI by degradation": round(deg_v, 3), "CHI by content": round(con_v, 3),
+                          "degradation / content": round(deg_v / max(con_v, 1e-12), 2)})
+        total = len(spec.sr) + len(spec.classification)
+        verdict = REPRODUCED if ok_sr + ok_cls == total else PARTLY if ok_sr + ok_cls else NOT
+        return Finding("sr_vs_classification", "SR features cluster by degradation, classification features by content",
+                       "SR: CHI by degradation >> by content; classifier: the opposite", verdict,
+                       f"{ok_sr} of {len(spec.sr)} SR nets cluster by degradation; {ok_cls} of "
+                       f"{len(spec.classification)} classifiers by content.", table, {"curves": curves})
+
+    def _spectrum(self, spec: SpectrumSpec) -> Finding:
+        if len(spec.sets) != len(spec.sigmas):
+            raise UserError("findings.spectrum: sets and sigmas must have the same length")
+        pairs = []
+        for i in range(len(spec.sets)):
+            for j in range(i + 1, len(spec.sets)):
+                chi = self.chi_by(spec.model, (spec.sets[i], spec.sets[j]))
+                pairs.append((abs(spec.sigmas[j] - spec.sigmas[i]), spec.sets[i], spec.sets[j], chi.value))
+        rho, p = spearmanr([d for d, *_ in pairs], [c for *_, c in pairs])
+        neighbours = [round(c, 3) for d, a, b, c in pairs if spec.sets.index(b) == spec.sets.index(a) + 1]
+        verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT
+        table = [{"pair": f"{a} vs {b}", "sigma distance": d, "CHI": round(c, 3)} for d, a, b, c in pairs]
+        return Finding("spectrum", "Blur strengths form an ordered path in DDR space",
+                       "CHI between two blur levels grows with their sigma distance", verdict,
+                       f"Spearman rho(sigma distance, pairwise CHI) = {rho:.2f} (p = {p:.3f}); "
+                       f"neighbouring levels: {neighbours}.", table,
+                       {"spearman": float(rho), "pairs": [list(p_) for p_ in pairs]})
+
+    def _generalization(self, spec: GeneralizationSpec) -> Finding:
+        table, better, total = [], 0, 0
+        for metric in ("srga", "ddr_chi_to_reference", "psnr_drop"):
+            for name in spec.sets:
+                trained = self.row_value(spec.trained, metric, name)
+                base = self.row_value(spec.baseline, metric, name)
+                if trained is None or base is None:
+                    continue
+                total += 1
+                better += trained < base
+                table.append({"metric": metric, "set": name, spec.trained: round(trained, 4),
+                              spec.baseline: round(base, 4), "lower for degraded-trained": trained < base})
+        if not total:
+            raise UserError("findings.generalization: the suite computes none of srga, ddr_chi_to_reference, psnr_drop")
+        verdict = REPRODUCED if better == total else PARTLY if better > total / 2 else NOT
+        return Finding("generalization", "Training on degradations generalizes to them",
+                       "lower SRGA, DDR-CHI-to-clean and PSNR drop for the model trained on degraded inputs",
+                       verdict, f"{better} of {total} comparisons favour {spec.trained}.", table,
+                       {"better": better, "total": total})
+
+    def _identification(self, spec: IdentificationSpec) -> Finding:
+        accuracy = {r["model"]: r["value"] for r in self.result.rows
+                    if r["type"] == "identification" and r["value"] is not None}
+        missing = [m for m in (*spec.ddr, *spec.baselines) if m not in accuracy]
+        if missing:
+            raise UserError(f"findings.identification: no identification result for {missing}")
+        best_ddr = max(accuracy[m] for m in spec.ddr)
+        best_base = max(accuracy[m] for m in spec.baselines)
+        table = [{"features": m, "role": "DDR" if m in spec.ddr else "baseline", "accuracy": round(accuracy[m], 4)}
+                 for m in (*spec.ddr, *spec.baselines)]
+        verdict = REPRODUCED if best_ddr > best_base else NOT
+        return Finding("identification", "DDR identifies distortions", "a probe on DDR beats the baselines",
+                       verdict, f"best DDR probe {best_ddr:.3f} vs best baseline {best_base:.3f}.", table,
+                       {"best_ddr": best_ddr, "best_baseline": best_base})
+
+
+def findings_markdown(findings: list[Finding]) -> str:
+    from tabulate import tabulate
+
+    lines = ["# What DDR looks like: the paper's findings on the shipped zoo", "",
+             "| # | finding | expected | verdict | measured |", "|---|---|---|---|---|"]
+    lines += [f"| {i} | {f.title} | {f.expected} | **{f.verdict}** | {f.summary} |" for i, f in enumerate(findings, 1)]
+    for i, finding in enumerate(findings, 1):
+        lines += ["", f"## {i}. {finding.title}", "", f"Expected: {finding.expected}.", "",
+                  f"Measured: {finding.summary} Verdict: **{finding.verdict}**.", ""]
+        if finding.table:
+            lines.append(tabulate(finding.table, headers="keys", tablefmt="github"))
+    return "\n".join(lines) + "\n"
+
+
+def compute_findings(result) -> list[Finding]:
+    """The findings a run's suite asks for (none when it has no ``findings:`` section)."""
+    if result.loaded.findings is None:
+        return []
+    return FindingsComputer(result, result.loaded.findings).compute()
+
+
+def findings_files(findings: list[Finding]) -> dict[str, str]:
+    """``findings.md`` and ``findings.json`` for the report directory."""
+    if not findings:
+        return {}
+    import json
+
+    document = [{"key": f.key, "title": f.title, "expected": f.expected, "verdict": f.verdict,
+                 "summary": f.summary, "table": f.table, "numbers": f.numbers} for f in findings]
+    return {"findings.md": findings_markdown(findings),
+            "findings.json": json.dumps(document, indent=2, default=float) + "\n"}
+
+
+def findings_sections(findings: list[Finding]) -> list:
+    """Each finding as a titled table in leaderboard.md and report.html."""
+    import pandas as pd
+
+    from ddr_eval.report.html import ReportSection
+
+    return [ReportSection(f"Finding {i}: {f.title} — {f.verdict}",
+                          f"Expected: {f.expected}. Measured: {f.summary}",
+                          pd.DataFrame(f.table) if f.table else None)
+            for i, f in enumerate(findings, 1)]
