@@ -237,15 +237,15 @@ class RayExecutor:
                     results[index] = batch
                     bar.update()
         if failures:
-            raise self._failure(failures, finished=sum(r is not None for r in results))
+            raise self._failure(failures, cached=sum(r is not None for r in results) if cache.enabled else 0)
         return results
 
-    def _failure(self, failures: list[tuple[Cell, BaseException]], finished: int) -> UserError:
+    def _failure(self, failures: list[tuple[Cell, BaseException]], cached: int) -> UserError:
         cell, exc = failures[0]
         cause = getattr(exc, "cause", None) or exc
         where = f"model {cell.source.label}, degradation set {cell.dataset.key} ({cell.pooling})"
         others = f"; {len(failures) - 1} other cell(s) failed too" if len(failures) > 1 else ""
-        kept = f"; {finished} finished cell(s) are in the feature cache"
+        kept = f"; {cached} finished cell(s) are in the feature cache" if cached else ""
         if isinstance(cause, UserError):  # bad input: the same on every attempt
             return UserError(f"{where}: {cause}{others}")
         return CellFailedError(f"{where} failed (max_retries={self.max_retries}): "
@@ -264,7 +264,7 @@ def _positive_number(value) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return lines[0].rstrip(".") if lines else type(exc).__name__
 
 
 # -- choosing ---------------------------------------------------------------------------------
