@@ -147,9 +147,11 @@ def upscale(
     from ddr_eval.data.images import read_image
     from ddr_eval.metrics.quality import to_uint8
     from ddr_eval.models.zoo import resolve_model
+    from ddr_eval.pipeline.models import require_finite_weights
     from ddr_eval.training.evaluate import super_resolve
 
     descriptor = resolve_model(model, arch=arch)
+    require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
     pixels = read_image(input_path)

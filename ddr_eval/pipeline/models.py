@@ -74,7 +74,7 @@ def _descriptor(spec: ModelSpec, seed: int) -> tuple[ModelDescriptor, str]:
     return descriptor, identity
 
 
-def _require_finite_weights(descriptor: ModelDescriptor, label: str) -> None:
+def require_finite_weights(descriptor: ModelDescriptor, label: str) -> None:
     """A diverged or damaged checkpoint (NaN/Inf weights) is refused: its features and outputs
     would be NaN, and SR outputs cast to uint8 would turn NaN into plausible-looking numbers."""
     bad = sum(int((~torch.isfinite(t)).sum()) for t in descriptor.module.state_dict().values() if t.is_floating_point())
@@ -105,7 +105,7 @@ def build_sources(specs: list[ModelSpec], default_layers: tuple[str, ...], scale
             sources.append(FeatureSource(spec.label, {"stats": "stats"}, identity="baseline:image_statistics:v1"))
             continue
         descriptor, identity = _descriptor(spec, seed)
-        _require_finite_weights(descriptor, spec.label)
+        require_finite_weights(descriptor, spec.label)
         if descriptor.purpose == "sr" and descriptor.scale != scale:
             raise UserError(f"model {spec.label} is x{descriptor.scale} but the suite's degradations downsample x{scale}")
         layers = _resolve_layers(descriptor, spec.layers or default_layers, spec.label)
