@@ -1,8 +1,9 @@
-"""Write a run's report directory: leaderboard.md, results.csv, results.json and plots.
+"""Write a run's report directory: leaderboard.md, results.csv, results.json, plots, report.html.
 
 All files are first written to a temporary directory next to the report, then moved into
 place one ``os.replace`` at a time with ``results.json`` last, so an interrupted run never
-leaves a half-written file, and files the run does not produce (``baseline.json``) survive.
+leaves a half-written file (an interruption while the report is being *rendered* leaves the
+previous report untouched), and files the run does not produce (``baseline.json``) survive.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from ddr_eval.report.plots import tsne_plot_name, tsne_scatter
-from ddr_eval.report.tables import directions, format_value, leaderboard, per_set_table, rows_frame
+from ddr_eval.report.html import ReportSection, render_html, tsne_pngs
+from ddr_eval.report.plots import tsne_plot_name
+from ddr_eval.report.tables import best_per_column, directions, format_value, leaderboard, per_set_table, rows_frame
 
 RESULTS_JSON = "results.json"
+REPORT_HTML = "report.html"
 
 
 def _json_default(value: Any):
@@ -52,11 +55,20 @@ def _markdown_table(frame, best: dict[str, Any] | None = None) -> str:
     return tabulate(body, headers=list(frame.columns), tablefmt="github")
 
 
-def leaderboard_markdown(result) -> str:
+def section_markdown(section: ReportSection) -> list[str]:
+    lines = ["", f"## {section.title}", ""]
+    if section.text:
+        lines += [section.text, ""]
+    if section.table is not None:
+        lines.append(_markdown_table(section.table, section.best))
+    return lines
+
+
+def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> str:
     frame = rows_frame(result.rows)
     higher = directions(frame) if not frame.empty else {}
     board = leaderboard(frame) if not frame.empty else frame
-    best = {c: (board[c].max() if higher[c] else board[c].min()) for c in higher if c in board}
+    best = best_per_column(board, higher)
     prov = result.provenance
     code = prov["code"]
     lines = [
@@ -77,6 +89,8 @@ def leaderboard_markdown(result) -> str:
         "",
         _markdown_table(board, best),
     ]
+    for section in sections:
+        lines += section_markdown(section)
     per_set = per_set_table(frame) if not frame.empty else frame
     if not per_set.empty:
         lines += ["", "## Per degradation set", "", _markdown_table(per_set)]
@@ -91,29 +105,35 @@ def leaderboard_markdown(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_plots(result, tmp: Path) -> list[str]:
+def _write_plots(pngs: dict, tmp: Path) -> list[str]:
     names = []
-    if not result.suite.outputs.tsne_plots:
-        return names
-    for (model, layer), data in result.embeddings.items():
-        for label in ("degradation", "content"):
-            if label in data:
-                name = tsne_plot_name(model, layer, label)
-                tsne_scatter(data["xy"], data[label], f"{model} / {layer}: t-SNE by {label}", tmp / name)
-                names.append(name)
+    for (model, layer, label), png in pngs.items():
+        name = tsne_plot_name(model, layer, label)
+        (tmp / name).write_bytes(png)
+        names.append(name)
     return names
 
 
-def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = None) -> Path:
-    """Write the report for ``result`` into ``out_dir`` atomically, file by file."""
+def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = None,
+                 sections: tuple[ReportSection, ...] | list[ReportSection] = ()) -> Path:
+    """Write the report for ``result`` into ``out_dir`` atomically, file by file.
+
+    ``sections`` are extra titled tables (``compare`` adds the new model's placement) shown
+    after the leaderboard in both ``leaderboard.md`` and ``report.html``.
+    """
+    sections = tuple(sections)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-report-", dir=out_dir))
     try:
         frame = rows_frame(result.rows)
-        (tmp / "leaderboard.md").write_text(leaderboard_markdown(result))
+        (tmp / "leaderboard.md").write_text(leaderboard_markdown(result, sections))
         frame.to_csv(tmp / "results.csv", index=False)
-        plots = _write_plots(result, tmp)
+        wants_tsne = result.suite.outputs.tsne_plots
+        pngs = tsne_pngs(result) if wants_tsne else {}
+        plots = _write_plots(pngs, tmp)
+        if result.suite.outputs.html:
+            (tmp / REPORT_HTML).write_text(render_html(result, sections, tsne=pngs), encoding="utf-8")
         document = results_document(result)
         document["plots"] = plots
         for name, text in (extra_files or {}).items():

@@ -1,0 +1,365 @@
+"""``report.html``: one self-contained page with every table and plot of a run.
+
+The page must open offline, from an e-mail attachment or a CI artifact, years later. So
+plots are base64 PNG ``data:`` URIs, styles and the one script are inline, and a
+Content-Security-Policy forbids the browser from fetching anything else: a stray external
+reference fails loudly in the headless check (``scripts/check_html.py``) instead of
+silently depending on the network.
+
+The inline script marks ``<body data-images-loaded="true">`` once every ``<img>`` has
+decoded (``naturalWidth > 0``), which is what the headless check looks for.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from dataclasses import dataclass
+from html import escape
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tabulate import tabulate
+
+from ddr_eval.report.plots import (
+    confusion_figure,
+    figure_png,
+    layer_sweep_figure,
+    training_curves_figure,
+    tsne_figure,
+)
+from ddr_eval.report.tables import (
+    SUMMARY_SETS,
+    best_per_column,
+    directions,
+    format_value,
+    leaderboard,
+    per_set_table,
+    rows_frame,
+)
+
+OUTPUT_LAYER = "output"
+SNAPSHOT_LABEL = re.compile(r"^(?P<series>.+)@(?P<iteration>\d+)$")
+BLOCK_LAYER = re.compile(r"^block(\d+)$")
+IMAGES_META = "ddr-eval:images"
+
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
+       padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+nav a { margin-right: 1rem; } code { background: #f3f3f3; padding: 0 .25rem; border-radius: 3px; }
+table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .88rem; }
+th, td { border: 1px solid #d8d8d8; padding: .25rem .55rem; text-align: right; white-space: nowrap; }
+th { background: #f5f5f5; white-space: normal; max-width: 10rem; vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; }
+.table { overflow-x: auto; }
+.best { font-weight: 700; color: #0b5d1e; }
+.grid { display: flex; flex-wrap: wrap; gap: 1rem; }
+.grid img { width: 370px; }
+figure { margin: 0; } figcaption { font-size: .8rem; color: #555; text-align: center; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.note { color: #555; font-size: .9rem; } details { margin: 1rem 0; }
+"""
+
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var decoded = images.filter(function (img) { return img.complete && img.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-total", String(images.length));
+  document.body.setAttribute("data-images-decoded", String(decoded));
+  if (decoded === images.length) { document.body.setAttribute("data-images-loaded", "true"); }
+});
+"""
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """An extra section a caller adds to a report (``compare`` adds the new model's placement).
+
+    ``best`` marks, per column of ``table``, the value to show as best.
+    """
+
+    title: str
+    text: str = ""
+    table: pd.DataFrame | None = None
+    best: dict[str, Any] | None = None
+
+
+# -- data shaping (pure, tested) -----------------------------------------------------------------
+
+
+def tsne_labels(result) -> list[str]:
+    """Which labels to colour t-SNE scatters by: degradation always, content when the suite scores it."""
+    asks_content = any(row.get("label") == "content" for row in result.rows)
+    return ["degradation", "content"] if asks_content else ["degradation"]
+
+
+TsneKey = tuple[str, str, str]  # model, layer, label
+
+
+def tsne_pngs(result) -> dict[TsneKey, bytes]:
+    """Every t-SNE scatter of the run as PNG bytes (drawn once, saved as files and embedded)."""
+    pngs = {}
+    for (model, layer), data in result.embeddings.items():
+        for label in tsne_labels(result):
+            if label in data:
+                title = f"{model} / {layer}: t-SNE by {label}"
+                pngs[(model, layer, label)] = figure_png(tsne_figure(np.asarray(data["xy"]), np.asarray(data[label]),
+                                                                     title))
+    return pngs
+
+
+def _summary(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["set"].isin(SUMMARY_SETS) & frame["value"].notna()]
+
+
+def training_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Summary values of training-snapshot models (labelled ``name@iteration``), one row per snapshot.
+
+    Columns: series, iteration, metric, value, ci_low, ci_high. A series is a zoo entry, or an
+    entry and layer when a metric is reported on several layers. Series with fewer than two
+    snapshots are dropped (one point is not a curve).
+    """
+    columns = ["series", "iteration", "metric", "value", "ci_low", "ci_high"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    summary = _summary(frame)
+    parsed = summary["model"].str.extract(SNAPSHOT_LABEL)
+    snapshots = summary[parsed["series"].notna()].assign(
+        base=parsed["series"], iteration=pd.to_numeric(parsed["iteration"], errors="coerce"))
+    if snapshots.empty:
+        return pd.DataFrame(columns=columns)
+    layers_per = snapshots.groupby(["base", "metric"])["layer"].transform("nunique")
+    snapshots = snapshots.assign(series=np.where(layers_per > 1, snapshots["base"] + " / " + snapshots["layer"],
+                                                 snapshots["base"]))
+    counts = snapshots.groupby(["series", "metric"])["iteration"].transform("nunique")
+    return snapshots[counts >= 2][columns].reset_index(drop=True)
+
+
+def layer_order(layers: Iterable[str]) -> list[str]:
+    """Shallow to deep: ``block<i>`` taps by index, then named taps in the order they appeared."""
+    unique = list(dict.fromkeys(layers))
+    blocks = sorted((l for l in unique if BLOCK_LAYER.match(l)), key=lambda l: int(BLOCK_LAYER.match(l).group(1)))
+    return blocks + [l for l in unique if not BLOCK_LAYER.match(l)]
+
+
+def layer_sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Summary values of models evaluated on more than one feature layer (columns as the frame's)."""
+    if frame.empty:
+        return frame
+    summary = _summary(frame)
+    summary = summary[summary["layer"] != OUTPUT_LAYER]
+    layers_per_model = summary.groupby("model")["layer"].transform("nunique")
+    return summary[layers_per_model > 1][["model", "layer", "metric", "value", "ci_low", "ci_high"]]
+
+
+# -- HTML pieces ---------------------------------------------------------------------------------
+
+
+def _is_best(value: Any, best: Any) -> bool:
+    return best is not None and value is not None and not pd.isna(value) and value == best
+
+
+def html_table(frame: pd.DataFrame, best: dict[str, Any] | None = None) -> str:
+    """An escaped HTML table; values equal to ``best[column]`` are bold with class ``best``."""
+    if frame is None or frame.empty:
+        return '<p class="note">no values</p>'
+    best = best or {}
+    body = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column, value in record.items():
+            text = escape(format_value(value))
+            cells.append(f'<strong class="best">{text}</strong>' if _is_best(value, best.get(column)) else text)
+        body.append(cells)
+    headers = [_breakable(str(c)) for c in frame.columns]
+    table = tabulate(body, headers=headers, tablefmt="unsafehtml", disable_numparse=True)
+    return f'<div class="table">{table}</div>'
+
+
+def _breakable(header: str) -> str:
+    """Escaped header with line-break opportunities inside metric names like ``chi[degradation,raw]``."""
+    return escape(header).replace("[", "[<wbr>").replace(",", ",<wbr>")
+
+
+class _Page:
+    """Accumulates sections and counts the images it embeds."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.nav: list[tuple[str, str]] = []
+        self.images = 0
+
+    def section(self, anchor: str, title: str) -> None:
+        self.nav.append((anchor, title))
+        self.parts.append(f'<h2 id="{escape(anchor)}">{escape(title)}</h2>')
+
+    def add(self, html: str) -> None:
+        self.parts.append(html)
+
+    def note(self, text: str) -> None:
+        self.parts.append(f'<p class="note">{escape(text)}</p>')
+
+    def figure(self, fig, caption: str) -> None:
+        self.png(figure_png(fig), caption)
+
+    def png(self, png: bytes, caption: str) -> None:
+        data = base64.b64encode(png).decode("ascii")
+        with Image.open(io.BytesIO(png)) as image:
+            width, height = image.size
+        self.images += 1
+        self.parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(caption)}" '
+                          f'width="{width}" height="{height}"><figcaption>{escape(caption)}</figcaption></figure>')
+
+
+def _header(result) -> str:
+    prov = result.provenance
+    code = prov.get("code", {})
+    cache = prov.get("cache", {})
+    items = [
+        f"suite sha256 <code>{escape(prov.get('suite_sha256', '?'))}</code> (seed {escape(str(prov.get('seed')))})",
+        f"code commit <code>{escape(str(code.get('commit')))}</code>"
+        + (" (with uncommitted changes)" if code.get("dirty") else ""),
+        f"device {escape(str(prov.get('device')))}; {escape(str(prov.get('cells')))} cells; "
+        f"cache {cache.get('hits', 0)} hits / {cache.get('misses', 0)} misses; "
+        f"{result.timings.get('total', 0):.1f} s",
+    ]
+    return (f"<h1>ddr-eval: {escape(result.suite.name)}</h1>"
+            f"<p>{escape(result.suite.description)}</p><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+
+
+def _leaderboard(frame: pd.DataFrame, result, page: _Page) -> None:
+    page.section("leaderboard", "Leaderboard")
+    higher = directions(frame)
+    page.note("Summary per model: pooled metrics over all degradation sets; per-set metrics averaged over the "
+              f"non-reference sets (reference: {result.suite.reference_set}). Rank = mean of per-metric ranks. "
+              "Best value per column in bold. Direction: "
+              + ", ".join(f"{m} {'↑' if h else '↓'}" for m, h in higher.items()))
+    board = leaderboard(frame)
+    page.add(html_table(board, best_per_column(board, higher)))
+
+
+def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
+    for i, extra in enumerate(sections):
+        page.section(f"extra-{i}", extra.title)
+        if extra.text:
+            page.add("".join(f"<p>{escape(p)}</p>" for p in extra.text.split("\n\n")))
+        if extra.table is not None:
+            page.add(html_table(extra.table, extra.best))
+
+
+def _reference_first(sets: list[str], reference: str) -> list[str]:
+    """Column order of a per-set table: the reference set, the others, then their mean."""
+    head = [reference] if reference in sets else []
+    tail = ["mean"] if "mean" in sets else []
+    return head + [s for s in sets if s not in (reference, "mean")] + tail
+
+
+def _generalization(frame: pd.DataFrame, reference: str, page: _Page) -> None:
+    table = per_set_table(frame)
+    if table.empty:
+        return
+    page.section("generalization", "Per degradation set (generalization)")
+    page.note("One table per metric; best value per column (degradation set) in bold.")
+    higher = directions(frame)
+    for metric, group in table.groupby("metric", sort=False):
+        group = group.drop(columns="metric").dropna(axis=1, how="all")
+        value_columns = _reference_first([c for c in group.columns if c not in ("model", "layer")], reference)
+        group = group[["model", "layer", *value_columns]]
+        page.add(f"<h3>{escape(str(metric))} {'↑' if higher[metric] else '↓'}</h3>")
+        page.add(html_table(group, best_per_column(group, {c: higher[metric] for c in value_columns})))
+
+
+def _tsne(pngs: dict[TsneKey, bytes], page: _Page) -> None:
+    if not pngs:
+        return
+    page.section("tsne", "t-SNE of deep features")
+    page.add('<div class="grid">')
+    for (model, layer, label), png in pngs.items():
+        page.png(png, f"{model} / {layer}: by {label}")
+    page.add("</div>")
+
+
+def _training(frame: pd.DataFrame, page: _Page) -> None:
+    points = training_points(frame)
+    if points.empty:
+        return
+    page.section("training", "DDR over training")
+    page.note("Summary value of each training snapshot (models labelled name@iteration); bands are bootstrap "
+              "intervals where available.")
+    page.figure(training_curves_figure(points), "metrics against training iteration")
+
+
+def _layer_sweep(frame: pd.DataFrame, page: _Page) -> None:
+    points = layer_sweep_points(frame)
+    if points.empty:
+        return
+    page.section("layers", "Layer sweep")
+    page.note("Summary value per tapped layer, shallow to deep.")
+    page.figure(layer_sweep_figure(points, layer_order(points["layer"])), "metrics against layer")
+
+
+def _confusions(result, page: _Page) -> None:
+    if not result.confusions:
+        return
+    page.section("confusion", "Degradation identification: confusion matrices")
+    page.add('<div class="grid">')
+    for confusion in result.confusions:
+        caption = (f"{confusion['model']} / {confusion['layer']}: accuracy {format_value(confusion['accuracy'])}, "
+                   f"macro-F1 {format_value(confusion['macro_f1'])}")
+        page.figure(confusion_figure(confusion["classes"], confusion["matrix"], confusion["metric"]), caption)
+    page.add("</div>")
+
+
+def _details(frame: pd.DataFrame, result, page: _Page) -> None:
+    notes = [r for r in result.rows if str(r.get("note", "")).startswith("unavailable")]
+    if notes:
+        page.section("not-computed", "Not computed")
+        page.add("<ul>" + "".join(f"<li>{escape(r['model'])} / {escape(r['metric'])} / {escape(r['set'])}: "
+                                  f"{escape(r['note'])}</li>" for r in notes) + "</ul>")
+    page.section("rows", "All values")
+    columns = [c for c in ("model", "layer", "metric", "set", "value", "ci_low", "ci_high") if c in frame.columns]
+    page.add("<details><summary>every metric row with its bootstrap interval</summary>"
+             + html_table(frame[columns]) + "</details>")
+
+
+def render_html(result, sections: Iterable[ReportSection] = (), tsne: dict[TsneKey, bytes] | None = None) -> str:
+    """The whole report of ``result`` (a :class:`~ddr_eval.pipeline.runner.RunResult`) as one HTML page.
+
+    ``tsne`` are the scatters from :func:`tsne_pngs`, when the caller has drawn them already.
+    """
+    frame = rows_frame(result.rows)
+    page = _Page()
+    if not frame.empty:
+        _leaderboard(frame, result, page)
+    _extra_sections(sections, page)
+    if not frame.empty:
+        _generalization(frame, result.suite.reference_set, page)
+    _tsne(tsne_pngs(result) if tsne is None else tsne, page)
+    if not frame.empty:
+        _training(frame, page)
+        _layer_sweep(frame, page)
+    _confusions(result, page)
+    if not frame.empty:
+        _details(frame, result, page)
+    nav = "<nav>" + "".join(f'<a href="#{escape(a)}">{escape(t)}</a>' for a, t in page.nav) + "</nav>"
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        f'<meta name="{IMAGES_META}" content="{page.images}">',
+        f"<title>ddr-eval: {escape(result.suite.name)}</title>",
+        f"<style>{_STYLE}</style>",
+        f"<script>{_SCRIPT}</script>",
+        "</head><body>",
+        _header(result),
+        nav,
+        *page.parts,
+        "</body></html>",
+        "",
+    ])
