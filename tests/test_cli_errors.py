@@ -169,8 +169,7 @@ def _assert_one_line_error(code: int, stderr: str, *culprits: str) -> None:
 def workdir(tmp_path, monkeypatch):
     """Run from an empty directory so a default ``reports/`` would be noticed, with a private cache."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("ddr_eval.features.cache.DEFAULT_CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr("ddr_eval.pipeline.runner.DEFAULT_CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("DDR_EVAL_FEATURE_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
 

@@ -21,7 +21,12 @@ import numpy as np
 from ddr_eval import __version__
 from ddr_eval.features.extract import FeatureBatch
 
-DEFAULT_CACHE_DIR = Path(os.environ.get("DDR_EVAL_FEATURE_CACHE", Path.home() / ".cache" / "ddr-eval" / "features"))
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "ddr-eval" / "features"
+
+
+def default_cache_dir() -> Path:
+    """``$DDR_EVAL_FEATURE_CACHE`` when set (read at each call), else ``~/.cache/ddr-eval/features``."""
+    return Path(os.environ.get("DDR_EVAL_FEATURE_CACHE") or DEFAULT_CACHE_DIR)
 _OUTPUTS = "__outputs__"
 
 
@@ -35,8 +40,8 @@ def cell_key(identity: str, modules: list[str], pooling: str, lr: np.ndarray, ou
 class FeatureCache:
     """A directory of ``<key>.npz`` entries; ``enabled=False`` makes every lookup a miss."""
 
-    def __init__(self, root: Path | str = DEFAULT_CACHE_DIR, enabled: bool = True):
-        self.root = Path(root)
+    def __init__(self, root: Path | str | None = None, enabled: bool = True):
+        self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = enabled
         self.hits = 0
         self.misses = 0

@@ -17,7 +17,7 @@ import numpy as np
 
 import ddr_eval
 from ddr_eval.features import select_device
-from ddr_eval.features.cache import DEFAULT_CACHE_DIR, FeatureCache
+from ddr_eval.features.cache import FeatureCache
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
@@ -106,7 +106,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     timings["inputs"] = time.perf_counter() - t
 
     device = select_device(suite.runtime.device)
-    cache = FeatureCache(cache_dir or DEFAULT_CACHE_DIR, enabled=use_cache and suite.runtime.cache)
+    cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
     cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling)
 
     t = time.perf_counter()
