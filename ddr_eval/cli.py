@@ -171,6 +171,26 @@ def cache_clear() -> None:
     typer.echo(f"removed {FeatureCache().clear()} cached cells")
 
 
+@app.command()
+def compare(
+    model: Path = typer.Option(..., "--model", help="checkpoint of the model to rank"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
+    suite: Path = typer.Option(Path("suites/generalization.yaml"), "--suite", help="suite YAML to rank it with"),
+    name: Optional[str] = typer.Option(None, "--name", help="the model's name in reports (default: file stem)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report directory (default: reports/<suite>/compare-<name>)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature, the zoo's too"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Rank one model against a suite's models; print its rank and deltas to its neighbours."""
+    from ddr_eval.compare import compare_model
+
+    outcome = compare_model(model, suite, arch=arch, name=name, out_dir=out, use_cache=not no_cache,
+                            progress=not quiet)
+    cache = outcome.result.provenance["cache"]
+    typer.echo(outcome.comparison.text())
+    typer.echo(f"\ncache {cache['hits']} hits / {cache['misses']} misses -> {outcome.out_dir}/report.html")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2."""
     try:
