@@ -191,6 +191,41 @@ def compare(
     typer.echo(f"\ncache {cache['hits']} hits / {cache['misses']} misses -> {outcome.out_dir}/report.html")
 
 
+@app.command()
+def check(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="baseline JSON (default: reports/<suite>/baseline.json)"),
+    rtol: Optional[list[str]] = typer.Option(None, "--rtol", help="relative tolerance: NUMBER for every metric or "
+                                             "METRIC=NUMBER for one (type or full name); repeatable"),
+    atol: Optional[list[str]] = typer.Option(None, "--atol", help="absolute tolerance, same forms as --rtol"),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="also write a JUnit XML report here"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the run's report here"),
+    cache: bool = typer.Option(False, "--cache", help="reuse cached features (default: recompute them, so a change "
+                               "in feature code cannot hide behind the cache)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
+    from ddr_eval.pipeline.runner import run_suite
+    from ddr_eval.regression import Baseline, Tolerances, check_result, default_baseline_path
+    from ddr_eval.suite.loader import load_suite
+
+    loaded = load_suite(suite)
+    frozen = Baseline.load(baseline or default_baseline_path(loaded.suite))
+    frozen.require_suite(loaded.suite, str(suite))
+    tolerances = Tolerances.parse(rtol or (), atol or ())
+    tolerances.check_names(frozen.entries)
+    result = run_suite(loaded, use_cache=cache, progress=not quiet)
+    report = check_result(frozen, result, tolerances)
+    if junit:
+        report.write_junit(junit)
+    if out:
+        from ddr_eval.report.writer import write_report
+
+        write_report(result, out)
+    typer.echo(report.text())
+    raise typer.Exit(report.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2."""
     try:

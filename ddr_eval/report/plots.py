@@ -24,7 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 DPI = 110
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
@@ -72,7 +72,7 @@ def tsne_scatter(xy: np.ndarray, labels: np.ndarray, title: str, path: Path) -> 
 
 
 def tsne_plot_name(model: str, layer: str, label: str) -> str:
-    return f"tsne_{_slug(model)}_{_slug(layer)}_{label}.png"
+    return f"tsne_{slug(model)}_{slug(layer)}_{label}.png"
 
 
 # -- curves --------------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Rank one user model against the zoo: ``ddr-eval compare --model PATH``.
+
+The user's checkpoint is appended to a suite's models and the suite is run as usual. The zoo
+models' features come from the feature cache (their cells' keys do not change when a model is
+added), so after the zoo has been run once a compare costs the forward passes of one model.
+The result is the suite's leaderboard with the new model in it, the new model's rank, and its
+per-metric differences to its neighbours on the leaderboard (the nearest zoo entries above
+and below it), printed and written into the report.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from ddr_eval.errors import UserError
+from ddr_eval.report.html import ReportSection
+from ddr_eval.report.plots import slug
+from ddr_eval.report.tables import directions, format_value, leaderboard, rows_frame
+from ddr_eval.suite.errors import load_yaml_mapping
+from ddr_eval.suite.loader import LoadedSuite, compile_suite
+
+DEFAULT_SUITE = Path("suites/generalization.yaml")
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    model: str
+    layer: str
+    rank: int
+    position: str  # "above" (ranked better or tied) or "below"
+
+    @property
+    def title(self) -> str:
+        return f"{self.model} / {self.layer} (#{self.rank})"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one (model, layer) row of the new model landed, and its deltas to its neighbours."""
+
+    model: str
+    layer: str
+    rank: int
+    of: int
+    values: dict[str, float]
+    neighbours: tuple[Neighbour, ...]
+    deltas: tuple[dict[str, float], ...]  # per neighbour: metric -> new model's value minus the neighbour's
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model: str
+    suite: str
+    board: pd.DataFrame
+    higher_is_better: dict[str, bool]
+    placements: tuple[Placement, ...]
+
+    def delta_table(self, placement: Placement) -> pd.DataFrame:
+        """metric | direction | the model's value | one column of signed deltas per neighbour."""
+        records = []
+        for metric, higher in self.higher_is_better.items():
+            if metric not in placement.values:
+                continue
+            record = {"metric": metric, "better": "↑" if higher else "↓",
+                      placement.model: format_value(placement.values[metric])}
+            for neighbour, deltas in zip(placement.neighbours, placement.deltas):
+                record[f"Δ vs {neighbour.title}"] = _describe_delta(deltas.get(metric), higher)
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    def headline(self, placement: Placement) -> str:
+        return f"{placement.model} / {placement.layer}: rank {placement.rank} of {placement.of} in suite {self.suite}"
+
+    def text(self) -> str:
+        blocks = []
+        for placement in self.placements:
+            table = self.delta_table(placement)
+            body = tabulate(table.values.tolist(), headers=list(table.columns), tablefmt="simple",
+                            disable_numparse=True)
+            blocks.append(f"{self.headline(placement)}\n{body}")
+        return "\n\n".join(blocks)
+
+    def sections(self) -> list[ReportSection]:
+        return [ReportSection(
+            title=f"Compare: {placement.model} / {placement.layer}",
+            text=(f"{self.headline(placement)}. Deltas are {placement.model} minus each neighbour "
+                  "on the leaderboard (the nearest other models ranked above and below it)."),
+            table=self.delta_table(placement),
+        ) for placement in self.placements]
+
+
+def _describe_delta(delta: float | None, higher_is_better: bool) -> str:
+    if delta is None or pd.isna(delta):
+        return "—"
+    if delta == 0:
+        return "0 (same)"
+    better = delta > 0 if higher_is_better else delta < 0
+    return f"{delta:+.4g} ({'better' if better else 'worse'})"
+
+
+def _nearest(board: pd.DataFrame, index: int, model: str, step: int) -> int | None:
+    i = index + step
+    while 0 <= i < len(board):
+        if board.at[i, "model"] != model:
+            return i
+        i += step
+    return None
+
+
+def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "") -> Comparison:
+    """Place ``model`` on the leaderboard of ``rows`` and diff it against its nearest neighbours."""
+    frame = rows_frame(rows)
+    board = leaderboard(frame) if not frame.empty else pd.DataFrame()
+    if board.empty or model not in set(board["model"]):
+        raise UserError(f"compare: the run produced no leaderboard row for model {model!r}")
+    higher = {m: h for m, h in directions(frame).items() if m in board.columns}
+    metrics = list(higher)
+    placements = []
+    for index in board.index[board["model"] == model]:
+        neighbours, deltas = [], []
+        for step, position in ((-1, "above"), (1, "below")):
+            other = _nearest(board, index, model, step)
+            if other is None:
+                continue
+            neighbours.append(Neighbour(board.at[other, "model"], board.at[other, "layer"], int(board.at[other, "rank"]),
+                                        position))
+            deltas.append({m: board.at[index, m] - board.at[other, m] for m in metrics})
+        values = {m: board.at[index, m] for m in metrics}
+        placements.append(Placement(model, board.at[index, "layer"], int(board.at[index, "rank"]), len(board), values,
+                                    tuple(neighbours), tuple(deltas)))
+    return Comparison(model, suite, board, higher, tuple(placements))
+
+
+def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str | None = None,
+                     name: str | None = None) -> tuple[LoadedSuite, LoadedSuite, str]:
+    """The suite as written and the suite with the user's checkpoint appended; plus the model's label."""
+    raw = load_yaml_mapping(suite_path)
+    base = compile_suite(raw, str(suite_path))
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise UserError(f"--model {model_path}: no such checkpoint file")
+    label = name or model_path.stem
+    existing = [m.label for m in base.suite.models]
+    if label in existing:
+        raise UserError(f"--model {model_path}: the suite already has a model named {label!r}; pick another with --name")
+    augmented = copy.deepcopy(raw)
+    spec: dict[str, Any] = {"path": str(model_path.resolve()), "as": label}
+    if arch:
+        spec["arch"] = arch
+    augmented["models"] = list(augmented.get("models") or []) + [spec]
+    return base, compile_suite(augmented, f"{suite_path} (+ {label})"), label
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    comparison: Comparison
+    result: Any  # RunResult
+    out_dir: Path
+
+
+def compare_model(model_path: str | Path, suite_path: str | Path = DEFAULT_SUITE, *, arch: str | None = None,
+                  name: str | None = None, out_dir: Path | None = None, use_cache: bool = True,
+                  cache_dir: Path | None = None, progress: bool = True) -> CompareOutcome:
+    """Run ``suite_path`` with the user's model added and write the report with its placement.
+
+    The report goes to ``reports/<suite>/compare-<model>/`` unless ``out_dir`` is given.
+    """
+    from ddr_eval.pipeline.runner import run_suite
+    from ddr_eval.report.writer import write_report
+
+    base, loaded, label = suite_with_model(suite_path, model_path, arch, name)
+    result = run_suite(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
+    comparison = compare_rows(result.rows, label, base.suite.name)
+    target = out_dir or base.suite.output_dir() / f"compare-{slug(label)}"
+    write_report(result, target, sections=comparison.sections())
+    return CompareOutcome(comparison, result, Path(target))
