@@ -226,6 +226,34 @@ def check(
     raise typer.Exit(report.exit_code)
 
 
+@app.command("baseline")
+def baseline_command(
+    suite: Path = typer.Argument(..., help="suite YAML file"),
+    out: Optional[Path] = typer.Option(None, "--out", help="baseline file (default: reports/<suite>/baseline.json)"),
+    from_results: Optional[Path] = typer.Option(None, "--from-results", help="freeze an existing results.json of this "
+                                                "suite instead of re-running it"),
+    cache: bool = typer.Option(False, "--cache", help="reuse cached features (default: recompute them)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Run a suite and freeze its numbers as the baseline that `ddr-eval check` compares against."""
+    from ddr_eval.pipeline.runner import run_suite
+    from ddr_eval.regression import Baseline, default_baseline_path
+    from ddr_eval.suite.loader import load_suite
+
+    loaded = load_suite(suite)
+    if from_results:
+        frozen = Baseline.from_results_file(from_results)
+        frozen.require_suite(loaded.suite, str(from_results))
+    else:
+        frozen = Baseline.from_result(run_suite(loaded, use_cache=cache, progress=not quiet))
+    path = frozen.write(out or default_baseline_path(loaded.suite))
+    commit = frozen.code.get("commit", "unknown")
+    typer.echo(f"wrote {path}: {len(frozen.entries)} values of suite {frozen.suite} "
+               f"(sha256 {frozen.suite_sha256[:12]}, commit {str(commit)[:12]})")
+    if frozen.code.get("dirty"):
+        _echo_err("warning: computed from uncommitted changes; commit first for a baseline others can reproduce")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2."""
     try:
