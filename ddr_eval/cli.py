@@ -251,7 +251,8 @@ def baseline_command(
     typer.echo(f"wrote {path}: {len(frozen.entries)} values of suite {frozen.suite} "
                f"(sha256 {frozen.suite_sha256[:12]}, commit {str(commit)[:12]})")
     if frozen.code.get("dirty"):
-        _echo_err("warning: computed from uncommitted changes; commit first for a baseline others can reproduce")
+        typer.echo("ddr-eval: warning: computed from uncommitted changes; commit first for a baseline others can "
+                   "reproduce", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
