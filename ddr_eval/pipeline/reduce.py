@@ -153,8 +153,12 @@ class Reducer:
     def _psnr_drop(self, metric, source):
         psnr = {r["set"]: r["value"] for r in self.result.rows
                 if r["model"] == source.label and r["type"] == "psnr" and r["set"] not in (MEAN, ALL)}
-        if self.reference not in psnr or psnr[self.reference] is None:
+        if self.reference not in psnr:
             self._row(metric, source, OUTPUT_LAYER, MEAN, note="unavailable: list a `psnr` metric before `psnr_drop`")
+            return
+        if psnr[self.reference] is None:
+            self._row(metric, source, OUTPUT_LAYER, MEAN,
+                      note=f"unavailable: no psnr on the reference `{self.reference}`")
             return
         drops = []
         for name in self._test_sets:
