@@ -195,3 +195,17 @@ def test_ray_cell_that_keeps_failing_is_named_and_others_are_cached(ray_cluster,
             assert cached is None
         else:
             np.testing.assert_array_equal(next(iter(cached.features.values())), next(iter(expected.features.values())))
+
+
+def test_cli_run_on_ray_writes_the_same_results_as_local(ray_cluster, suite_raw, tmp_path):
+    import yaml
+
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(yaml.safe_dump({**suite_raw, "outputs": {"tsne_plots": False, "html": False}}))
+    for executor in ("local", "ray"):
+        try:
+            cli.main(["run", str(suite_file), "--executor", executor, "--no-cache", "-q",
+                      "--out", str(tmp_path / executor)])
+        except SystemExit as exit_info:
+            assert exit_info.code in (0, None)
+    assert (tmp_path / "ray" / "results.csv").read_text() == (tmp_path / "local" / "results.csv").read_text()

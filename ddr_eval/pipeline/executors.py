@@ -140,9 +140,10 @@ class RayExecutor:
     errors (:data:`TRANSIENT_ERRORS`); a cell that still fails raises :class:`CellFailedError`
     naming its model and degradation set, after the other cells have finished and been cached.
 
-    If Ray is not running yet, the executor starts it (``address=None``: a local instance, or the
-    cluster named by ``$RAY_ADDRESS``) and shuts it down after the cells; an already initialised
-    Ray (``ray.init`` called by the caller) is used as is and left running.
+    If Ray is not initialised yet, the executor connects with ``ray.init(address)`` and
+    disconnects after the cells; ``address=None`` means Ray's own default: ``$RAY_ADDRESS``, else
+    a cluster started on this machine with ``ray start``, else a new local instance. An already
+    initialised Ray (``ray.init`` called by the caller) is used as is and left running.
     """
 
     def __init__(self, address: str | None = None, *, cpus_per_cell: float = 1, gpus_per_cell: float | None = None,
@@ -182,12 +183,9 @@ class RayExecutor:
     def _connect(self) -> bool:
         if self.ray.is_initialized():
             return False
-        options: dict[str, Any] = {"address": self.address, "runtime_env": self.runtime_env,
-                                   "logging_level": logging.WARNING}
-        if self.address is None and not os.environ.get("RAY_ADDRESS"):
-            options["include_dashboard"] = False  # only for an instance we start ourselves
-        try:
-            self.ray.init(**options)
+        try:  # the dashboard flag only matters for an instance started here, not for a cluster joined
+            self.ray.init(address=self.address, runtime_env=self.runtime_env, include_dashboard=False,
+                          logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or os.environ.get("RAY_ADDRESS") or "a new local instance"
             raise UserError(f"cannot start or reach Ray at {where}: {_one_line(exc)}") from None
