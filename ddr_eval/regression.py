@@ -338,7 +338,8 @@ class CheckReport:
     code: Mapping[str, Any] = field(default_factory=dict)
 
     def by_status(self, *statuses: str) -> list[KeyCheck]:
-        return [c for c in self.checks if c.status in statuses]
+        """Checks with one of ``statuses``, grouped in the order the statuses are given."""
+        return [c for status in statuses for c in self.checks if c.status == status]
 
     @property
     def failures(self) -> list[KeyCheck]:

@@ -1,0 +1,274 @@
+"""report.html and the report writer: sections, best-per-column marks, self-containment, atomicity,
+and (when Debian's chromium is installed) that the page renders with every image decoded."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from ddr_eval.models.archs import ARCHS
+from ddr_eval.models.checkpoint import save_model
+from ddr_eval.pipeline.runner import run_suite
+from ddr_eval.report import writer
+from ddr_eval.report.html import (
+    ReportSection,
+    html_table,
+    layer_order,
+    layer_sweep_points,
+    training_points,
+    tsne_labels,
+)
+from ddr_eval.report.tables import format_value, rows_frame
+from ddr_eval.suite.loader import compile_suite
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(num_feat=8, num_block=2, upscale=2)
+SETS = ["clean", "blur", "noise"]
+
+
+def tiny_suite(checkpoints: list[Path], labels: list[str], **overrides) -> dict:
+    suite = {
+        "name": "tiny-report",
+        "description": "a <tiny> suite & its report",
+        "seed": 0,
+        "data": {"patch_size": 16, "patches_per_image": 2},
+        "degradations": [
+            {"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
+            {"name": "noise", "chain": [{"type": "bicubic", "scale": 2}, {"type": "gaussian_noise", "sigma": 20}]},
+        ],
+        "models": [{"path": str(p), "as": label} for p, label in zip(checkpoints, labels)]
+        + [{"baseline": "image_statistics"}],
+        "layers": ["sweep"],
+        "metrics": [
+            {"type": "chi", "label": "degradation", "projection": "raw", "bootstrap": 10},
+            {"type": "srga", "pca_dim": 8},
+            {"type": "psnr"},
+            {"type": "identification"},
+        ],
+    }
+    suite.update(overrides)
+    return suite
+
+
+@pytest.fixture(scope="module")
+def run_result(tmp_path_factory):
+    """One real run: two training 'snapshots' of a tiny SRResNet, every block tapped, plus a baseline.
+
+    t-SNE metrics take tens of seconds even on 50 points, so the embeddings the report draws are
+    added afterwards from a seeded generator; the report's job is to draw whatever the run holds.
+    """
+    root = tmp_path_factory.mktemp("report")
+    paths = []
+    for i in range(2):
+        torch.manual_seed(i)
+        paths.append(root / f"snap{i}.safetensors")
+        save_model(paths[-1], ARCHS.get("MSRResNet")(**TINY), "MSRResNet", TINY)
+    loaded = compile_suite(tiny_suite(paths, ["tiny@100", "tiny@200"]), "tiny-report")
+    result = run_suite(loaded, cache_dir=root / "cache", progress=False)
+    rng = np.random.default_rng(0)
+    n = len(SETS) * 8
+    for model in ("tiny@100", "tiny@200"):
+        result.embeddings[(model, "block1")] = {
+            "xy": rng.normal(size=(n, 2)), "degradation": np.repeat(SETS, 8), "content": np.tile(list("abcd"), 6)}
+    return result
+
+
+@pytest.fixture(scope="module")
+def written(run_result, tmp_path_factory):
+    """The run's report directory, written once, with an extra (compare-like) section."""
+    extra = ReportSection("Compare: mine", "rank 2 of 3", pd.DataFrame({"metric": ["chi"], "delta": ["+1 (better)"]}))
+    return writer.write_report(run_result, tmp_path_factory.mktemp("written") / "rep", sections=[extra])
+
+
+@pytest.fixture
+def light_result(run_result):
+    """The run without figures to draw, for tests about files rather than pictures."""
+    rows = [r for r in run_result.rows if r["layer"] in ("block0", "stats", "output")]
+    return dataclasses.replace(run_result, rows=rows, embeddings={}, confusions=[])
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources, self.ids, self.external, self.best = [], [], [], []
+        self._in_best = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.sources.append(attrs["src"])
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        for name in ("src", "href"):
+            if attrs.get(name) and not attrs[name].startswith(("data:", "#")):
+                self.external.append(attrs[name])
+        self._in_best = tag == "strong" and attrs.get("class") == "best"
+
+    def handle_data(self, data):
+        if self._in_best:
+            self.best.append(data)
+            self._in_best = False
+
+
+def parse(text: str) -> _Images:
+    parser = _Images()
+    parser.feed(text)
+    return parser
+
+
+# -- data shaping ---------------------------------------------------------------------------------
+
+
+def _row(model, layer, metric, set_name, value, higher=True, kind="separability"):
+    return {"model": model, "layer": layer, "metric": metric, "type": metric, "kind": kind, "set": set_name,
+            "value": value, "ci_low": None, "ci_high": None, "higher_is_better": higher, "aggregation": "mean",
+            "note": ""}
+
+
+def test_training_points_parse_iterations_and_drop_lone_snapshots():
+    rows = [_row("gr@100", "deep", "chi", "all", 1.0), _row("gr@500", "deep", "chi", "all", 2.0),
+            _row("gr@250", "deep", "chi", "all", 1.5), _row("gr", "deep", "chi", "all", 9.0),
+            _row("nogr@100", "deep", "chi", "all", 3.0),  # one snapshot only: not a curve
+            _row("gr@100", "deep", "srga", "blur", 7.0, kind="generalization")]  # not a summary set
+    points = training_points(rows_frame(rows))
+    assert list(points["series"].unique()) == ["gr"]
+    assert sorted(points["iteration"]) == [100, 250, 500]
+    assert dict(zip(points["iteration"], points["value"])) == {100: 1.0, 500: 2.0, 250: 1.5}
+
+
+def test_training_points_split_series_by_layer_when_several():
+    rows = [_row(f"gr@{i}", layer, "chi", "all", float(i)) for i in (1, 2) for layer in ("block0", "deep")]
+    assert set(training_points(rows_frame(rows))["series"]) == {"gr / block0", "gr / deep"}
+
+
+def test_layer_order_is_shallow_to_deep():
+    assert layer_order(["deep", "block10", "block2", "block0", "deep"]) == ["block0", "block2", "block10", "deep"]
+
+
+def test_layer_sweep_points_keep_multi_layer_models_only():
+    rows = [_row("a", "block0", "chi", "all", 1.0), _row("a", "block1", "chi", "all", 2.0),
+            _row("b", "deep", "chi", "all", 3.0), _row("a", "output", "psnr", "mean", 30.0, kind="quality")]
+    points = layer_sweep_points(rows_frame(rows))
+    assert set(zip(points["model"], points["layer"])) == {("a", "block0"), ("a", "block1")}
+
+
+def test_tsne_labels_add_content_only_when_a_content_metric_ran(run_result):
+    assert tsne_labels(run_result) == ["degradation"]
+
+    class WithContent:
+        rows = run_result.rows + [{**run_result.rows[0], "label": "content"}]
+
+    assert tsne_labels(WithContent) == ["degradation", "content"]
+
+
+def test_html_table_marks_exactly_the_best_cells_and_escapes():
+    frame = pd.DataFrame({"model": ["<a>", "b", "c"], "up": [1.0, 3.0, 2.0], "down": [5.0, 4.0, 6.0]})
+    table = html_table(frame, {"up": 3.0, "down": 4.0})
+    assert parse(table).best == ["3", "4"]
+    assert "&lt;a&gt;" in table and "<a>" not in table
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def _expected_images(result) -> int:
+    tsne = len(result.embeddings) * len(tsne_labels(result))
+    return tsne + 1 + 1 + len(result.confusions)  # + training curves + layer sweep + one per confusion
+
+
+def test_report_html_is_self_contained_with_every_section(run_result, written):
+    out = written
+    text = (out / "report.html").read_text(encoding="utf-8")
+    page = parse(text)
+    assert page.external == []
+    assert {"leaderboard", "generalization", "tsne", "training", "layers", "confusion", "extra-0"} <= set(page.ids)
+    assert len(page.sources) == _expected_images(run_result) > 0
+    assert f'content="{len(page.sources)}"' in text
+    for source in page.sources:
+        assert source.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    assert "a &lt;tiny&gt; suite &amp; its report" in text
+    assert "Compare: mine" in text and "Compare: mine" in (out / "leaderboard.md").read_text()
+    assert {"leaderboard.md", "results.csv", "results.json", "report.html"} <= {p.name for p in out.iterdir()}
+
+
+def test_best_value_per_leaderboard_column_is_marked(run_result, written):
+    rows = [r for r in run_result.rows if r["metric"].startswith("chi") and r["value"] is not None]
+    best_chi = max(r["value"] for r in rows)  # CHI: higher is better
+    srga = [r["value"] for r in run_result.rows if r["metric"].startswith("srga") and r["set"] == "mean"]
+    best_srga = min(srga)  # SRGA: lower is better
+    marked = parse((written / "report.html").read_text(encoding="utf-8")).best
+    assert format_value(best_chi) in marked
+    assert format_value(best_srga) in marked
+
+
+def test_html_obeys_outputs_html_switch(light_result, tmp_path):
+    suite = light_result.suite
+    off = suite.model_copy(update={"outputs": suite.outputs.model_copy(update={"html": False})})
+    result = dataclasses.replace(light_result, loaded=dataclasses.replace(light_result.loaded, suite=off))
+    out = writer.write_report(result, tmp_path / "rep")
+    assert not (out / "report.html").exists() and (out / "results.json").exists()
+
+
+def test_interrupted_write_leaves_the_previous_report_intact(light_result, tmp_path, monkeypatch):
+    out = writer.write_report(light_result, tmp_path / "rep")
+    (out / "baseline.json").write_text("{}")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "render_html", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write_report(light_result, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp dir, nothing half-written
+    monkeypatch.undo()
+    writer.write_report(light_result, out)
+    assert (out / "baseline.json").read_text() == "{}"  # files the run does not write survive
+
+
+# -- headless chromium ----------------------------------------------------------------------------
+
+CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+
+
+def _check_html(path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "check_html.py"), str(path), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@needs_chromium
+def test_report_renders_in_headless_chromium(run_result, written, tmp_path):
+    shot = tmp_path / "shot.png"
+    done = _check_html(written / "report.html", "--screenshot", str(shot))
+    assert done.returncode == 0, done.stderr
+    assert f"{_expected_images(run_result)} images decoded" in done.stdout
+    with Image.open(shot) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 10  # something was drawn, not a blank page
+
+
+@needs_chromium
+def test_chromium_check_fails_on_an_undecodable_image(written, tmp_path):
+    text = (written / "report.html").read_text(encoding="utf-8")
+    broken = re.sub(r'data:image/png;base64,[^"]+', "data:image/png;base64,iVBORw0KGgoAAAA", text, count=1)
+    (tmp_path / "report.html").write_text(broken, encoding="utf-8")
+    done = _check_html(tmp_path / "report.html")
+    assert done.returncode == 1
+    assert "not every image decoded" in done.stderr
