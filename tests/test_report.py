@@ -150,9 +150,12 @@ def test_training_points_parse_iterations_and_drop_lone_snapshots():
     assert dict(zip(points["iteration"], points["value"])) == {100: 1.0, 500: 2.0, 250: 1.5}
 
 
-def test_training_points_split_series_by_layer_when_several():
-    rows = [_row(f"gr@{i}", layer, "chi", "all", float(i)) for i in (1, 2) for layer in ("block0", "deep")]
-    assert set(training_points(rows_frame(rows))["series"]) == {"gr / block0", "gr / deep"}
+def test_training_points_use_the_deepest_layer_and_the_output():
+    rows = [_row(f"gr@{i}", layer, "chi", "all", float(i)) for i in (1, 2) for layer in ("block1", "deep", "block0")]
+    rows += [_row(f"gr@{i}", "output", "psnr", "mean", 30.0 + i, kind="quality") for i in (1, 2)]
+    points = training_points(rows_frame(rows))
+    assert set(zip(points["metric"], points["layer"])) == {("chi", "deep"), ("psnr", "output")}
+    assert set(points["series"]) == {"gr"}
 
 
 def test_layer_order_is_shallow_to_deep():

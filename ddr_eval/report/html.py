@@ -121,22 +121,23 @@ def _summary(frame: pd.DataFrame) -> pd.DataFrame:
 def training_points(frame: pd.DataFrame) -> pd.DataFrame:
     """Summary values of training-snapshot models (labelled ``name@iteration``), one row per snapshot.
 
-    Columns: series, iteration, metric, value, ci_low, ci_high. A series is a zoo entry, or an
-    entry and layer when a metric is reported on several layers. Series with fewer than two
-    snapshots are dropped (one point is not a curve).
+    Columns: series, iteration, layer, metric, value, ci_low, ci_high. A series is a zoo entry
+    on its deepest tapped layer (the layer sweep shows the others; one line per layer here would
+    bury the curve). Series with fewer than two snapshots are dropped (one point is not a curve).
     """
-    columns = ["series", "iteration", "metric", "value", "ci_low", "ci_high"]
+    columns = ["series", "iteration", "layer", "metric", "value", "ci_low", "ci_high"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     summary = _summary(frame)
     parsed = summary["model"].str.extract(SNAPSHOT_LABEL)
     snapshots = summary[parsed["series"].notna()].assign(
-        base=parsed["series"], iteration=pd.to_numeric(parsed["iteration"], errors="coerce"))
+        series=parsed["series"], iteration=pd.to_numeric(parsed["iteration"], errors="coerce"))
     if snapshots.empty:
         return pd.DataFrame(columns=columns)
-    layers_per = snapshots.groupby(["base", "metric"])["layer"].transform("nunique")
-    snapshots = snapshots.assign(series=np.where(layers_per > 1, snapshots["base"] + " / " + snapshots["layer"],
-                                                 snapshots["base"]))
+    features = snapshots[snapshots["layer"] != OUTPUT_LAYER]
+    deepest = {series: layer_order(group["layer"])[-1] for series, group in features.groupby("series")}
+    keep = (snapshots["layer"] == OUTPUT_LAYER) | (snapshots["layer"] == snapshots["series"].map(deepest))
+    snapshots = snapshots[keep]
     counts = snapshots.groupby(["series", "metric"])["iteration"].transform("nunique")
     return snapshots[counts >= 2][columns].reset_index(drop=True)
 
@@ -290,8 +291,9 @@ def _training(frame: pd.DataFrame, page: _Page) -> None:
     if points.empty:
         return
     page.section("training", "DDR over training")
-    page.note("Summary value of each training snapshot (models labelled name@iteration); bands are bootstrap "
-              "intervals where available.")
+    layers = ", ".join(sorted(set(points["layer"]) - {OUTPUT_LAYER})) or OUTPUT_LAYER
+    page.note("Summary value of each training snapshot (models labelled name@iteration) on the deepest tapped "
+              f"layer ({layers}; the layer sweep shows the others); bands are bootstrap intervals where available.")
     page.figure(training_curves_figure(points), "metrics against training iteration")
 
 
