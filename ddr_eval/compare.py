@@ -128,8 +128,8 @@ def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "") -> Com
             other = _nearest(board, index, model, step)
             if other is None:
                 continue
-            neighbours.append(Neighbour(board.at[other, "model"], board.at[other, "layer"], int(board.at[other, "rank"]),
-                                        position))
+            neighbours.append(Neighbour(board.at[other, "model"], board.at[other, "layer"],
+                                        int(board.at[other, "rank"]), position))
             deltas.append({m: board.at[index, m] - board.at[other, m] for m in metrics})
         values = {m: board.at[index, m] for m in metrics}
         placements.append(Placement(model, board.at[index, "layer"], int(board.at[index, "rank"]), len(board), values,
@@ -148,7 +148,8 @@ def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str |
     label = name or model_path.stem
     existing = [m.label for m in base.suite.models]
     if label in existing:
-        raise UserError(f"--model {model_path}: the suite already has a model named {label!r}; pick another with --name")
+        raise UserError(f"--model {model_path}: the suite already has a model named {label!r}; "
+                        "pick another with --name")
     augmented = copy.deepcopy(raw)
     spec: dict[str, Any] = {"path": str(model_path.resolve()), "as": label}
     if arch:

@@ -399,7 +399,8 @@ class CheckReport:
 
 
 def compare_to_baseline(baseline: Baseline, rows: Iterable[Mapping[str, Any]], tolerances: Tolerances | None = None,
-                        *, models: Mapping[str, str] | None = None, code: Mapping[str, Any] | None = None) -> CheckReport:
+                        *, models: Mapping[str, str] | None = None,
+                        code: Mapping[str, Any] | None = None) -> CheckReport:
     """Judge every baseline key against a new run's ``rows`` (keys only in the new run are ``new``)."""
     tolerances = tolerances or Tolerances()
     tolerances.check_names(baseline.entries)

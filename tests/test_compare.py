@@ -80,6 +80,11 @@ def test_missing_model_row_is_a_user_error():
 # -- with real (tiny) models ---------------------------------------------------------------------
 
 TINY = dict(num_feat=8, num_block=2, upscale=2)
+DEGRADATIONS = [
+    {"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+    {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
+    {"name": "noise", "chain": [{"type": "bicubic", "scale": 2}, {"type": "gaussian_noise", "sigma": 20}]},
+]
 
 
 @pytest.fixture
@@ -93,9 +98,7 @@ def zoo(tmp_path, monkeypatch):
         save_model(paths[-1], ARCHS.get("MSRResNet")(**TINY), "MSRResNet", TINY)
     suite = {
         "name": "tiny-zoo", "seed": 0, "data": {"patch_size": 16, "patches_per_image": 2},
-        "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
-                         {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
-                         {"name": "noise", "chain": [{"type": "bicubic", "scale": 2}, {"type": "gaussian_noise", "sigma": 20}]}],
+        "degradations": DEGRADATIONS,
         "models": [{"path": str(paths[0]), "as": "zoo-a"}, {"path": str(paths[1]), "as": "zoo-b"}],
         "metrics": [{"type": "chi", "label": "degradation", "projection": "raw", "bootstrap": 10},
                     {"type": "srga", "pca_dim": 8}, {"type": "psnr"}],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 import torch
@@ -132,7 +131,7 @@ def test_junit_has_one_testcase_per_key_and_a_failure_per_regression():
     root = ET.fromstring(report.junit_xml())
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == 3
-    failed = {case.get("classname"): case.find("failure").get("type") for case in cases if case.find("failure") is not None}
+    failed = {c.get("classname"): c.find("failure").get("type") for c in cases if c.find("failure") is not None}
     assert failed == {"ddr_eval.s.b.deep": REGRESSED, "ddr_eval.s.c.deep": MISSING}
     assert root.find("testsuite").get("failures") == "2"
 
@@ -176,6 +175,11 @@ def test_a_baseline_of_another_suite_is_refused():
 # -- the CLI, end to end ----------------------------------------------------------------------------
 
 TINY = dict(num_feat=8, num_block=2, upscale=2)
+DEGRADATIONS = [
+    {"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+    {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
+    {"name": "noise", "chain": [{"type": "bicubic", "scale": 2}, {"type": "gaussian_noise", "sigma": 20}]},
+]
 
 
 @pytest.fixture
@@ -188,9 +192,7 @@ def suite_file(tmp_path, monkeypatch):
         models.append({"path": str(tmp_path / f"m{i}.safetensors")})
     suite = {
         "name": "tiny-check", "seed": 0, "data": {"patch_size": 16, "patches_per_image": 2},
-        "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
-                         {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
-                         {"name": "noise", "chain": [{"type": "bicubic", "scale": 2}, {"type": "gaussian_noise", "sigma": 20}]}],
+        "degradations": DEGRADATIONS,
         "models": models,
         "metrics": [{"type": "chi", "label": "degradation", "projection": "raw", "bootstrap": 10},
                     {"type": "srga", "pca_dim": 8}, {"type": "psnr"}],

@@ -145,8 +145,9 @@ def training_points(frame: pd.DataFrame) -> pd.DataFrame:
 def layer_order(layers: Iterable[str]) -> list[str]:
     """Shallow to deep: ``block<i>`` taps by index, then named taps in the order they appeared."""
     unique = list(dict.fromkeys(layers))
-    blocks = sorted((l for l in unique if BLOCK_LAYER.match(l)), key=lambda l: int(BLOCK_LAYER.match(l).group(1)))
-    return blocks + [l for l in unique if not BLOCK_LAYER.match(l)]
+    blocks = sorted((name for name in unique if BLOCK_LAYER.match(name)),
+                    key=lambda name: int(BLOCK_LAYER.match(name).group(1)))
+    return blocks + [name for name in unique if not BLOCK_LAYER.match(name)]
 
 
 def layer_sweep_points(frame: pd.DataFrame) -> pd.DataFrame:

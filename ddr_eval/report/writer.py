@@ -96,7 +96,8 @@ def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> st
         lines += ["", "## Per degradation set", "", _markdown_table(per_set)]
     notes = [r for r in result.rows if r.get("note", "").startswith("unavailable")]
     if notes:
-        lines += ["", "## Not computed", ""] + [f"- {r['model']} / {r['metric']} / {r['set']}: {r['note']}" for r in notes]
+        lines += ["", "## Not computed", ""]
+        lines += [f"- {r['model']} / {r['metric']} / {r['set']}: {r['note']}" for r in notes]
     for confusion in result.confusions:
         lines += ["", f"### Confusion: {confusion['model']} / {confusion['layer']} / {confusion['metric']}", ""]
         header = ["true \\ predicted", *confusion["classes"]]
