@@ -184,7 +184,8 @@ def test_ray_retries_a_failed_cell(ray_cluster, cells, local_batches, tmp_path, 
 def test_ray_cell_that_keeps_failing_is_named_and_others_are_cached(ray_cluster, cells, local_batches, tmp_path):
     fault = InjectedFault(cell="tiny-a x all/blur", state_dir=str(tmp_path), attempts=3)
     cache = FeatureCache(tmp_path / "cache")
-    with pytest.raises(CellFailedError, match=r"model tiny-a, degradation set all/blur .*InjectedFailure") as error:
+    message = r"model tiny-a, degradation set all/blur \(gap\) failed after 2 attempts: InjectedFailure"
+    with pytest.raises(CellFailedError, match=message) as error:
         make_executor("ray", max_retries=1, fault=fault)(cells, cache, 5, torch.device("cpu"), None)
     assert error.value.exit_code == 1
     failed = [cell.name for cell in cells if "tiny-a x all/blur" in cell.name]
