@@ -255,7 +255,13 @@ def _validate_input(lr: np.ndarray) -> np.ndarray:
     return np.require(lr, dtype=np.float32, requirements=["C", "W"])
 
 
+_OUT_OF_MEMORY_MESSAGES = (
+    "out of memory",  # CUDA ("CUDA out of memory"), MPS ("MPS backend out of memory")
+    "can't allocate memory",  # CPU: "DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."
+)
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error)
+    return isinstance(error, (torch.cuda.OutOfMemoryError, MemoryError)) or (
+        isinstance(error, RuntimeError) and any(text in str(error) for text in _OUT_OF_MEMORY_MESSAGES)
     )

@@ -21,6 +21,7 @@ from ddr_eval.features.cache import FeatureCache
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
+from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import Reducer, metric_pooling
 from ddr_eval.suite.loader import LoadedSuite
@@ -108,10 +109,11 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     device = select_device(suite.runtime.device)
     cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
     cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling)
+    memory = plan_memory(cells, inputs, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
 
     t = time.perf_counter()
     run = executor or LocalExecutor(progress=progress)
-    batches = run(cells, cache, suite.runtime.batch_size, device, suite.runtime.amp_dtype)
+    batches = run(cells, cache, memory.batch_size, device, suite.runtime.amp_dtype)
     features = {(c.source.label, c.dataset.split, c.dataset.name, c.pooling): b for c, b in zip(cells, batches)}
     timings["features"] = time.perf_counter() - t
 
@@ -131,6 +133,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "device": str(device),
         "cells": len(cells),
         "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses},
+        "memory": memory.as_dict(),
     }
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
                      {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs)
