@@ -7,8 +7,8 @@ by :func:`build_metric`. Its class declares, as class variables, what ranking, `
 * ``higher_is_better`` – the direction of "better";
 * ``aggregation`` – how cells are reduced ("mean");
 * ``kind`` – which inputs its ``compute`` takes: ``"separability"`` (features, labels),
-  ``"generalization"`` (reference and test features), ``"identification"`` (train/test split)
-  or ``"quality"`` (SR outputs and targets).
+  ``"generalization"`` (reference and test features), ``"identification"`` (train/test split),
+  ``"quality"`` (SR outputs and targets) or ``"efficiency"`` (the module and an LR patch shape).
 
 Numbers a metric cannot be computed on (one class, non-finite or constant features, too few
 samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of producing NaN.
@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.registry import Registry
 
-METRIC_KINDS = ("separability", "generalization", "identification", "quality")
+METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")
 CONFIDENCE_LEVEL = 0.95
 
 
