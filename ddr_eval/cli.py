@@ -147,15 +147,15 @@ def upscale(
     from ddr_eval.data.images import read_image
     from ddr_eval.metrics.quality import to_uint8
     from ddr_eval.models.zoo import resolve_model
+    from ddr_eval.pipeline.memory import super_resolve_within_memory
     from ddr_eval.pipeline.models import require_finite_weights
-    from ddr_eval.training.evaluate import super_resolve
 
     descriptor = resolve_model(model, arch=arch)
     require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
     pixels = read_image(input_path)
-    out = to_uint8(super_resolve(descriptor.module, pixels))
+    out = to_uint8(super_resolve_within_memory(descriptor.module, pixels, descriptor.scale))  # tiles if huge
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".tmp")
     PILImage.fromarray(out).save(tmp, format="PNG")

@@ -214,3 +214,55 @@ def test_provenance_records_the_plan_in_the_report(tmp_path, monkeypatch, capsys
     assert exit_info.value.code == 0, capsys.readouterr().err
     memory = json.loads((out / "results.json").read_text())["provenance"]["memory"]
     assert memory["expected_memory_gib"] == 2.0 and 1 <= memory["batch_size"] <= 16
+
+
+# -- whole images: ddr-eval upscale --------------------------------------------------------------
+
+
+def test_an_ordinary_image_is_upscaled_in_one_pass_and_a_huge_one_in_tiles():
+    from ddr_eval.pipeline.memory import upscale_tile_side
+
+    model = _model()
+    assert upscale_tile_side(model, (256, 256, 3), scale=2) is None
+    tile = upscale_tile_side(model, (4000, 4000, 3), scale=2)
+    assert tile is not None and tile % 4 == 0 and 64 <= tile < 4000
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Many tiny forward passes: on a busy machine, thread hand-offs would cost more than the convolutions."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tiles_reproduce_the_whole_image_pass(monkeypatch, one_torch_thread):
+    """MSRResNet with one block sees 5 LR pixels around each output pixel, less than the context."""
+    import ddr_eval.pipeline.memory as memory
+    from ddr_eval.training.evaluate import super_resolve
+
+    torch.manual_seed(0)
+    model = build_arch("MSRResNet", num_feat=8, num_block=1, upscale=2).eval()
+    image = np.random.default_rng(0).random((200, 160, 3), dtype=np.float32)
+    whole = super_resolve(model, image)
+    tiled = memory.super_resolve_in_tiles(model, image, scale=2, tile=48, context=8)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+    # a budget where the whole image does not fit but 100x100 windows (tile + context) do
+    per_pixel = memory.forward_footprint(model, (32, 32, 3), [], outputs=True).activation_bytes / 32**2
+    arrays = image.size * 4 * (1 + 2 * 2 * 2)
+    budget = (BASELINE_BYTES + arrays + per_pixel * 100**2) / GIB
+    tiles = []
+    spy = memory.super_resolve_in_tiles
+    monkeypatch.setattr(memory, "super_resolve_in_tiles", lambda *a, **k: tiles.append(a[3]) or spy(*a, **k))
+    np.testing.assert_allclose(memory.super_resolve_within_memory(model, image, 2, memory_gib=budget), whole,
+                               atol=1e-5)
+    assert tiles == [100 - 2 * memory.TILE_CONTEXT - (100 - 2 * memory.TILE_CONTEXT) % 4]
+
+
+def test_an_image_too_large_even_for_tiles_is_refused():
+    from ddr_eval.pipeline.memory import upscale_tile_side
+
+    with pytest.raises(UserError, match="too large to super-resolve within"):
+        upscale_tile_side(_model(), (40000, 40000, 3), scale=2, memory_gib=1.0)

@@ -21,10 +21,15 @@ The rule reads only the suite and the models, never the machine's current state,
 gets the same batch size in every run and on every machine. If even one patch does not fit,
 the run stops before any work with a :class:`UserError` naming ``runtime.expected_memory_gib``.
 Metric computations (bootstraps, t-SNE, pairwise distances) are not part of the estimate.
+
+``ddr-eval upscale`` uses the same estimate, scaled by area, for one pass over a whole image;
+an image whose pass would not fit in :data:`UPSCALE_MEMORY_GIB` is super-resolved in tiles
+with :data:`TILE_CONTEXT` pixels of real context around each.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -36,11 +41,17 @@ from ddr_eval.errors import UserError
 from ddr_eval.metrics.identification import IMAGE_STATISTIC_NAMES
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.inputs import SuiteInputs
+from ddr_eval.training.evaluate import PAD_MULTIPLE, super_resolve
 
 GIB = 2**30
 MIB = 2**20
 BASELINE_BYTES = 512 * MIB
 """Resident memory of the process before any data: Python, torch and the scientific stack."""
+UPSCALE_MEMORY_GIB = 4.0
+"""What ``ddr-eval upscale`` may use; larger images are super-resolved in tiles."""
+TILE_CONTEXT = 32
+"""LR pixels of real image around each tile, cropped away after the forward pass."""
+_PROBE_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -212,3 +223,59 @@ def _first_tensor_numel(value: object) -> int:
     while isinstance(value, (tuple, list)) and value:
         value = value[0]
     return value.numel() if isinstance(value, torch.Tensor) else 0
+
+
+# -- whole images (ddr-eval upscale) -------------------------------------------------------------
+
+
+def upscale_tile_side(module: nn.Module, image_shape: tuple[int, ...], scale: int,
+                      memory_gib: float = UPSCALE_MEMORY_GIB) -> int | None:
+    """``None`` if one forward pass over the whole LR image fits in ``memory_gib``, else the side
+    (a multiple of 4) of square tiles that do, each with :data:`TILE_CONTEXT` pixels of context.
+
+    Activations of a convolutional SR network grow with the pixel count, so the estimate of a
+    32x32 probe (see :func:`forward_footprint`) is scaled by area.
+    """
+    height, width, colours = image_shape
+    probe = forward_footprint(module, (_PROBE_SIDE, _PROBE_SIDE, colours), [], outputs=True)
+    per_pixel = probe.activation_bytes / _PROBE_SIDE**2
+    images = height * width * colours * 4 * (1 + 2 * scale * scale)  # input, output, its uint8/PNG copies
+    room = memory_gib * GIB - BASELINE_BYTES - images
+    if per_pixel * height * width <= room:
+        return None
+    side = int(math.sqrt(max(room, 0) / per_pixel)) - 2 * TILE_CONTEXT
+    side -= side % PAD_MULTIPLE
+    if side < PAD_MULTIPLE:
+        raise UserError(f"a {width}x{height} image is too large to super-resolve within {memory_gib:g} GiB, "
+                        "even in tiles; downscale or crop it first")
+    return side
+
+
+def super_resolve_in_tiles(module: nn.Module, image: np.ndarray, scale: int, tile: int,
+                           context: int = TILE_CONTEXT) -> np.ndarray:
+    """Super-resolve an HWC image tile by tile, each tile run with ``context`` pixels of the real
+    image around it (cropped afterwards), as Real-ESRGAN's tiled inference does.
+
+    The result equals a whole-image pass wherever the network's receptive field is within
+    ``context``; deeper networks differ slightly near tile borders.
+    """
+    height, width = image.shape[:2]
+    out = np.empty((height * scale, width * scale, 3), dtype=np.float32)
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            top_c, left_c = max(top - context, 0), max(left - context, 0)
+            sr = super_resolve(module, image[top_c:min(bottom + context, height), left_c:min(right + context, width)])
+            rows = slice((top - top_c) * scale, (bottom - top_c) * scale)
+            cols = slice((left - left_c) * scale, (right - left_c) * scale)
+            out[top * scale:bottom * scale, left * scale:right * scale] = sr[rows, cols]
+    return out
+
+
+def super_resolve_within_memory(module: nn.Module, image: np.ndarray, scale: int,
+                                memory_gib: float = UPSCALE_MEMORY_GIB) -> np.ndarray:
+    """One pass over the whole image when it fits in ``memory_gib``, tiles when it does not."""
+    tile = upscale_tile_side(module, image.shape, scale, memory_gib)
+    if tile is None:
+        return super_resolve(module, image)
+    return super_resolve_in_tiles(module, image, scale, tile)
