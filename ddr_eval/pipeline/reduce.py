@@ -22,6 +22,7 @@ from ddr_eval.pipeline.models import FeatureSource
 ALL = "all"
 MEAN = "mean"
 OUTPUT_LAYER = "output"
+MODEL_LAYER = "model"  # rows about the whole network (efficiency metrics)
 
 
 @dataclass
@@ -184,6 +185,18 @@ class Reducer:
                 "model": source.label, "layer": layer, "metric": metric.name, "classes": list(result.classes),
                 "matrix": np.asarray(result.confusion).tolist(), "accuracy": float(result.accuracy),
                 "macro_f1": float(result.macro_f1)})
+
+    def _efficiency(self, metric, source):
+        """Cost of the network itself on one LR patch of the suite's size: one row, layer ``model``."""
+        patch_shape = next(iter(self.inputs.eval_sets.values())).lr.shape[1:]
+        sized = metric.for_patch(patch_shape)
+        if source.descriptor is None:
+            self._row(sized, source, MODEL_LAYER, ALL, note=f"unavailable: {source.label} is not a network")
+            return
+        module = source.descriptor.module
+        result = self._guard(sized, source, MODEL_LAYER, ALL, lambda: sized.compute(module, patch_shape, self.seed))
+        if result is not None:
+            self._row(sized, source, MODEL_LAYER, ALL, result.value, note=result.extra.get("unit", ""))
 
     def _mean_row(self, metric, source, layer, values):
         """The summary a leaderboard shows for a per-set metric; noted as unavailable when no set has
