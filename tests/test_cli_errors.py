@@ -261,12 +261,30 @@ def _folder_with_nan_tiff(root: Path) -> Path:
     return folder
 
 
+def _folder_with_huge_image(root: Path) -> Path:
+    """A PNG whose header declares 12000x10000 pixels (over the 100-megapixel limit): refused
+    from its header, before anything is decoded."""
+    import io
+    import struct
+    import zlib
+
+    folder = _image_folder(root / "images")
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", 12000, 10000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (folder / "panorama.png").write_bytes(bytes(data))
+    return folder
+
+
 BAD_FOLDERS = {
     "missing": (lambda root: root / "no-such-folder", "no-such-folder"),
     "empty": (_empty_folder, "empty image folder"),
     "corrupt": (_folder_with_corrupt_file, "broken.png"),
     "smaller_than_patch": (_folder_with_tiny_image, "thumbnail.png"),
     "nan_pixels": (_folder_with_nan_tiff, "float.tif"),
+    "huge": (_folder_with_huge_image, "huge image"),
 }
 
 
@@ -275,7 +293,7 @@ def test_bad_image_folder_is_one_line_exit_2_and_no_report(workdir, capsys, kind
     make, culprit = BAD_FOLDERS[kind]
     suite = _suite(workdir, _good_model(workdir), images=make(workdir))
     code, stderr = _cli(["run", str(suite), "-q"], capsys)
-    _assert_one_line_error(code, stderr, culprit)
+    _assert_one_line_error(code, stderr, culprit, *(["panorama.png"] if kind == "huge" else []))
     _nothing_written(workdir)
 
 
@@ -307,3 +325,38 @@ def test_a_good_run_does_write_its_report(workdir, capsys):
                    capsys)
     assert code == 0
     assert {"leaderboard.md", "results.csv", "results.json"} <= {p.name for p in (workdir / "report").iterdir()}
+
+
+def _folder_of_every_mode(root: Path) -> Path:
+    """Grey, grey+alpha, RGBA, palette, 16-bit grey and an EXIF-rotated JPEG, all usable."""
+    folder = root / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    PILImage.fromarray(rgb).convert("L").save(folder / "grey.png")
+    PILImage.fromarray(rgb).convert("LA").save(folder / "grey_alpha.png")
+    PILImage.fromarray(rgb).convert("RGBA").save(folder / "rgba.png")
+    PILImage.fromarray(rgb).convert("P").save(folder / "palette.png")
+    PILImage.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(folder / "deep.png")
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    PILImage.fromarray(rgb).save(folder / "rotated.jpg", exif=exif.tobytes())
+    return folder
+
+
+def test_every_image_mode_runs_end_to_end(workdir, capsys):
+    """The formats users have (the decoding rules are unit-tested in test_data.py) all reach a report."""
+    folder = _folder_of_every_mode(workdir)
+    out = workdir / "report"
+    code, stderr = _cli(["run", str(_suite(workdir, _good_model(workdir), images=folder)), "--out", str(out), "-q"],
+                        capsys)
+    assert code == 0, stderr
+    import json
+
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert rows and all(r["value"] is not None for r in rows), rows
+    from ddr_eval.data.images import load_folder
+
+    shapes = {image.name: image.pixels.shape for image in load_folder(folder)}
+    assert shapes["rotated.jpg"] == (48, 40, 3)  # upright: EXIF rotation applied
+    assert all(shape[2] == 3 for shape in shapes.values()) and len(shapes) == 6
