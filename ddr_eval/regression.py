@@ -25,6 +25,11 @@ different kernels (``OPENBLAS_CORETYPE``, ``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAP
   (absolute, on [-1, 1]). Default for them: ``rtol=0, atol=0.03`` (about ten times the
   measured spread).
 
+* **wall-clock** metrics (``latency``) measure the machine as much as the model: a baseline
+  recorded on one runner says nothing about another. They are *skipped* (reported, never
+  failing) unless a per-metric tolerance names them (``--rtol latency=0.5``) for a check on
+  the machine the baseline came from.
+
 Anything passed on the command line (a global ``--rtol 0.01`` or a per-metric
 ``--atol chi=0.5``) overrides these built-ins; per-metric beats global.
 """
@@ -49,7 +54,9 @@ BASELINE_FORMAT = "ddr-eval/baseline@1"
 BASELINE_FILE = "baseline.json"
 
 OK, IMPROVED, REGRESSED, MISSING, UNAVAILABLE, NEW = "ok", "improved", "regressed", "missing", "unavailable", "new"
+SKIPPED = "skipped"
 FAILING = (REGRESSED, MISSING, UNAVAILABLE)
+WALL_CLOCK_TYPES = ("latency",)  # machine-dependent: checked only when a per-metric tolerance asks
 
 Key = tuple[str, str, str, str]  # model, layer, metric, set
 
@@ -159,10 +166,13 @@ class Tolerances:
                 return per_metric[name]
         return None
 
-    def for_entry(self, entry: "BaselineEntry") -> Tolerance:
+    def for_entry(self, entry: "BaselineEntry") -> Tolerance | None:
+        """The tolerance for one key, or ``None`` for a wall-clock metric nobody asked to check."""
         builtin = TSNE_TOLERANCE if _is_tsne(entry) else DEFAULT_TOLERANCE
         rtol = self._lookup(self.metric_rtol, entry)
         atol = self._lookup(self.metric_atol, entry)
+        if entry.type in WALL_CLOCK_TYPES and rtol is None and atol is None:
+            return None
         return Tolerance(
             rtol=rtol if rtol is not None else (self.rtol if self.rtol is not None else builtin.rtol),
             atol=atol if atol is not None else (self.atol if self.atol is not None else builtin.atol),
@@ -309,6 +319,9 @@ class KeyCheck:
             return f"{where}: baseline {format_value(self.old)}, now unavailable"
         if self.status == NEW:
             return f"{where}: new value {format_value(self.new)} (not in the baseline)"
+        if self.status == SKIPPED:
+            return (f"{where}: {format_value(self.old)} -> {format_value(self.new)}, not checked (wall-clock; "
+                    f"give --rtol {self.key[2]}=... to check it on the baseline's machine)")
         allowed = self.tolerance.allowed(self.old) if self.tolerance and self.old is not None else 0.0
         return (f"{where}: {format_value(self.old)} -> {format_value(self.new)} (delta {self.delta:+.3g}, "
                 f"allowed {allowed:.3g}, {direction})")
@@ -360,7 +373,7 @@ class CheckReport:
         return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
     def summary(self) -> str:
-        counts = {s: len(self.by_status(s)) for s in (OK, IMPROVED, NEW, REGRESSED, UNAVAILABLE, MISSING)}
+        counts = {s: len(self.by_status(s)) for s in (OK, IMPROVED, NEW, SKIPPED, REGRESSED, UNAVAILABLE, MISSING)}
         verdict = "FAILED" if self.failures else "passed"
         return f"ddr-eval check {self.suite}: {verdict} — " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
 
@@ -376,8 +389,9 @@ class CheckReport:
         failures = self.failures
         suites = ET.Element("testsuites", name="ddr-eval", tests=str(len(self.checks)), failures=str(len(failures)),
                             errors="0")
+        skipped = self.by_status(SKIPPED)
         suite = ET.SubElement(suites, "testsuite", name=f"ddr-eval check {self.suite}", tests=str(len(self.checks)),
-                              failures=str(len(failures)), errors="0", skipped="0", time="0")
+                              failures=str(len(failures)), errors="0", skipped=str(len(skipped)), time="0")
         properties = ET.SubElement(suite, "properties")
         for name, value in (("baseline_commit", self.baseline_code.get("commit")), ("commit", self.code.get("commit"))):
             ET.SubElement(properties, "property", name=name, value=str(value))
@@ -388,6 +402,8 @@ class CheckReport:
             if check.failed:
                 failure = ET.SubElement(case, "failure", message=check.message(), type=check.status)
                 failure.text = check.message()
+            elif check.status == SKIPPED:
+                ET.SubElement(case, "skipped", message=check.message())
             elif check.status != OK:
                 ET.SubElement(case, "system-out").text = check.message()
         ET.indent(suites)
@@ -415,7 +431,7 @@ def compare_to_baseline(baseline: Baseline, rows: Iterable[Mapping[str, Any]], t
             checks.append(KeyCheck(entry.key, entry.value, None, entry.higher_is_better, tolerance, MISSING))
             continue
         new = current.pop(entry.key).value
-        status = judge(entry.value, new, entry.higher_is_better, tolerance)
+        status = SKIPPED if tolerance is None else judge(entry.value, new, entry.higher_is_better, tolerance)
         checks.append(KeyCheck(entry.key, entry.value, new, entry.higher_is_better, tolerance, status))
     for entry in current.values():
         if entry.value is not None:

@@ -20,6 +20,7 @@ from ddr_eval.regression import (
     NEW,
     OK,
     REGRESSED,
+    SKIPPED,
     TSNE_TOLERANCE,
     UNAVAILABLE,
     Baseline,
@@ -134,6 +135,17 @@ def test_junit_has_one_testcase_per_key_and_a_failure_per_regression():
     failed = {c.get("classname"): c.find("failure").get("type") for c in cases if c.find("failure") is not None}
     assert failed == {"ddr_eval.s.b.deep": REGRESSED, "ddr_eval.s.c.deep": MISSING}
     assert root.find("testsuite").get("failures") == "2"
+
+
+def test_wall_clock_metrics_are_skipped_unless_a_per_metric_tolerance_asks():
+    latency = dict(metric="latency", type_="latency", higher=False, layer="model")
+    baseline = Baseline.from_rows([row(**latency, value=1.0)], PROVENANCE)
+    slower = [row(**latency, value=3.0)]
+    report = compare_to_baseline(baseline, slower, Tolerances(rtol=0.1))  # a global tolerance does not opt in
+    assert [c.status for c in report.checks] == [SKIPPED] and report.exit_code == 0
+    assert ET.fromstring(report.junit_xml()).find("./testsuite/testcase/skipped") is not None
+    asked = compare_to_baseline(baseline, slower, Tolerances.parse(["latency=0.5"]))
+    assert [c.status for c in asked.checks] == [REGRESSED]
 
 
 def test_changed_checkpoint_is_noted():
