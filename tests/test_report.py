@@ -164,7 +164,8 @@ def test_layer_order_is_shallow_to_deep():
 
 def test_layer_sweep_points_keep_multi_layer_models_only():
     rows = [_row("a", "block0", "chi", "all", 1.0), _row("a", "block1", "chi", "all", 2.0),
-            _row("b", "deep", "chi", "all", 3.0), _row("a", "output", "psnr", "mean", 30.0, kind="quality")]
+            _row("b", "deep", "chi", "all", 3.0), _row("a", "output", "psnr", "mean", 30.0, kind="quality"),
+            _row("b", "model", "params", "all", 1e5, higher=False, kind="efficiency")]
     points = layer_sweep_points(rows_frame(rows))
     assert set(zip(points["model"], points["layer"])) == {("a", "block0"), ("a", "block1")}
 

@@ -42,6 +42,8 @@ from ddr_eval.report.tables import (
 )
 
 OUTPUT_LAYER = "output"
+# rows about a whole network rather than a feature tap: SR outputs (quality), the module (efficiency)
+WHOLE_NETWORK_LAYERS = (OUTPUT_LAYER, "model")
 SNAPSHOT_LABEL = re.compile(r"^(?P<series>.+)@(?P<iteration>\d+)$")
 BLOCK_LAYER = re.compile(r"^block(\d+)$")
 IMAGES_META = "ddr-eval:images"
@@ -134,9 +136,9 @@ def training_points(frame: pd.DataFrame) -> pd.DataFrame:
         series=parsed["series"], iteration=pd.to_numeric(parsed["iteration"], errors="coerce"))
     if snapshots.empty:
         return pd.DataFrame(columns=columns)
-    features = snapshots[snapshots["layer"] != OUTPUT_LAYER]
-    deepest = {series: layer_order(group["layer"])[-1] for series, group in features.groupby("series")}
-    keep = (snapshots["layer"] == OUTPUT_LAYER) | (snapshots["layer"] == snapshots["series"].map(deepest))
+    whole = snapshots["layer"].isin(WHOLE_NETWORK_LAYERS)
+    deepest = {series: layer_order(group["layer"])[-1] for series, group in snapshots[~whole].groupby("series")}
+    keep = whole | (snapshots["layer"] == snapshots["series"].map(deepest))
     snapshots = snapshots[keep]
     counts = snapshots.groupby(["series", "metric"])["iteration"].transform("nunique")
     return snapshots[counts >= 2][columns].reset_index(drop=True)
@@ -155,7 +157,7 @@ def layer_sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     summary = _summary(frame)
-    summary = summary[summary["layer"] != OUTPUT_LAYER]
+    summary = summary[~summary["layer"].isin(WHOLE_NETWORK_LAYERS)]
     layers_per_model = summary.groupby("model")["layer"].transform("nunique")
     return summary[layers_per_model > 1][["model", "layer", "metric", "value", "ci_low", "ci_high"]]
 
@@ -292,7 +294,7 @@ def _training(frame: pd.DataFrame, page: _Page) -> None:
     if points.empty:
         return
     page.section("training", "DDR over training")
-    layers = ", ".join(sorted(set(points["layer"]) - {OUTPUT_LAYER})) or OUTPUT_LAYER
+    layers = ", ".join(sorted(set(points["layer"]) - set(WHOLE_NETWORK_LAYERS))) or OUTPUT_LAYER
     page.note("Summary value of each training snapshot (models labelled name@iteration) on the deepest tapped "
               f"layer ({layers}; the layer sweep shows the others); bands are bootstrap intervals where available.")
     page.figure(training_curves_figure(points), "metrics against training iteration")
