@@ -239,7 +239,9 @@ def test_baseline_then_check_passes_bit_for_bit_then_catches_a_regression(suite_
     target = next(e for e in document["entries"] if e["metric"] == "psnr" and e["set"] == "blur")
     target["value"] += 1.0
     baseline.write_text(json.dumps(document))
-    assert run_cli("check", suite_file, "--baseline", baseline, "--junit", junit, "--cache", "-q") == 1
+    assert run_cli("check", suite_file, "--baseline", baseline, "--junit", junit, "--cache", "--out",
+                   tmp_path / "rep", "-q") == 1
+    assert (tmp_path / "rep" / "results.json").is_file()
     out = capsys.readouterr().out
     assert "FAILED" in out and "regressed" in out and f"{target['model']}" in out
     failures = [c for c in ET.parse(junit).getroot().iter("testcase") if c.find("failure") is not None]
