@@ -42,6 +42,7 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError
 from ddr_eval.metrics.base import (
@@ -67,7 +68,19 @@ against 1.5 s / 4.7 s / 11 s at 1000. Cluster structure is settled well before 5
 (the first 250 are early exaggeration), so 500 halves the cost without changing the picture.
 With the cores busy (other jobs on the machine) the same runs take several times longer.
 """
-TSNE_N_JOBS = 2
+TSNE_THREADS = 1
+"""t-SNE runs on one thread (``n_jobs=1`` and OpenMP/BLAS pools limited to 1 for the call).
+
+sklearn's Barnes–Hut gradient is an OpenMP loop with a barrier every iteration; when another
+process holds a core, each barrier waits for the descheduled thread. Measured on this
+project's shared 2-core machine (load ~6–10; 640 points = the default suite's 5 sets x 128
+patches, 32-d features, 500 iterations): 21–22 s with 2 threads, 1.15 s with one. Idle, the
+second thread can gain at most 2x; busy (CI, other jobs, the suite's own parallel cells) it
+costs ~20x, and t-SNE then dominated a default suite's metric phase. openTSNE (1.0.4) was
+measured too and was not faster at suite sizes (640 points: 1.8 s Barnes–Hut vs sklearn's
+2.2 s in the same conditions; only its FFT method pulls ahead, from ~4000 points), so
+scikit-learn stays, with no extra dependency.
+"""
 
 
 # --------------------------------------------------------------------------- projections
@@ -109,9 +122,9 @@ def tsne_embedding(
 
     PCA first is the usual recipe (and sklearn's advice): it removes noise dimensions and makes
     the neighbour search cheap. ``init="pca"`` and Barnes–Hut keep it deterministic for a seed
-    and O(N log N). ``perplexity`` is clipped to ``(n_samples - 1) / 3`` for small inputs,
-    since sklearn requires it to be well below the number of points. See :data:`TSNE_MAX_ITER`
-    for the measured cost.
+    and O(N log N); it runs on one thread (see :data:`TSNE_THREADS`). ``perplexity`` is clipped
+    to ``(n_samples - 1) / 3`` for small inputs, since sklearn requires it to be well below the
+    number of points. See :data:`TSNE_MAX_ITER` for the measured cost.
     """
     reduced = pca_project(standardize(features), TSNE_PCA_DIM, seed)
     n_samples = reduced.shape[0]
@@ -124,9 +137,10 @@ def tsne_embedding(
         method="barnes_hut",
         max_iter=max_iter,
         random_state=seed,
-        n_jobs=TSNE_N_JOBS,
+        n_jobs=TSNE_THREADS,
     )
-    return tsne.fit_transform(reduced).astype(np.float64)
+    with threadpool_limits(limits=TSNE_THREADS):
+        return tsne.fit_transform(reduced).astype(np.float64)
 
 
 def project(features: np.ndarray, projection: Projection, dim: int = 50, seed: int = 0) -> np.ndarray:
