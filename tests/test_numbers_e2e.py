@@ -191,6 +191,20 @@ def test_a_single_degradation_set_gives_notes_not_numbers(tmp_path, cache_dir, c
     assert _leaderboard_models(leaderboard) == {"ordinary"}
 
 
+def test_fewer_samples_or_features_than_pca_components_is_a_noted_fallback(tmp_path, cache_dir, capsys):
+    """SRGA asks for 300 PCA components from 16 patches per set (4 images x 4): the documented
+    fallback (clip to what the data has) is taken, and the row says so instead of silently using fewer."""
+    out = tmp_path / "report"
+    metrics = [{"type": "srga", "pca_dim": 300, "bootstrap": 0}]
+    _run(_suite(tmp_path, {"ordinary": _trained_like(tmp_path)}, _photos(tmp_path / "images"), sets=("clean", "blur"),
+                metrics=metrics), out, capsys)
+    rows, csv, _ = _report(out)
+    (blur,) = [r for r in rows if r["set"] == "blur"]
+    assert blur["value"] is not None
+    assert "PCA dim clipped from 300 to 16 = min(n_samples=16" in blur["note"]
+    assert csv.loc[csv["set"] == "blur", "note"].str.contains("PCA dim clipped").all()
+
+
 def test_infinite_psnr_of_perfect_reconstructions_is_noted(tmp_path, cache_dir, capsys):
     """Flat images through the zero model are reproduced exactly: PSNR is +inf (as in BasicSR),
     which must reach the report as a note, and the PSNR drop computed from it too."""

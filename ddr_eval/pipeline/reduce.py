@@ -115,7 +115,8 @@ class Reducer:
             result = self._guard(metric, source, layer, ALL, lambda: metric.compute(x, labels[metric.label], self.seed))
             if result is None:
                 continue
-            self._row(metric, source, layer, ALL, result.value, (result.ci_low, result.ci_high), label=metric.label,
+            self._row(metric, source, layer, ALL, result.value, (result.ci_low, result.ci_high), _fallbacks(result),
+                      label=metric.label,
                       projection=getattr(metric, "projection", None))
             embedding = result.extra.get("embedding") if result.extra else None
             if embedding is not None:
@@ -130,7 +131,8 @@ class Reducer:
                 test = self._layer_features(source, layer, self._eval_split, name, pooling)
                 result = self._guard(metric, source, layer, name, lambda: metric.compute(ref, test, self.seed))
                 if result is not None:
-                    self._row(metric, source, layer, name, result.value, (result.ci_low, result.ci_high))
+                    self._row(metric, source, layer, name, result.value, (result.ci_low, result.ci_high),
+                              _fallbacks(result))
                     values.append(result.value)
             self._mean_row(metric, source, layer, values)
 
@@ -146,7 +148,8 @@ class Reducer:
             result = self._guard(metric, source, OUTPUT_LAYER, name, lambda: metric.compute(
                 _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True))
             if result is not None:
-                self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high))
+                self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high),
+                          _fallbacks(result))
                 if name != self.reference:
                     values.append(result.value)
         self._mean_row(metric, source, OUTPUT_LAYER, values)
@@ -180,7 +183,8 @@ class Reducer:
             if result is None:
                 continue
             ci = (getattr(result, "ci_low", None), getattr(result, "ci_high", None))
-            self._row(metric, source, layer, ALL, result.accuracy, ci, macro_f1=float(result.macro_f1))
+            self._row(metric, source, layer, ALL, result.accuracy, ci, _fallbacks(result),
+                      macro_f1=float(result.macro_f1))
             self.result.confusions.append({
                 "model": source.label, "layer": layer, "metric": metric.name, "classes": list(result.classes),
                 "matrix": np.asarray(result.confusion).tolist(), "accuracy": float(result.accuracy),
@@ -230,6 +234,13 @@ def _outputs_as_uint8(outputs: np.ndarray | None) -> np.ndarray:
     if not np.isfinite(outputs).all():
         raise DegenerateInputError(f"SR outputs contain {int(np.size(outputs) - np.isfinite(outputs).sum())} NaN/Inf values")
     return to_uint8(outputs)
+
+
+def _fallbacks(result: Any) -> str:
+    """A metric's documented fallbacks (``extra["warnings"]``, e.g. a clipped PCA dimension) as the
+    row's note, so a number computed a different way than asked says so in the results."""
+    warnings = (getattr(result, "extra", None) or {}).get("warnings") or []
+    return "; ".join(" ".join(str(w).split()) for w in warnings)
 
 
 def _finite_or_none(value) -> float | None:
