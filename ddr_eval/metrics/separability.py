@@ -275,10 +275,13 @@ class SeparabilityMetric(Metric):
                 if clip:
                     warnings.append(clip)
         projection_seconds = time.perf_counter() - started
-        value = float(self._score(projected, codes))
-        if not np.isfinite(value):
-            raise DegenerateInputError(f"{self.name} is not finite ({value}) for these features")
-        replicates = self._replicates(projected, codes, np.random.default_rng(seed), warnings)
+        # one BLAS thread: the bootstrap's (replicates x N) products are small, and a second thread
+        # on a busy core is slower by far (CHI, 2000 patches, 200 replicates: 85 ms vs 1.9 ms)
+        with single_threaded_blas():
+            value = float(self._score(projected, codes))
+            if not np.isfinite(value):
+                raise DegenerateInputError(f"{self.name} is not finite ({value}) for these features")
+            replicates = self._replicates(projected, codes, np.random.default_rng(seed), warnings)
         ci_low, ci_high, bias = percentile_interval(replicates, value, self.bounds)
         extra = {
             "label": self.label,
