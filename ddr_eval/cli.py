@@ -39,12 +39,13 @@ def run(
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
     from ddr_eval.findings import compute_findings, findings_files, findings_sections
     from ddr_eval.pipeline.executors import make_executor
-    from ddr_eval.pipeline.runner import run_suite
+    from ddr_eval.pipeline.runner import check_output_dir, run_suite
     from ddr_eval.report.writer import write_report
     from ddr_eval.suite.loader import load_suite
 
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
     loaded = load_suite(suite)
+    check_output_dir(out or loaded.suite.output_dir())
     result = run_suite(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
     findings = compute_findings(result)
     out_dir = write_report(result, out or loaded.suite.output_dir(), extra_files=findings_files(findings),
@@ -149,7 +150,11 @@ def upscale(
     from ddr_eval.models.zoo import resolve_model
     from ddr_eval.pipeline.memory import super_resolve_within_memory
     from ddr_eval.pipeline.models import require_finite_weights
+    from ddr_eval.pipeline.runner import check_output_dir
 
+    check_output_dir(output_path.parent, "output image folder")
+    if output_path.is_dir():
+        raise UserError(f"output image {output_path} is a directory")
     descriptor = resolve_model(model, arch=arch)
     require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
@@ -253,6 +258,19 @@ def baseline_command(
     if frozen.code.get("dirty"):
         typer.echo("ddr-eval: warning: computed from uncommitted changes; commit first for a baseline others can "
                    "reproduce", err=True)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("reports/bench"), "--out", help="directory for benchmarks.json and summary.md"),
+) -> None:
+    """Run the benchmarks in bench/ (pytest-benchmark) and summarise them; extra arguments go to pytest."""
+    from ddr_eval.bench import run_benchmarks
+
+    code, summary = run_benchmarks(out, ctx.args)
+    typer.echo(f"wrote {summary} (pytest exit code {code})")
+    raise typer.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -360,3 +360,17 @@ def test_every_image_mode_runs_end_to_end(workdir, capsys):
     shapes = {image.name: image.pixels.shape for image in load_folder(folder)}
     assert shapes["rotated.jpg"] == (48, 40, 3)  # upright: EXIF rotation applied
     assert all(shape[2] == 3 for shape in shapes.values()) and len(shapes) == 6
+
+
+def test_an_unusable_output_path_fails_before_any_work(workdir, capsys):
+    """A report directory that is a file (or lies under one) is refused up front, not after the run."""
+    blocker = workdir / "taken"
+    blocker.write_text("a file, not a directory")
+    suite = _suite(workdir, _good_model(workdir))
+    for out in (blocker, blocker / "report"):
+        code, stderr = _cli(["run", str(suite), "--out", str(out), "-q"], capsys)
+        _assert_one_line_error(code, stderr, str(out), "not a directory")
+    assert not list((workdir / "cache").rglob("*.npz")), "features were computed for a run that could not report"
+    image = _png(workdir / "in.png", 12)
+    code, stderr = _cli(["upscale", str(image), str(blocker / "out.png"), "--model", str(_good_model(workdir))], capsys)
+    _assert_one_line_error(code, stderr, "not a directory")

@@ -6,8 +6,10 @@ models, layers), so bad input never leaves a half-finished run behind.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 import ddr_eval
+from ddr_eval.errors import UserError
 from ddr_eval.features import select_device
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.pipeline.cells import Cell
@@ -67,6 +70,22 @@ def package_versions() -> dict[str, str]:
     return {"ddr_eval": ddr_eval.__version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
             "pandas": pandas.__version__}
+
+
+def check_output_dir(path: Path, what: str = "report directory") -> None:
+    """Fail before a run, not after it, when its output directory cannot be created or written.
+
+    The directory itself is only created when results are written, so a run that fails
+    validation leaves nothing behind.
+    """
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} exists and is not a directory")
+    try:  # os.access cannot tell for root or special file systems: try, leaving nothing behind
+        os.rmdir(tempfile.mkdtemp(prefix=".ddr-eval-probe-", dir=existing))
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
 
 
 def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str) -> list[Cell]:
