@@ -188,12 +188,18 @@ class RayExecutor:
         self.fault = fault
 
     def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
+        keys = [cell.key() for cell in cells]
+        results: list[FeatureBatch | None] = [cache.get(key) for key in keys]
+        missing = [index for index, batch in enumerate(results) if batch is None]
+        if not missing:  # everything cached: Ray is not even started
+            return results
         started = self._connect()
         try:
-            return self._run(cells, cache, batch_size, torch.device(device), amp_dtype)
+            self._run(cells, keys, missing, results, cache, batch_size, torch.device(device), amp_dtype)
         finally:
             if started:
                 self.ray.shutdown()
+        return results
 
     def placement(self, device: torch.device) -> tuple[float, str]:
         """GPUs a task asks for and the device name it runs on (Ray maps its GPU to ``cuda``)."""
@@ -214,7 +220,8 @@ class RayExecutor:
             raise UserError(f"cannot start or reach Ray at {where}: {_one_line(exc)}") from None
         return True
 
-    def _run(self, cells, cache, batch_size, device, amp_dtype) -> list:
+    def _run(self, cells, keys, missing: list[int], results: list, cache, batch_size, device, amp_dtype) -> None:
+        """Run the ``missing`` cells; each result goes into ``results`` and the cache as it arrives."""
         from tqdm import tqdm
 
         ray = self.ray
@@ -230,36 +237,30 @@ class RayExecutor:
                 shipped[id(obj)] = ray.put(obj)
             return shipped[id(obj)]
 
-        results: list[FeatureBatch | None] = [None] * len(cells)
-        pending: dict[Any, tuple[int, str]] = {}
-        for index, cell in enumerate(cells):
-            key = cell.key()
-            cached = cache.get(key)
-            if cached is not None:
-                results[index] = cached
-                continue
+        pending = {}
+        for index in missing:
+            cell = cells[index]
             ref = task.remote([put(cell.source)], put(cell.dataset.lr), cell.pooling, cell.outputs, batch_size,
                               worker_device, amp_dtype, threads, self.fault, cell.name)
-            pending[ref] = (index, key)
+            pending[ref] = index
 
         failures: list[tuple[Cell, BaseException]] = []
-        with tqdm(total=len(cells), initial=len(cells) - len(pending), desc="features", unit="cell",
+        with tqdm(total=len(cells), initial=len(cells) - len(missing), desc="features", unit="cell",
                   disable=not self.progress, leave=False) as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
-                    index, key = pending.pop(ref)
+                    index = pending.pop(ref)
                     try:
                         batch = _owned(ray.get(ref))
                     except ray.exceptions.RayError as exc:
                         failures.append((cells[index], exc))
                         continue
-                    cache.put(key, batch)
+                    cache.put(keys[index], batch)
                     results[index] = batch
                     bar.update()
         if failures:
             raise self._failure(failures, cached=sum(r is not None for r in results) if cache.enabled else 0)
-        return results
 
     def _failure(self, failures: list[tuple[Cell, BaseException]], cached: int) -> UserError:
         cell, exc = failures[0]
