@@ -11,20 +11,21 @@ Default tolerances, and why
 ---------------------------
 Runs are deterministic on one machine: the same suite and seed give bit-identical rows
 (seeded patches, degradations and metrics; eval-mode networks; features recomputed without
-the cache by ``check``). Across machines, float32 kernels differ in summation order (oneDNN
-ISA, OpenBLAS core type, thread count). Measured on this code by re-running one suite under
-different kernels (``OPENBLAS_CORETYPE``, ``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``):
+the cache by ``check``; 1 and 2 threads gave the same bits too). Across machines, float32
+kernels differ in summation order (SIMD width, BLAS kernels). Measured on this code by
+re-running suites, the smoke suite among them, under other kernels (``OPENBLAS_CORETYPE``,
+``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``, ``MKL_ENABLE_INSTRUCTIONS``):
 
 * metrics that are smooth functions of the features (CHI, Davies-Bouldin, SRGA/GGD fits,
   PSNR/SSIM on uint8 outputs) moved by at most ~1e-5 relative (SRGA; CHI ~1e-7, PSNR
-  ~2e-5 dB absolute). Default: ``rtol=1e-3, atol=1e-6`` -- two orders of magnitude above
+  ~3e-5 dB absolute). Default: ``rtol=1e-3, atol=1e-6`` -- two orders of magnitude above
   that noise, still far below any change a real regression makes (a different checkpoint,
   degradation or pooling moves these metrics by percent);
 * metrics computed on a **t-SNE** embedding are not smooth: t-SNE's optimisation amplifies
-  1e-7 feature noise into a different layout. A silhouette on t-SNE moved by up to 3.6e-3
-  (absolute, on [-1, 1]). Default for them: ``rtol=0, atol=0.03`` (about ten times the
-  measured spread).
-
+  1e-7 feature noise into a different layout. A silhouette on t-SNE moved by up to 3.6e-3 on
+  barely separated features and by 7.5e-3 on the smoke suite's well-separated srresnet-gr
+  (absolute, on [-1, 1]). Default for them: ``rtol=0, atol=0.05`` (about seven times the
+  largest measured drift; the raw-feature metrics beside them catch small real changes);
 * **wall-clock** metrics (``latency``) measure the machine as much as the model: a baseline
   recorded on one runner says nothing about another. They are *skipped* (reported, never
   failing) unless a per-metric tolerance names them (``--rtol latency=0.5``) for a check on
@@ -102,7 +103,7 @@ class Tolerance:
 
 
 DEFAULT_TOLERANCE = Tolerance(rtol=1e-3, atol=1e-6)
-TSNE_TOLERANCE = Tolerance(rtol=0.0, atol=0.03)
+TSNE_TOLERANCE = Tolerance(rtol=0.0, atol=0.05)
 
 
 def _is_tsne(entry: "BaselineEntry") -> bool:
