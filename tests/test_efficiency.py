@@ -183,3 +183,57 @@ def test_suite_rows_and_leaderboard_columns(tmp_path):
         assert rows["image_statistics", name]["note"].startswith("unavailable")
     board = leaderboard(rows_frame(result.rows))
     assert set(names) <= set(board.columns)
+
+
+# --------------------------------------------------------------------------- ddr-eval bench
+
+
+def _bench(name: str, param: str | None = None, **extra_info) -> dict:
+    return {"name": f"{name}[{param}]" if param else name, "param": param, "params": {"name": param},
+            "extra_info": extra_info}
+
+
+def test_bench_summary_reports_missed_targets_and_partial_suites():
+    from ddr_eval.bench import summary_markdown
+
+    document = {"benchmarks": [
+        _bench("test_extraction_throughput_vs_bare_forward", "srcnn", arch="SRCNN", patches=128, patches_per_s=80.0,
+               baseline_median_s=1.28, subject_median_s=1.6, ratio=0.8, meets_target=False),
+        _bench("test_scaling", "tsne", phase="tsne", time_exponent=1.9, raw_time_exponent=2.0, max_time_exponent=1.6,
+               memory_exponent=1.0, memory_measure="traced_mib",
+               curve=[{"n": 250, "seconds": 1.0, "traced_mib": 2.0}, {"n": 500, "seconds": 3.7, "traced_mib": 4.0}]),
+        _bench("test_generalization_suite_cold_and_warm", models=["srresnet-gr"], missing_models=["srcnn"],
+               cold_s=30.0, warm_s=6.0, cold_target_s=60.0, warm_target_s=5.0, cpus=2, startup_s=3.0,
+               metric_seconds={"silhouette[degradation,tsne]": 1.0, "srga[pca300]": 3.0}, tsne_share_of_metrics=0.25),
+    ]}
+    text = summary_markdown(document)
+    throughput = text.split("## Feature-extraction throughput")[1].split("##")[0]
+    assert "| srcnn" in throughput and "**no**" in throughput and "100" in throughput  # 128 / 1.28 s bare
+    scaling = text.split("## Scaling")[1].split("##")[0]
+    assert "| tsne" in scaling and "**no**" in scaling
+    suite = text.split("## End-to-end suite")[1]
+    assert "Partial suite" in suite and "srcnn" in suite
+    cold, warm = (line for line in suite.splitlines() if line.startswith(("| cold", "| warm")))
+    assert "yes" in cold and "**no**" in warm
+    assert "t-SNE share: 25%" in suite
+
+
+def test_benchmarks_stay_out_of_the_test_run():
+    """`pytest` collects tests/ only, and no file in bench/ matches pytest's test-file patterns, so
+    benchmarks run only through `pytest bench` (whose conftest collects bench_*.py)."""
+    from ddr_eval.bench import BENCH_DIR, ROOT
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert options["testpaths"] == ["tests"]
+    names = [path.name for path in BENCH_DIR.glob("*.py")]
+    assert any(name.startswith("bench_") for name in names)
+    assert not [name for name in names if name.startswith("test_") or name.endswith("_test.py")]
+
+
+def test_bench_without_a_bench_directory_is_a_user_error(tmp_path):
+    from ddr_eval.bench import run_benchmarks
+
+    with pytest.raises(UserError, match="no benchmarks"):
+        run_benchmarks(tmp_path / "out", bench_dir=tmp_path)
