@@ -4,6 +4,7 @@
     python bench/bench_executors.py --cell-cost     # + time and memory of one cell per zoo architecture
     python bench/bench_executors.py --cell-cost --no-overhead
     python bench/bench_executors.py --models 2      # a quicker run on the first two models
+    pytest bench/bench_executors.py                 # the same on 2 models, as `ddr-eval bench` runs it
 
 The suite is ``suites/generalization.yaml`` with every zoo model replaced by a checkpoint of
 the same architecture and size (from ``model_zoo/recipes``) with seeded random weights: the cost
@@ -103,6 +104,12 @@ def overhead(cells, repeats: int) -> dict:
 
     from ddr_eval.pipeline.executors import LocalExecutor, RayExecutor
 
+    def peak_rss_mib() -> float:
+        """Peak resident memory of a Ray worker (Linux); nested, so it is pickled by value and the
+        workers need not import this file."""
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
     cpus = os.cpu_count()
     start = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
@@ -120,7 +127,7 @@ def overhead(cells, repeats: int) -> dict:
                 elapsed, results[name] = run_once(executor, cells)
                 seconds[name].append(elapsed)
             identical &= all(same_batches(results["local"], results[name]) for name in results)
-        worker_peaks = ray.get([ray.remote(num_cpus=1)(_peak_rss_mib).remote() for _ in range(2 * cpus)])
+        worker_peaks = ray.get([ray.remote(num_cpus=1)(peak_rss_mib).remote() for _ in range(2 * cpus)])
     finally:
         ray.shutdown()
     median = {name: statistics.median(values) for name, values in seconds.items()}
@@ -134,12 +141,6 @@ def overhead(cells, repeats: int) -> dict:
         "identical": identical,
         "ray_worker_peak_rss_mib": round(max(worker_peaks), 1),
     }
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident memory of the calling process (Linux), e.g. a Ray worker after its cells."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
 
 
 # -- cost of one cell -------------------------------------------------------------------------
@@ -192,6 +193,21 @@ def cell_cost(lr_shape: tuple[int, ...]) -> list[dict]:
             rows.append({"model": name, "arch": arch, "pooling": pooling, "outputs": outputs, "patches": patches,
                          **{k: round(v, 3) if isinstance(v, float) else v for k, v in measured.items()}})
     return rows
+
+
+BENCH_MODELS = 2  # under `ddr-eval bench`: 20 of the suite's 80 cells, a few minutes on 2 cores
+
+
+def test_ray_executor_overhead(benchmark, tmp_path):
+    """``ddr-eval bench`` entry: the ratios on the first models of the suite (``extra_info``)."""
+    import pytest
+
+    pytest.importorskip("ray", reason="the optional ray extra is not installed (pip install 'ddr-eval[ray]')")
+    cells = planned_cells(stand_in_suite(tmp_path, BENCH_MODELS))
+    measured: dict = {}
+    benchmark.pedantic(lambda: measured.update(overhead(cells, repeats=1)), rounds=1, iterations=1)
+    benchmark.extra_info.update(measured)
+    assert measured["identical"], "the Ray executor gave different features than the local one"
 
 
 def main(argv: list[str] | None = None) -> None:
