@@ -51,25 +51,32 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("rank").reset_index()
 
 
-def _merge_output_layer(table: pd.DataFrame) -> pd.DataFrame:
-    """Quality metrics live on layer 'output'; show them on every feature layer of the same model.
+WHOLE_NETWORK_LAYERS = ("output", "model")  # quality rows (SR outputs) and efficiency rows (the network)
 
-    A model with no feature layer keeps its 'output' row.
-    """
+
+def _merge_output_layer(table: pd.DataFrame) -> pd.DataFrame:
+    """Whole-network rows (quality on 'output', efficiency on 'model') are shown on every
+    feature layer of the same model; a model with no feature layer keeps one such row."""
+    for whole in WHOLE_NETWORK_LAYERS:
+        table = _spread_layer(table, whole)
+    return table
+
+
+def _spread_layer(table: pd.DataFrame, whole: str) -> pd.DataFrame:
     layers = table.index.get_level_values("layer")
-    if "output" not in set(layers) or set(layers) == {"output"}:
+    if whole not in set(layers) or set(layers) == {whole}:
         return table
-    out = table.xs("output", level="layer")
-    with_features = set(table.index[layers != "output"].get_level_values("model"))
-    keep = (layers != "output") | ~table.index.get_level_values("model").isin(with_features)
-    features = table[keep].copy()
+    out = table.xs(whole, level="layer")
+    with_others = set(table.index[layers != whole].get_level_values("model"))
+    keep = (layers != whole) | ~table.index.get_level_values("model").isin(with_others)
+    merged = table[keep].copy()
     for metric in out.columns:
         filled = out[metric].dropna()
         if filled.empty:
             continue
-        models = features.index.get_level_values("model")
-        features[metric] = features[metric].where(features[metric].notna(), models.map(filled).to_numpy())
-    return features
+        models = merged.index.get_level_values("model")
+        merged[metric] = merged[metric].where(merged[metric].notna(), models.map(filled).to_numpy())
+    return merged
 
 
 def per_set_table(frame: pd.DataFrame, kinds: tuple[str, ...] = ("generalization", "quality")) -> pd.DataFrame:
