@@ -62,4 +62,4 @@ def evaluate_classifier(model: nn.Module, lr: np.ndarray, labels: np.ndarray) ->
     model.eval()
     logits = model(torch.from_numpy(lr).permute(0, 3, 1, 2).contiguous())
     accuracy = (logits.argmax(1).numpy() == labels).mean()
-    return {"accuracy": round(float(accuracy), 4), "chance": round(1 / (labels.max() + 1), 4)}
+    return {"accuracy": round(float(accuracy), 4), "chance": round(1 / float(labels.max() + 1), 4)}
