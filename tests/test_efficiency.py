@@ -237,3 +237,10 @@ def test_bench_without_a_bench_directory_is_a_user_error(tmp_path):
 
     with pytest.raises(UserError, match="no benchmarks"):
         run_benchmarks(tmp_path / "out", bench_dir=tmp_path)
+
+
+def test_latency_runs_on_the_requested_cpu_threads_and_restores_the_setting():
+    before = torch.get_num_threads()
+    assert LatencyMetric(repeats=1).compute(two_convs(), (8, 8, 3)).extra["cpu_threads"] == 1
+    assert LatencyMetric(repeats=1, threads=None).compute(two_convs(), (8, 8, 3)).extra["cpu_threads"] == before
+    assert torch.get_num_threads() == before

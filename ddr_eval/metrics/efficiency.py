@@ -14,7 +14,11 @@ otherwise) instead of feature arrays. Every one is "lower is better":
 * ``latency`` – milliseconds per patch: the median over ``repeats`` timed forward passes of a
   batch of ``batch_size`` patches, after ``warmup`` untimed passes, under
   ``torch.inference_mode``, divided by ``batch_size``. CUDA is timed with CUDA events, the CPU
-  with ``time.perf_counter``. On a shared machine this is the one noisy column: compare
+  with ``time.perf_counter`` on ``threads`` threads (default 1): a one-patch forward pass is
+  dozens of small parallel regions, and with a second thread on a core another process holds,
+  every region waits for it (measured on the shared 2-core machine, SRResNet-32 on a 32 x 32
+  patch: 650 ms with 2 threads, 6.6 ms with 1). One thread is the setting that means the same
+  on a laptop, a loaded CI runner and a quiet server. Still the one noisy column: compare
   latencies measured in the same run;
 * ``peak_memory`` – MiB for one forward pass of ``batch_size`` patches: the module's parameters
   and buffers, the input, and the most memory the pass held at once on top of them. On CUDA
@@ -119,6 +123,18 @@ def time_forward(module: nn.Module, example: torch.Tensor, warmup: int = 2, repe
                 module(example)
                 times.append(time.perf_counter() - started)
     return times
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` for the duration (``None``: leave it), then restored."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resident_bytes(module: nn.Module, example: torch.Tensor) -> int:
@@ -228,7 +244,8 @@ class FlopsMetric(EfficiencyMetric):
 
     def compute(self, module: nn.Module, patch_shape: tuple[int, ...], seed: int = 0) -> MetricResult:
         example = self.example(module, patch_shape, seed)
-        total, by_op = count_flops(module, example)
+        with torch_threads(1 if example.device.type == "cpu" else None):  # counts do not depend on it; speed does
+            total, by_op = count_flops(module, example)
         return MetricResult(float(total) / self.batch_size, extra={
             "unit": "FLOPs per patch", "counted": FLOP_COUNT_NOTE, "input": list(example.shape), "by_op": by_op})
 
@@ -241,14 +258,19 @@ class LatencyMetric(EfficiencyMetric):
 
     warmup: int = Field(2, ge=0)
     repeats: int = Field(5, ge=1)
+    threads: int | None = Field(1, ge=1, description="CPU threads for the timed passes; None = torch's setting")
 
     def compute(self, module: nn.Module, patch_shape: tuple[int, ...], seed: int = 0) -> MetricResult:
         example = self.example(module, patch_shape, seed)
-        seconds = time_forward(module, example, self.warmup, self.repeats)
+        on_cuda = example.device.type == "cuda"
+        with torch_threads(None if on_cuda else self.threads):
+            threads = torch.get_num_threads()
+            seconds = time_forward(module, example, self.warmup, self.repeats)
         per_patch_ms = [1000.0 * s / self.batch_size for s in seconds]
         return MetricResult(statistics.median(per_patch_ms), extra={
             "unit": "ms per patch", "device": str(example.device), "batch_size": self.batch_size,
-            "timings_ms": per_patch_ms, "timer": "cuda events" if example.device.type == "cuda" else "perf_counter"})
+            "timings_ms": per_patch_ms, "timer": "cuda events" if on_cuda else "perf_counter",
+            "cpu_threads": None if on_cuda else threads})
 
 
 @register_metric
@@ -259,6 +281,7 @@ class PeakMemoryMetric(EfficiencyMetric):
 
     def compute(self, module: nn.Module, patch_shape: tuple[int, ...], seed: int = 0) -> MetricResult:
         example = self.example(module, patch_shape, seed)
-        peak, method = peak_forward_bytes(module, example)
+        with torch_threads(1 if example.device.type == "cpu" else None):
+            peak, method = peak_forward_bytes(module, example)
         return MetricResult(peak / MIB, extra={"unit": "MiB", "method": method, "device": str(example.device),
                                                "batch_size": self.batch_size})
