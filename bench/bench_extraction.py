@@ -20,6 +20,7 @@ import torch
 
 from benchlib import SUITE_PATCH, lr_patches, paired, random_descriptor, requires_cuda, zoo_architectures
 from ddr_eval.features import autocast_context, extract_features
+from ddr_eval.metrics.efficiency import torch_threads
 
 PATCHES = 128  # one degradation set of suites/generalization.yaml
 BATCH = 64
@@ -82,6 +83,26 @@ def test_features_only_skips_the_upsampling_tail(benchmark):
     benchmark.extra_info.update({"arch": descriptor.arch, "patches": PATCHES, "pooling": "flatten",
                                  "patches_per_s": PATCHES / result.subject_median_s})
     assert result.meets_target, f"stopping at the deep tap should beat a full forward, got {result.ratio:.2f}"
+
+
+def test_extraction_on_one_thread_vs_torch_default(benchmark):
+    """Not a target, a measurement for choosing the default: the same extraction on one torch
+    thread versus torch's default (one per core). On a quiet machine the default should win;
+    on a shared one, every parallel region waits for a thread whose core is busy elsewhere."""
+    descriptor = random_descriptor("srresnet-gr")
+    model, layer = descriptor.module, harness_layer(descriptor)
+    lr = lr_patches(PATCHES, SUITE_PATCH)
+
+    def extract():
+        extract_features(model, lr, [layer], batch_size=BATCH, device="cpu", return_outputs=True)
+
+    def on_one_thread():
+        with torch_threads(1):
+            extract()
+
+    result = paired(benchmark, subject=on_one_thread, baseline=extract)
+    benchmark.extra_info.update({"arch": descriptor.arch, "patches": PATCHES, "default_threads": torch.get_num_threads(),
+                                 "patches_per_s": PATCHES / result.subject_median_s})
 
 
 # --------------------------------------------------------------------------- GPU variants

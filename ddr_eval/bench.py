@@ -126,6 +126,13 @@ def _features_only(benches: list[dict[str, Any]]) -> list[str]:
             f"({_number(info.get('patches_per_s'))} patches/s; target met: {_status(info.get('meets_target'))})."]
 
 
+def _threads(benches: list[dict[str, Any]]) -> list[str]:
+    info = benches[0]["extra_info"]
+    return [f"The same extraction (srresnet-gr, {info.get('patches')} patches) on one torch thread runs at "
+            f"{_number(info.get('ratio'))}x the speed of torch's default {info.get('default_threads')} threads "
+            "(> 1: the extra threads cost more than they bring on this machine now)."]
+
+
 def _gpu(benches: list[dict[str, Any]]) -> list[str]:
     rows = []
     for bench in benches:
@@ -229,6 +236,7 @@ def _efficiency_value(name: str, value: float | None) -> str:
 SECTIONS = [
     ("Feature-extraction throughput", "test_extraction_throughput_vs_bare_forward", _throughput),
     ("Features without SR outputs", "test_features_only_skips_the_upsampling_tail", _features_only),
+    ("Torch threads", "test_extraction_on_one_thread_vs_torch_default", _threads),
     ("GPU variants", "test_gpu_extraction_throughput", _gpu),
     ("SRGA: vectorised versus per-element reference", "test_srga_vectorised_vs_per_element_reference", _srga),
     ("Scaling with the number of patches", "test_scaling", _scaling),
