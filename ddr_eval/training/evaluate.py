@@ -43,12 +43,23 @@ def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device | str =
     return y.cpu().numpy()
 
 
-def evaluate_sr(model: nn.Module, images: list[Image], scale: int) -> dict[str, float]:
-    """Mean Y-PSNR/SSIM of the model and of bicubic upsampling over ``images``."""
+def evaluate_sr(model: nn.Module, images: list[Image], scale: int, chains=None, seed: int = 0) -> dict[str, float]:
+    """Mean Y-PSNR/SSIM of the model and of bicubic upsampling over ``images``.
+
+    Without ``chains`` the LR input is the clean bicubic downsampling. A model trained on
+    degraded inputs is measured on its own degradation mix instead: every image through every
+    chain (seeded), against bicubic upsampling of the same degraded input.
+    """
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "bicubic_psnr": [], "bicubic_ssim": []}
-    for image in images:
+    pairs = []
+    for i, image in enumerate(images):
         hr = _mod_crop(image.pixels, scale)
-        lr = np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32)
+        if not chains:
+            pairs.append((hr, np.clip(imresize(hr, 1 / scale), 0, 1).astype(np.float32)))
+            continue
+        for j, chain in enumerate(chains):
+            pairs.append((hr, chain.apply(hr, np.random.default_rng([seed, i, j])).astype(np.float32)))
+    for hr, lr in pairs:
         target = to_uint8(hr)
         for prefix, estimate in (("", super_resolve(model, lr)), ("bicubic_", imresize(lr, scale))):
             out = to_uint8(estimate)

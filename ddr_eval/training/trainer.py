@@ -216,4 +216,11 @@ class Trainer:
         if self.recipe.task == "classification":
             batch = self.sampler.batch(step=10**9, batch_size=512)  # a step index training never reaches
             return evaluate_classifier(self.model, batch.lr, batch.image_index)
-        return evaluate_sr(self.model, self.test_images, self.sampler.scale)
+        degraded = len(self.sampler.chains) > 1 or len(self.sampler.chains[0].steps) > 1
+        metrics = evaluate_sr(self.model, self.test_images, self.sampler.scale,
+                              chains=self.sampler.chains if degraded else None, seed=self.recipe.seed)
+        if degraded:
+            clean = evaluate_sr(self.model, self.test_images, self.sampler.scale)
+            metrics.update({"clean_psnr": clean["psnr"], "clean_bicubic_psnr": clean["bicubic_psnr"],
+                            "evaluated_on": "the recipe's degradation mix"})
+        return metrics
