@@ -69,7 +69,9 @@ def summary_markdown(document: dict[str, Any]) -> str:
     lines = ["# ddr-eval benchmarks", "", *_header(document)]
     for title, test, render in SECTIONS:
         if test in by_test:
-            lines += ["", f"## {title}", "", *render(by_test[test])]
+            lines += ["", f"## {title}", "", *render(by_test.pop(test))]
+    if by_test:
+        lines += ["", "## Other benchmarks", "", *_others([b for benches in by_test.values() for b in benches])]
     return "\n".join(lines) + "\n"
 
 
@@ -231,6 +233,17 @@ def _efficiency_value(name: str, value: float | None) -> str:
     if kind == "flops":
         return f"{value / 1e9:.3f}"
     return f"{value:.3g}"
+
+
+def _others(benches: list[dict[str, Any]]) -> list[str]:
+    """Benchmarks this summary has no section for: their median and their scalar ``extra_info``."""
+    rows = []
+    for bench in benches:
+        info = bench.get("extra_info", {})
+        scalars = ", ".join(f"{key}={_number(value)}" for key, value in info.items()
+                            if isinstance(value, (int, float, str, bool)) or value is None)
+        rows.append([bench["name"], _number(bench.get("stats", {}).get("median")), scalars])
+    return [_table(rows, headers=["benchmark", "median s", "extra_info"])]
 
 
 SECTIONS = [

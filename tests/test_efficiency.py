@@ -205,17 +205,20 @@ def test_bench_summary_reports_missed_targets_and_partial_suites():
         _bench("test_generalization_suite_cold_and_warm", models=["srresnet-gr"], missing_models=["srcnn"],
                cold_s=30.0, warm_s=6.0, cold_target_s=60.0, warm_target_s=5.0, cpus=2, startup_s=3.0,
                metric_seconds={"silhouette[degradation,tsne]": 1.0, "srga[pca300]": 3.0}, tsne_share_of_metrics=0.25),
+        _bench("test_someone_elses_benchmark", parallel_ratio=0.43),
     ]}
     text = summary_markdown(document)
     throughput = text.split("## Feature-extraction throughput")[1].split("##")[0]
     assert "| srcnn" in throughput and "**no**" in throughput and "100" in throughput  # 128 / 1.28 s bare
     scaling = text.split("## Scaling")[1].split("##")[0]
     assert "| tsne" in scaling and "**no**" in scaling
-    suite = text.split("## End-to-end suite")[1]
+    suite = text.split("## End-to-end suite")[1].split("## Other")[0]
     assert "Partial suite" in suite and "srcnn" in suite
     cold, warm = (line for line in suite.splitlines() if line.startswith(("| cold", "| warm")))
     assert "yes" in cold and "**no**" in warm
     assert "t-SNE share: 25%" in suite
+    others = text.split("## Other benchmarks")[1]  # a benchmark without a section is still listed
+    assert "test_someone_elses_benchmark" in others and "parallel_ratio=0.43" in others
 
 
 def test_benchmarks_stay_out_of_the_test_run():
