@@ -102,6 +102,8 @@ def best_per_column(table: pd.DataFrame, higher_is_better: dict[str, bool]) -> d
 def format_value(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "—"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))  # counts (parameters, FLOPs) stay exact
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
     return str(value)
