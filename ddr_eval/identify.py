@@ -18,7 +18,6 @@ import numpy as np
 from ddr_eval.data import sample_patches
 from ddr_eval.data.images import Image, read_image
 from ddr_eval.errors import UserError
-from ddr_eval.features.cache import FeatureCache
 from ddr_eval.metrics.identification import DegradationProbe
 from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.pipeline.inputs import prepare_inputs
@@ -104,4 +103,4 @@ class Identifier:
                               {c: round(float(p), 4) for c, p in zip(classes, proba)})
 
 
-__all__ = ["Identification", "Identifier", "train_probe", "FeatureCache"]
+__all__ = ["Identification", "Identifier", "train_probe"]

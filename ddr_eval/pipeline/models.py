@@ -7,7 +7,6 @@ unknown layer) is found here, before any feature is extracted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from ddr_eval.metrics.identification import image_statistics
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model
-from ddr_eval.models.zoo import Zoo, resolve_model
+from ddr_eval.models.zoo import resolve_model
 from ddr_eval.suite.schema import ModelSpec
 
 SWEEP = "sweep"  # layer alias that expands to every per-block tap, for layer sweeps
@@ -54,13 +53,8 @@ class FeatureSource:
 
 
 def _descriptor(spec: ModelSpec, seed: int) -> tuple[ModelDescriptor, str]:
-    if spec.iteration is not None:
-        entry = Zoo.load().get(spec.name)
-        snapshots = {s.iteration: s for s in (entry.series or [])}
-        if spec.iteration not in snapshots:
-            raise UserError(f"model {spec.name}: no snapshot at iteration {spec.iteration}; have {sorted(snapshots)}")
-        path = Zoo.load().root / snapshots[spec.iteration].checkpoint
-        descriptor = load_model(path, name=spec.label)
+    if spec.iteration is not None:  # the zoo resolves (and sha256-verifies) "name@iteration"
+        descriptor = resolve_model(f"{spec.name}@{spec.iteration}", arch=spec.arch)
     elif spec.path:
         descriptor = load_model(spec.path, arch=spec.arch, name=spec.label, **spec.arch_kwargs)
     else:
@@ -111,7 +105,3 @@ def build_sources(specs: list[ModelSpec], default_layers: tuple[str, ...], scale
         layers = _resolve_layers(descriptor, spec.layers or default_layers, spec.label)
         sources.append(FeatureSource(spec.label, layers, descriptor, identity))
     return sources
-
-
-def checkpoint_path(spec: ModelSpec) -> Path | None:
-    return Path(spec.path) if spec.path else None
