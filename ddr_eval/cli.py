@@ -170,10 +170,10 @@ def upscale(
 
 @cache_app.command("clear")
 def cache_clear() -> None:
-    """Delete every cached feature."""
+    """Delete every cached feature and metric result."""
     from ddr_eval.features.cache import FeatureCache
 
-    typer.echo(f"removed {FeatureCache().clear()} cached cells")
+    typer.echo(f"removed {FeatureCache().clear()} cache entries (features and metric results)")
 
 
 @app.command()

@@ -125,11 +125,12 @@ def test_suite_with_model_appends_the_checkpoint(zoo):
 def test_compare_reuses_the_zoo_features_and_writes_its_report(zoo):
     suite_path, model = zoo
     first = run_suite(compile_suite(yaml.safe_load(suite_path.read_text())), progress=False)
-    zoo_cells = first.provenance["cells"]
+    zoo_cells, zoo_results = first.provenance["cells"], first.provenance["results_cache"]["misses"]
     outcome = compare_model(model, suite_path, name="mine", progress=False)
-    cache = outcome.result.provenance["cache"]
-    assert cache["hits"] == zoo_cells  # every zoo cell came from the cache
-    assert cache["misses"] == outcome.result.provenance["cells"] - zoo_cells  # only the new model ran
+    cache, results = outcome.result.provenance["cache"], outcome.result.provenance["results_cache"]
+    assert results == {"enabled": True, "hits": zoo_results, "misses": zoo_results // 2}  # zoo metrics reused
+    assert outcome.result.provenance["cells"] == zoo_cells // 2  # only the new model's cells ran
+    assert cache == {"enabled": True, "hits": 0, "misses": zoo_cells // 2}
     assert outcome.out_dir.resolve() == suite_path.parent / "reports" / "tiny-zoo" / "compare-mine"
     html = (outcome.out_dir / "report.html").read_text(encoding="utf-8")
     markdown = (outcome.out_dir / "leaderboard.md").read_text()

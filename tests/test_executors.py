@@ -6,6 +6,7 @@ and are skipped when the optional ``ray`` extra is not installed.
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import numpy as np
@@ -26,7 +27,7 @@ from ddr_eval.pipeline.executors import (
 )
 from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.models import build_sources
-from ddr_eval.pipeline.runner import plan_cells, run_suite
+from ddr_eval.pipeline.runner import RESULTS_SUBDIR, plan_cells, run_suite
 from ddr_eval.suite.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
@@ -166,6 +167,8 @@ def test_ray_gives_the_same_rows_as_local_and_reuses_its_cache(ray_cluster, load
     assert on_ray.provenance["cache"] == local.provenance["cache"]
 
     # every cell is cached now: a fault that fails any task, with no retries, must not trigger
+    # (the metric results are dropped, so the run has to plan its cells again)
+    shutil.rmtree(tmp_path / "local" / RESULTS_SUBDIR)
     never_run = InjectedFault(cell=" x ", state_dir=str(tmp_path), attempts=99)
     cached = run_suite(loaded, cache_dir=tmp_path / "local", progress=False,
                        executor=make_executor("ray", max_retries=0, fault=never_run))

@@ -67,7 +67,8 @@ def _project(root: Path) -> Path:
 
 
 def _entries(cache: Path) -> list[Path]:
-    return sorted(cache.rglob("*.npz")) if cache.exists() else []
+    """Feature-cache entries (the metric results cached under ``metrics/`` are not cells)."""
+    return sorted(p for p in cache.rglob("*.npz") if "metrics" not in p.relative_to(cache).parts) if cache.exists() else []
 
 
 def _start_and_kill_after_first_cells(suite: Path, cache: Path, out: Path) -> int:

@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,46 @@ def cell_key(identity: str, modules: list[str], pooling: str, lr: np.ndarray, ou
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as ``path`` (.npz, no pickle) so that a reader sees a whole file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class LazyNpzArrays(Mapping):
+    """The feature arrays of one cache entry, each read from disk the first time it is used.
+
+    A warm run whose metric results are cached too never reads its (possibly large, e.g.
+    flattened) feature maps at all.
+    """
+
+    def __init__(self, path: Path, names: list[str]):
+        self.path = path
+        self._names = list(names)
+        self._loaded: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._loaded:
+            if name not in self._names:
+                raise KeyError(name)
+            with np.load(self.path, allow_pickle=False) as data:
+                self._loaded[name] = data[name]
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class FeatureCache:
     """A directory of ``<key>.npz`` entries; ``enabled=False`` makes every lookup a miss."""
 
@@ -54,15 +96,16 @@ class FeatureCache:
         if not self.enabled or not path.exists():
             self.misses += 1
             return None
-        try:
+        try:  # reads the zip directory (a truncated file fails here) and the small uint8 outputs
             with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-        except (OSError, ValueError, EOFError):  # a damaged entry is a miss, and is rewritten
+                names = [name for name in data.files if name != _OUTPUTS]
+                outputs = data[_OUTPUTS] if _OUTPUTS in data.files else None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # a damaged entry is a miss, rewritten
             self.misses += 1
             return None
         self.hits += 1
-        outputs = arrays.pop(_OUTPUTS, None)
-        return FeatureBatch(features=arrays, outputs=None if outputs is None else outputs.astype(np.float32) / 255.0)
+        return FeatureBatch(features=LazyNpzArrays(path, names),
+                            outputs=None if outputs is None else outputs.astype(np.float32) / 255.0)
 
     def put(self, key: str, batch: FeatureBatch) -> None:
         if not self.enabled:
@@ -70,16 +113,7 @@ class FeatureCache:
         arrays = dict(batch.features)
         if batch.outputs is not None:  # SR outputs are stored as the uint8 images metrics see
             arrays[_OUTPUTS] = (np.clip(batch.outputs, 0, 1) * 255).round().astype(np.uint8)
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_npz_atomic(self._path(key), arrays)
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""

@@ -8,7 +8,9 @@ by :func:`build_metric`. Its class declares, as class variables, what ranking, `
 * ``aggregation`` – how cells are reduced ("mean");
 * ``kind`` – which inputs its ``compute`` takes: ``"separability"`` (features, labels),
   ``"generalization"`` (reference and test features), ``"identification"`` (train/test split),
-  ``"quality"`` (SR outputs and targets) or ``"efficiency"`` (the module and an LR patch shape).
+  ``"quality"`` (SR outputs and targets) or ``"efficiency"`` (the module and an LR patch shape);
+* ``cacheable`` and ``reads_cells`` – whether a stored result may stand in for running it, and
+  whether it reads extracted features at all (see ``pipeline/results_cache.py``).
 
 Numbers a metric cannot be computed on (one class, non-finite or constant features, too few
 samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of producing NaN.
@@ -84,6 +86,12 @@ class Metric(BaseModel):
     higher_is_better: ClassVar[bool]
     aggregation: ClassVar[str] = "mean"
     kind: ClassVar[str]
+    # False for measurements of this machine now (latency) and for metrics computed from other
+    # metrics' rows (psnr_drop): the result cache then never stands in for running them.
+    cacheable: ClassVar[bool] = True
+    # False when ``compute`` needs neither deep features nor SR outputs (efficiency, psnr_drop),
+    # so a run whose other metrics are all cached extracts nothing for it.
+    reads_cells: ClassVar[bool] = True
 
     pooling: Literal["gap", "gmp", "flatten"] | None = Field(
         None, description="feature pooling this metric needs; None = the suite's `pooling`"

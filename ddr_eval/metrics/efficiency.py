@@ -192,6 +192,7 @@ class EfficiencyMetric(Metric):
 
     kind: ClassVar[str] = "efficiency"
     higher_is_better: ClassVar[bool] = False
+    reads_cells: ClassVar[bool] = False
     sized: ClassVar[bool] = True  # whether the value depends on the input size (and says so in its name)
 
     input_size: tuple[int, int] | None = Field(
@@ -255,6 +256,7 @@ class LatencyMetric(EfficiencyMetric):
     """Milliseconds per patch: median forward time of a batch / batch size."""
 
     metric_type: ClassVar[str] = "latency"
+    cacheable: ClassVar[bool] = False  # a measurement of this machine, now
 
     warmup: int = Field(2, ge=0)
     repeats: int = Field(5, ge=1)

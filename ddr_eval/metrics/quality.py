@@ -297,6 +297,8 @@ class PsnrDropMetric(Metric):
     metric_type: ClassVar[str] = "psnr_drop"
     higher_is_better: ClassVar[bool] = False
     kind: ClassVar[str] = "quality"
+    cacheable: ClassVar[bool] = False  # computed from the psnr rows, which are cached themselves
+    reads_cells: ClassVar[bool] = False
 
     bootstrap: int = Field(200, ge=0)
 

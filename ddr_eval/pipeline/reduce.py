@@ -18,6 +18,7 @@ from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics.quality import to_uint8
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
+from ddr_eval.pipeline.results_cache import MetricPart
 
 ALL = "all"
 MEAN = "mean"
@@ -100,13 +101,39 @@ class Reducer:
             return None
 
     # -- metric kinds -------------------------------------------------------------------
-    def run(self, metrics: list[Any]) -> Reduction:
-        for metric in metrics:
+    def run(self, metrics: list[Any], cached: dict[tuple[int, str], MetricPart] | None = None,
+            on_computed: Callable[[int, str, MetricPart], None] | None = None) -> Reduction:
+        """Every metric for every model, in suite order. ``cached`` parts, keyed by (metric index,
+        model label), are taken as they are; each part computed here is passed to ``on_computed``."""
+        cached = cached or {}
+        for index, metric in enumerate(metrics):
             handler = getattr(self, f"_{metric.kind}")
             for source in self.sources:
-                if metric.applies_to(source.label):
-                    handler(metric, source)
+                if not metric.applies_to(source.label):
+                    continue
+                part = cached.get((index, source.label))
+                if part is not None:
+                    self._append(part)
+                    continue
+                start = self._mark()
+                handler(metric, source)
+                if on_computed is not None:
+                    on_computed(index, source.label, self._since(start))
         return self.result
+
+    def _mark(self) -> tuple[int, int, set]:
+        return len(self.result.rows), len(self.result.confusions), set(self.result.embeddings)
+
+    def _since(self, mark: tuple[int, int, set]) -> MetricPart:
+        rows, confusions, embedded = mark
+        return MetricPart(self.result.rows[rows:], self.result.confusions[confusions:],
+                          {k: v for k, v in self.result.embeddings.items() if k not in embedded})
+
+    def _append(self, part: MetricPart) -> None:
+        self.result.rows.extend(part.rows)
+        self.result.confusions.extend(part.confusions)
+        for key, data in part.embeddings.items():
+            self.result.embeddings.setdefault(key, data)
 
     def _separability(self, metric, source):
         pooling = metric_pooling(metric, self.default_pooling)

@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
 from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import Reducer, metric_pooling
+from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
+
+RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
 from ddr_eval.suite.loader import LoadedSuite
 
 
@@ -88,15 +91,21 @@ def check_output_dir(path: Path, what: str = "report directory") -> None:
         raise UserError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
 
 
-def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str) -> list[Cell]:
+def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str,
+               skip: Collection[tuple[int, str]] = frozenset()) -> list[Cell]:
     """The cells each source needs: one per (split, set, pooling) that one of its metrics reads.
 
     Flattened feature maps are large (C*H*W per patch), so a pooling or the training split is
-    extracted only for sources whose metrics ask for it.
+    extracted only for sources whose metrics ask for it. ``skip`` holds (metric index, model
+    label) pairs whose results are cached: a source none of whose other metrics reads features
+    gets no cell at all.
     """
     cells = []
     for source in sources:
-        mine = [m for m in metrics if m.applies_to(source.label)]
+        mine = [m for i, m in enumerate(metrics)
+                if m.applies_to(source.label) and m.reads_cells and (i, source.label) not in skip]
+        if skip and not mine:
+            continue
         eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in mine if m.kind != "quality"}
         train_poolings = {metric_pooling(m, default_pooling) for m in mine if m.kind == "identification"}
         outputs = any(m.kind == "quality" for m in mine)
@@ -105,6 +114,20 @@ def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list,
         for pooling in sorted(train_poolings):
             cells += [Cell(source, d, pooling, False) for d in inputs.train_sets.values()]
     return cells
+
+
+def _result_keys(loaded: LoadedSuite, sources: list[FeatureSource], inputs: SuiteInputs) -> dict[tuple[int, str], str]:
+    suite = loaded.suite
+    keys = ResultKeys(inputs, reference=suite.reference_set, seed=suite.seed, default_pooling=suite.pooling,
+                      scale=loaded.scale)
+    pairs = {(i, s.label): keys.key(m, s) for i, m in enumerate(loaded.metrics) for s in sources if m.applies_to(s.label)}
+    return {pair: key for pair, key in pairs.items() if key is not None}
+
+
+def _unavailable(part: MetricPart) -> bool:
+    """A part with a row noted unavailable is not stored: a missing optional package may be
+    installed before the next run, and the reason is cheap to find again."""
+    return any(str(row.get("note", "")).startswith("unavailable") for row in part.rows)
 
 
 def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
@@ -127,7 +150,11 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
 
     device = select_device(suite.runtime.device)
     cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
-    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling)
+    results_cache = ResultCache(cache.root / RESULTS_SUBDIR, enabled=cache.enabled)
+    keys = _result_keys(loaded, sources, inputs)
+    cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
+    # findings read features directly, so a suite with findings extracts (or loads) them all
+    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=set(cached) if not suite.findings else ())
     memory = plan_memory(cells, inputs, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
 
     t = time.perf_counter()
@@ -138,7 +165,8 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
 
     t = time.perf_counter()
     reducer = Reducer(sources, inputs, features, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
-    reduction = reducer.run(loaded.metrics)
+    reduction = reducer.run(loaded.metrics, cached, on_computed=lambda i, label, part: (
+        None if _unavailable(part) else results_cache.put(keys.get((i, label)), part)))
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -152,6 +180,8 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "device": str(device),
         "cells": len(cells),
         "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses},
+        "results_cache": {"enabled": results_cache.enabled, "hits": results_cache.hits,
+                          "misses": results_cache.misses},
         "memory": memory.as_dict(),
     }
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,

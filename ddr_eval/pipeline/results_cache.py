@@ -1,0 +1,119 @@
+"""On-disk cache of metric results: a warm run of an unchanged suite recomputes nothing.
+
+The feature cache saves the forward passes; this one saves what comes after them (PCA, t-SNE,
+bootstraps, probes), which on a default suite costs more than the forward passes do. One entry
+holds what one metric produced for one model: its rows, confusion matrices and t-SNE
+embeddings. Its key hashes everything those depend on: the metric's spec, the model identity
+(checkpoint sha256) and tapped modules, the exact LR inputs, HR targets and content labels of
+every set the metric reads, the reference set, the seed, the scale and the package version.
+Metrics that measure this machine now (latency) or read other metrics' rows (psnr_drop)
+declare ``cacheable = False`` and always run.
+
+Entries are ``.npz`` files (rows as a JSON string, embeddings as arrays; no pickle) written
+atomically, beside the feature cache, so ``--no-cache`` and ``ddr-eval cache clear`` cover both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddr_eval import __version__
+from ddr_eval.features.cache import write_npz_atomic
+from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
+from ddr_eval.pipeline.models import FeatureSource
+
+_META = "__meta__"
+_EMBEDDING = "embedding/"
+
+
+@dataclass
+class MetricPart:
+    """What one metric produced for one model (a slice of a :class:`~ddr_eval.pipeline.reduce.Reduction`)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    confusions: list[dict[str, Any]] = field(default_factory=list)
+    embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).view(np.uint8)).hexdigest()
+
+
+class ResultKeys:
+    """Cache keys of (metric, model) pairs for one suite run's inputs.
+
+    Set digests are computed once per run, not once per pair.
+    """
+
+    def __init__(self, inputs: SuiteInputs, *, reference: str, seed: int, default_pooling: str, scale: int):
+        self.context = {"reference": reference, "seed": seed, "default_pooling": default_pooling, "scale": scale,
+                        "version": __version__}
+        self.eval_sets = [self._describe(d) for d in inputs.eval_sets.values()]
+        self.train_sets = [self._describe(d) for d in inputs.train_sets.values()]
+
+    @staticmethod
+    def _describe(dataset: DegradedSet) -> dict[str, Any]:
+        patches = dataset.patches
+        return {"set": dataset.key, "lr": _digest(dataset.lr), "hr": _digest(patches.hr),
+                "content": [patches.image_names[i] for i in patches.image_index]}
+
+    def key(self, metric: Any, source: FeatureSource) -> str | None:
+        """The pair's key, or ``None`` when the metric must run every time."""
+        if not getattr(metric, "cacheable", True):
+            return None
+        spec = {
+            **self.context,
+            "metric": metric.spec(),
+            "model": {"label": source.label, "identity": source.identity, "layers": source.layers},
+            "eval": self.eval_sets,
+            "train": self.train_sets if metric.kind == "identification" else [],
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ResultCache:
+    """A directory of ``<key>.npz`` entries; ``enabled=False`` makes every lookup a miss."""
+
+    def __init__(self, root: Path | str, enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def get(self, key: str | None) -> MetricPart | None:
+        path = self._path(key) if key else None
+        if not self.enabled or path is None or not path.exists():
+            self.misses += key is not None
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data[_META]))
+                arrays = {name: data[name] for name in data.files if name != _META}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # damaged: a miss, rewritten
+            self.misses += 1
+            return None
+        self.hits += 1
+        embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        for index, (model, layer) in enumerate(meta["embeddings"]):
+            prefix = f"{_EMBEDDING}{index}/"
+            embeddings[(model, layer)] = {n[len(prefix):]: a for n, a in arrays.items() if n.startswith(prefix)}
+        return MetricPart(meta["rows"], meta["confusions"], embeddings)
+
+    def put(self, key: str | None, part: MetricPart) -> None:
+        if not self.enabled or key is None:
+            return
+        meta = {"rows": part.rows, "confusions": part.confusions, "embeddings": list(part.embeddings)}
+        arrays = {_META: np.asarray(json.dumps(meta))}
+        for index, data in enumerate(part.embeddings.values()):
+            arrays.update({f"{_EMBEDDING}{index}/{name}": np.asarray(value) for name, value in data.items()})
+        write_npz_atomic(self._path(key), arrays)
