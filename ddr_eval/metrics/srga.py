@@ -30,6 +30,8 @@ scores near 0.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -149,6 +151,35 @@ def fit_set(features: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0
     return SetFit(shape, sigma, used_dim, coefficients.size, coefficients.size - kept.size)
 
 
+class _FitMemo:
+    """The last few :func:`fit_set` results, keyed by the features' bytes.
+
+    A suite scores every degradation set against the same reference set, so without this the
+    reference PCA (the costly step: a 128 x 32768 Gram matrix per set in the default suite) is
+    refitted once per test set. Hashing the bytes costs a few percent of a fit and cannot go
+    stale the way a key on the array object could.
+    """
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self.fits: OrderedDict[tuple, SetFit] = OrderedDict()
+
+    def fit(self, features: np.ndarray, pca_dim: int, outlier_sigma: float, what: str) -> SetFit:
+        features = np.ascontiguousarray(features)
+        digest = hashlib.blake2b(features.view(np.uint8), digest_size=16).hexdigest()
+        key = (digest, features.shape, features.dtype.str, pca_dim, outlier_sigma)
+        if key in self.fits:
+            self.fits.move_to_end(key)
+            return self.fits[key]
+        fit = self.fits[key] = fit_set(features, pca_dim, outlier_sigma, what)
+        while len(self.fits) > self.size:
+            self.fits.popitem(last=False)
+        return fit
+
+
+_FITS = _FitMemo()
+
+
 def srga_index(kl: float) -> float:
     """The published log scale: ``log10(KL + 1e-5) + 5`` (KL clipped at 0 against round-off)."""
     return float(np.log10(max(kl, 0.0) + KL_FLOOR) + 5)
@@ -195,8 +226,8 @@ class SrgaMetric(Metric):
     def compute(self, reference: np.ndarray, test: np.ndarray, seed: int) -> MetricResult:
         reference = check_features(reference, "reference features")
         test = check_features(test, "test features")
-        reference_fit = fit_set(reference, self.pca_dim, self.outlier_sigma, "reference features")
-        test_fit = fit_set(test, self.pca_dim, self.outlier_sigma, "test features")
+        reference_fit = _FITS.fit(reference, self.pca_dim, self.outlier_sigma, "reference features")
+        test_fit = _FITS.fit(test, self.pca_dim, self.outlier_sigma, "test features")
         kl = ggd_kl(reference_fit.shape, reference_fit.alpha, test_fit.shape, test_fit.alpha)
         value = srga_index(kl)
         replicates = self._replicates(reference, test, np.random.default_rng(seed))
