@@ -63,9 +63,10 @@ def _print_summary(result, out_dir: Path) -> None:
     if not board.empty:
         body = [[format_value(v) for v in row] for row in board.itertuples(index=False)]
         typer.echo(tabulate(body, headers=list(board.columns), tablefmt="simple"))
-    cache = result.provenance["cache"]
-    typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, cache {cache['hits']} hits / "
-               f"{cache['misses']} misses -> {out_dir}/leaderboard.md")
+    cache, results = result.provenance["cache"], result.provenance["results_cache"]
+    typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
+               f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed "
+               f"-> {out_dir}/leaderboard.md")
 
 
 @zoo_app.command("list")

@@ -225,12 +225,14 @@ def _header(result) -> str:
     prov = result.provenance
     code = prov.get("code", {})
     cache = prov.get("cache", {})
+    results = prov.get("results_cache", {})
     items = [
         f"suite sha256 <code>{escape(prov.get('suite_sha256', '?'))}</code> (seed {escape(str(prov.get('seed')))})",
         f"code commit <code>{escape(str(code.get('commit')))}</code>"
         + (" (with uncommitted changes)" if code.get("dirty") else ""),
         f"device {escape(str(prov.get('device')))}; {escape(str(prov.get('cells')))} cells; "
-        f"cache {cache.get('hits', 0)} hits / {cache.get('misses', 0)} misses; "
+        f"feature cache {cache.get('hits', 0)} hits / {cache.get('misses', 0)} misses; "
+        f"metric results cached {results.get('hits', 0)} / computed {results.get('misses', 0)}; "
         f"{result.timings.get('total', 0):.1f} s",
     ]
     return (f"<h1>ddr-eval: {escape(result.suite.name)}</h1>"
