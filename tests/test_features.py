@@ -11,6 +11,7 @@ from torch import nn
 
 from ddr_eval.errors import UserError
 from ddr_eval.features import FeatureBatch, autocast_context, extract_features, select_device
+from ddr_eval.features.extract import extract_poolings
 
 
 def _tiny_sr_net() -> nn.Sequential:
@@ -55,6 +56,23 @@ def test_values_equal_a_manual_forward(lr_batch):
     flat = extract_features(model, lr_batch, ["0"], pooling="flatten", device="cpu").features
     assert (flat["0"] < 0).any(), "flatten must capture the map before the in-place ReLU"
     np.testing.assert_allclose(flat["0"], conv0.reshape(10, -1).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_several_poolings_from_one_forward_pass_equal_separate_passes(lr_batch):
+    model = _tiny_sr_net()
+    calls = []
+    model[2].register_forward_hook(lambda *_: calls.append(1))
+    together = extract_poolings(model, lr_batch, ["0", "2"], ("flatten", "gap", "gmp"), batch_size=4,
+                                return_outputs=True, device="cpu")
+    assert len(calls) == 3  # one forward pass per batch of 4, not one per pooling
+    for pooling, batch in together.items():
+        alone = extract_features(model, lr_batch, ["0", "2"], pooling=pooling, return_outputs=True, device="cpu")
+        assert batch.features.keys() == alone.features.keys()
+        for layer in ("0", "2"):
+            np.testing.assert_array_equal(batch.features[layer], alone.features[layer])
+        np.testing.assert_array_equal(batch.outputs, alone.outputs)
+    with pytest.raises(UserError, match="unknown pooling 'max'"):
+        extract_poolings(model, lr_batch, ["0"], ("gap", "max"), device="cpu")
 
 
 def test_results_do_not_depend_on_batch_size(lr_batch):

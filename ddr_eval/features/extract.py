@@ -58,10 +58,34 @@ def extract_features(
     (so ``tqdm(total=N).update`` fits). ``amp_dtype`` (``"bf16"``/``"fp16"``) enables autocast
     on CUDA; ``channels_last`` runs the model in that memory format (faster convs on CUDA).
     """
+    return extract_poolings(model, lr, layers, (pooling,), batch_size, device, amp_dtype, return_outputs,
+                            progress, channels_last)[pooling]
+
+
+def extract_poolings(
+    model: nn.Module,
+    lr: np.ndarray,
+    layers: Sequence[str],
+    poolings: Sequence[str],
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    amp_dtype: str | None = None,
+    return_outputs: bool = False,
+    progress: Callable[[int], object] | None = None,
+    channels_last: bool = False,
+) -> dict[str, FeatureBatch]:
+    """:func:`extract_features` for several poolings of the same layers in one forward pass.
+
+    A suite that needs both pooled features (``gap``) and whole maps (``flatten``, for SRGA) of
+    the same inputs pays for one forward pass instead of two. Every returned batch carries the
+    SR outputs when ``return_outputs``.
+    """
     lr = _validate_input(lr)
     layers = list(dict.fromkeys(layers))
-    if pooling not in POOLINGS:
-        raise UserError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+    poolings = tuple(dict.fromkeys(poolings))
+    unknown = [p for p in poolings if p not in POOLINGS]
+    if unknown or not poolings:
+        raise UserError(f"unknown pooling {(unknown or [None])[0]!r}; use one of {', '.join(POOLINGS)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise UserError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not layers and not return_outputs:
@@ -77,13 +101,20 @@ def extract_features(
         model.to(device=device)
     model.eval()
     input_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    taps = _LayerTaps(modules, pooling, stop_when_done=not return_outputs)
+    taps = _LayerTaps(modules, poolings, stop_when_done=not return_outputs)
     try:
         with taps, torch.inference_mode(), autocast_context(device, amp_dtype):
             runner = _BatchRunner(model, taps, device, input_dtype, memory_format, return_outputs)
-            return runner.run(lr, int(batch_size), progress)
+            batch = runner.run(lr, int(batch_size), progress)
     finally:
         model.train(was_training)
+    return {pooling: FeatureBatch(features={name: batch.features[_tap_key(name, pooling)] for name in layers},
+                                  outputs=batch.outputs)
+            for pooling in poolings}
+
+
+def _tap_key(name: str, pooling: str) -> str:
+    return f"{pooling}\0{name}"
 
 
 _OUTPUTS = "\0outputs"  # key of the SR outputs among the host arrays; cannot be a module name
@@ -109,11 +140,12 @@ class _StopForward(Exception):
 
 
 class _LayerTaps:
-    """Forward hooks that pool each layer's first output per forward pass, on the device."""
+    """Forward hooks that pool each layer's first output per forward pass, on the device, once
+    per pooling (keys ``_tap_key(layer, pooling)``)."""
 
-    def __init__(self, modules: dict[str, nn.Module], pooling: str, stop_when_done: bool) -> None:
+    def __init__(self, modules: dict[str, nn.Module], poolings: tuple[str, ...], stop_when_done: bool) -> None:
         self.modules = modules
-        self.pooling = pooling
+        self.poolings = poolings
         self.stop_when_done = stop_when_done
         self.pooled: dict[str, torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -131,10 +163,12 @@ class _LayerTaps:
 
     def _hook_for(self, name: str) -> Callable:
         def hook(module: nn.Module, inputs: object, output: object) -> None:
-            if name in self.pooled:
+            if _tap_key(name, self.poolings[0]) in self.pooled:
                 return
-            self.pooled[name] = _pool(_first_tensor(output, name), self.pooling, name)
-            if self.stop_when_done and len(self.pooled) == len(self.modules):
+            tensor = _first_tensor(output, name)
+            for pooling in self.poolings:
+                self.pooled[_tap_key(name, pooling)] = _pool(tensor, pooling, name)
+            if self.stop_when_done and len(self.pooled) == len(self.modules) * len(self.poolings):
                 raise _StopForward
 
         return hook
@@ -188,7 +222,7 @@ class _BatchRunner:
         except _StopForward:
             output = None
         pooled, self.taps.pooled = self.taps.pooled, {}
-        missing = [name for name in self.taps.modules if name not in pooled]
+        missing = [name for name in self.taps.modules if _tap_key(name, self.taps.poolings[0]) not in pooled]
         if missing:
             raise UserError(f"layer(s) {', '.join(map(repr, missing))} did not run during the forward pass")
         if not self.return_outputs:

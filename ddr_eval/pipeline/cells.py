@@ -32,15 +32,35 @@ class Cell:
         return cell_key(self.source.identity, modules, self.pooling, self.dataset.lr, self.outputs and self.source.is_sr)
 
 
-def run_cell(cell: Cell, cache: FeatureCache, batch_size: int, device, amp_dtype) -> FeatureBatch:
-    """Features of one cell, keyed by module name, from the cache or a forward pass."""
-    key = cell.key()
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    batch = cell.source.extract(cell.dataset.lr, cell.pooling, batch_size, device, amp_dtype, cell.outputs)
-    if batch.outputs is None or np.isfinite(batch.outputs).all():
-        # the cache keeps SR outputs as uint8, where NaN would turn into ordinary pixel values;
-        # such a cell is recomputed each run so the report says "unavailable" every time
-        cache.put(key, batch)
-    return batch
+def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list[FeatureBatch]:
+    """Features of cells that share a source and an input set (they differ in pooling), with one
+    forward pass for all those the cache does not hold."""
+    if len({(id(c.source), id(c.dataset)) for c in cells}) > 1:
+        raise ValueError("run_cells takes cells of one source and one degradation set")
+    keys = [cell.key() for cell in cells]
+    batches = [cache.get(key) for key in keys]
+    missing = [i for i, batch in enumerate(batches) if batch is None]
+    if not missing:
+        return batches
+    first = cells[missing[0]]
+    outputs = any(cells[i].outputs for i in missing)
+    extracted = first.source.extract_poolings(first.dataset.lr, tuple(cells[i].pooling for i in missing),
+                                              batch_size, device, amp_dtype, outputs)
+    for i in missing:
+        batch = extracted[cells[i].pooling]
+        batch = FeatureBatch(features=batch.features, outputs=batch.outputs if cells[i].outputs else None)
+        if batch.outputs is None or np.isfinite(batch.outputs).all():
+            # the cache keeps SR outputs as uint8, where NaN would turn into ordinary pixel values;
+            # such a cell is recomputed each run so the report says "unavailable" every time
+            cache.put(keys[i], batch)
+        batches[i] = batch
+    return batches
+
+
+def group_cells(cells: list[Cell]) -> list[list[int]]:
+    """Indices of ``cells`` grouped by (source, input set), in first-appearance order: each group
+    can share one forward pass."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, cell in enumerate(cells):
+        groups.setdefault((id(cell.source), id(cell.dataset)), []).append(index)
+    return list(groups.values())

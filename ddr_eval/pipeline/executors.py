@@ -26,7 +26,7 @@ import torch
 from ddr_eval.errors import UserError
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
-from ddr_eval.pipeline.cells import Cell, run_cell
+from ddr_eval.pipeline.cells import Cell, group_cells, run_cells
 
 EXECUTORS = ("local", "ray")
 INSTALL_RAY = "pip install 'ddr-eval[ray]'"
@@ -65,8 +65,14 @@ class LocalExecutor:
     def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
         from tqdm import tqdm
 
-        return [run_cell(cell, cache, batch_size, device, amp_dtype)
-                for cell in tqdm(cells, desc="features", unit="cell", disable=not self.progress, leave=False)]
+        results: list[FeatureBatch | None] = [None] * len(cells)
+        with tqdm(total=len(cells), desc="features", unit="cell", disable=not self.progress, leave=False) as bar:
+            for group in group_cells(cells):  # the poolings of one model and input set share a forward pass
+                batches = run_cells([cells[i] for i in group], cache, batch_size, device, amp_dtype)
+                for index, batch in zip(group, batches):
+                    results[index] = batch
+                bar.update(len(group))
+        return results
 
 
 # -- failure injection (for testing retries) --------------------------------------------------

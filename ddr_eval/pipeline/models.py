@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ddr_eval.errors import UserError
-from ddr_eval.features import FeatureBatch, extract_features
+from ddr_eval.features import FeatureBatch
+from ddr_eval.features.extract import extract_poolings
 from ddr_eval.metrics.identification import image_statistics
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.models.archs import ARCHS
@@ -38,13 +39,19 @@ class FeatureSource:
         return self.descriptor is not None and self.descriptor.purpose == "sr"
 
     def extract(self, lr: np.ndarray, pooling: str, batch_size: int, device, amp_dtype, outputs: bool) -> FeatureBatch:
+        return self.extract_poolings(lr, (pooling,), batch_size, device, amp_dtype, outputs)[pooling]
+
+    def extract_poolings(self, lr: np.ndarray, poolings: tuple[str, ...], batch_size: int, device, amp_dtype,
+                         outputs: bool) -> dict[str, FeatureBatch]:
+        """Features of ``lr`` under each pooling, from one forward pass."""
         if self.descriptor is None:
-            return FeatureBatch(features={"stats": image_statistics(lr).astype(np.float32)}, outputs=None)
-        return extract_features(
+            stats = image_statistics(lr).astype(np.float32)
+            return {pooling: FeatureBatch(features={"stats": stats}, outputs=None) for pooling in poolings}
+        return extract_poolings(
             self.descriptor.module,
             lr,
             list(self.layers.values()),
-            pooling=pooling,
+            poolings,
             batch_size=batch_size,
             device=device,
             amp_dtype=amp_dtype,
