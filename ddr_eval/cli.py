@@ -30,7 +30,7 @@ def _echo_err(message: str) -> None:
 def run(
     suite: Path = typer.Argument(..., help="suite YAML file"),
     out: Optional[Path] = typer.Option(None, "--out", help="report directory (default: reports/<suite name>)"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature and metric result"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or summary"),
     executor: str = typer.Option("local", "--executor", help="where cells run: local (this process) or ray"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. ray://head:10001 or "
@@ -206,8 +206,8 @@ def check(
     atol: Optional[list[str]] = typer.Option(None, "--atol", help="absolute tolerance, same forms as --rtol"),
     junit: Optional[Path] = typer.Option(None, "--junit", help="also write a JUnit XML report here"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the run's report here"),
-    cache: bool = typer.Option(False, "--cache", help="reuse cached features (default: recompute them, so a change "
-                               "in feature code cannot hide behind the cache)"),
+    cache: bool = typer.Option(False, "--cache", help="reuse cached features and metric results (default: recompute "
+                               "them, so a change in feature code cannot hide behind the cache)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
@@ -238,7 +238,8 @@ def baseline_command(
     out: Optional[Path] = typer.Option(None, "--out", help="baseline file (default: reports/<suite>/baseline.json)"),
     from_results: Optional[Path] = typer.Option(None, "--from-results", help="freeze an existing results.json of this "
                                                 "suite instead of re-running it"),
-    cache: bool = typer.Option(False, "--cache", help="reuse cached features (default: recompute them)"),
+    cache: bool = typer.Option(False, "--cache", help="reuse cached features and metric results (default: recompute "
+                               "them)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Run a suite and freeze its numbers as the baseline that `ddr-eval check` compares against."""

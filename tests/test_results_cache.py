@@ -14,6 +14,7 @@ from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.models import build_sources
+from ddr_eval.pipeline import results_cache
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.pipeline.runner import RESULTS_SUBDIR, run_suite
 from ddr_eval.suite.loader import compile_suite
@@ -77,8 +78,8 @@ def test_no_cache_and_a_damaged_entry_recompute(suite_raw, tmp_path):
     assert _run(suite_raw, tmp_path).provenance["results_cache"]["misses"] == 0
 
 
-@pytest.mark.parametrize("change", ["seed", "metric", "degradation", "reference"])
-def test_what_a_result_depends_on_is_in_its_key(suite_raw, change):
+@pytest.mark.parametrize("change", ["seed", "metric", "degradation", "reference", "code"])
+def test_what_a_result_depends_on_is_in_its_key(suite_raw, change, monkeypatch):
     def keys(raw):
         loaded = compile_suite(raw, "results-cache-test")
         suite = loaded.suite
@@ -89,16 +90,19 @@ def test_what_a_result_depends_on_is_in_its_key(suite_raw, change):
         return [result_keys.key(m, sources[0]) for m in loaded.metrics if m.metric_type == "chi"]
 
     changed = {**suite_raw, "metrics": list(suite_raw["metrics"]), "degradations": list(suite_raw["degradations"])}
-    if change == "seed":
+    before = keys(suite_raw)
+    if change == "code":  # an edited source file
+        monkeypatch.setattr(results_cache, "code_fingerprint", lambda: "edited")
+    elif change == "seed":
         changed["seed"] = 1
     elif change == "metric":
         changed["metrics"][0] = {**changed["metrics"][0], "bootstrap": 21}
     elif change == "degradation":
         changed["degradations"][1] = {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.5},
                                                                  {"type": "bicubic", "scale": 2}]}
-    else:
+    elif change == "reference":
         changed["reference"] = "blur"
-    assert keys(changed) != keys(suite_raw)
+    assert keys(changed) != before
 
 
 def test_measurements_and_derived_metrics_are_never_cached(suite_raw):

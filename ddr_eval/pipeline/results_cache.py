@@ -5,7 +5,9 @@ bootstraps, probes), which on a default suite costs more than the forward passes
 holds what one metric produced for one model: its rows, confusion matrices and t-SNE
 embeddings. Its key hashes everything those depend on: the metric's spec, the model identity
 (checkpoint sha256) and tapped modules, the exact LR inputs, HR targets and content labels of
-every set the metric reads, the reference set, the seed, the scale and the package version.
+every set the metric reads, the reference set, the seed, the scale and a fingerprint of the
+package's source files (so an edited metric never reads the old one's results, even before
+the version number moves).
 Metrics that measure this machine now (latency) or read other metrics' rows (psnr_drop)
 declare ``cacheable = False`` and always run.
 
@@ -15,6 +17,7 @@ atomically, beside the feature cache, so ``--no-cache`` and ``ddr-eval cache cle
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zipfile
@@ -42,6 +45,16 @@ class MetricPart:
     embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 over the package's Python sources (a few milliseconds, once per process)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).view(np.uint8)).hexdigest()
 
@@ -54,7 +67,7 @@ class ResultKeys:
 
     def __init__(self, inputs: SuiteInputs, *, reference: str, seed: int, default_pooling: str, scale: int):
         self.context = {"reference": reference, "seed": seed, "default_pooling": default_pooling, "scale": scale,
-                        "version": __version__}
+                        "code": code_fingerprint()}
         self.eval_sets = [self._describe(d) for d in inputs.eval_sets.values()]
         self.train_sets = [self._describe(d) for d in inputs.train_sets.values()]
 
