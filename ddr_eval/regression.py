@@ -49,6 +49,7 @@ from typing import Any, Iterable, Mapping
 from tabulate import tabulate
 
 from ddr_eval.errors import UserError
+from ddr_eval.metrics import wall_clock_types
 from ddr_eval.report.tables import format_value
 
 BASELINE_FORMAT = "ddr-eval/baseline@1"
@@ -57,7 +58,7 @@ BASELINE_FILE = "baseline.json"
 OK, IMPROVED, REGRESSED, MISSING, UNAVAILABLE, NEW = "ok", "improved", "regressed", "missing", "unavailable", "new"
 SKIPPED = "skipped"
 FAILING = (REGRESSED, MISSING, UNAVAILABLE)
-WALL_CLOCK_TYPES = ("latency",)  # machine-dependent: checked only when a per-metric tolerance asks
+WALL_CLOCK_TYPES = wall_clock_types()  # machine-dependent: checked only when a per-metric tolerance asks
 
 Key = tuple[str, str, str, str]  # model, layer, metric, set
 

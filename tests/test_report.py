@@ -31,7 +31,7 @@ from ddr_eval.report.html import (
     training_points,
     tsne_labels,
 )
-from ddr_eval.report.tables import format_value, rows_frame
+from ddr_eval.report.tables import format_value, leaderboard, rows_frame
 from ddr_eval.suite.loader import compile_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +209,21 @@ def test_report_html_is_self_contained_with_every_section(run_result, written):
     assert "a &lt;tiny&gt; suite &amp; its report" in text
     assert "Compare: mine" in text and "Compare: mine" in (out / "leaderboard.md").read_text()
     assert {"leaderboard.md", "results.csv", "results.json", "report.html"} <= {p.name for p in out.iterdir()}
+
+
+def test_leaderboard_rank_ignores_wall_clock_columns():
+    def row(model, metric, kind, value, higher, layer="deep"):
+        return {"model": model, "layer": layer, "metric": metric, "type": metric.split("[")[0], "kind": kind,
+                "set": "all", "value": value, "ci_low": None, "ci_high": None, "higher_is_better": higher}
+
+    rows = []
+    for model, chi, ms, params in (("fast", 1.0, 1.0, 10.0), ("slow", 2.0, 9.0, 10.0)):
+        rows += [row(model, "chi[degradation,raw]", "separability", chi, True),
+                 row(model, "latency[32x32]", "efficiency", ms, False, "model"),
+                 row(model, "params", "efficiency", params, False, "model")]
+    board = leaderboard(rows_frame(rows)).set_index("model")
+    assert board.loc["slow", "rank"] == 1 and board.loc["fast", "rank"] == 2  # by CHI; latency would tie them
+    assert board.loc["fast", "latency[32x32]"] == 1.0  # still shown
 
 
 def test_best_value_per_leaderboard_column_is_marked(run_result, written):

@@ -12,6 +12,7 @@ from ddr_eval.metrics.base import (
     MetricResult,
     MetricUnavailableError,
     build_metric,
+    wall_clock_types,
 )
 from ddr_eval.metrics.efficiency import (
     EfficiencyMetric,
@@ -51,6 +52,7 @@ from ddr_eval.metrics.separability import (
 from ddr_eval.metrics.srga import DdrChiToReference, SrgaMetric, fit_ggd, ggd_alpha, ggd_kl, srga
 
 __all__ = [
+    "wall_clock_types",
     "METRICS",
     "METRIC_KINDS",
     "ChiMetric",

@@ -86,8 +86,11 @@ class Metric(BaseModel):
     higher_is_better: ClassVar[bool]
     aggregation: ClassVar[str] = "mean"
     kind: ClassVar[str]
-    # False for measurements of this machine now (latency) and for metrics computed from other
-    # metrics' rows (psnr_drop): the result cache then never stands in for running them.
+    # True for measurements of this machine, now (latency): shown, but never cached, never in a
+    # leaderboard's rank, and checked against a baseline only when a tolerance names them.
+    wall_clock: ClassVar[bool] = False
+    # False for wall-clock metrics and for metrics computed from other metrics' rows (psnr_drop):
+    # the result cache then never stands in for running them.
     cacheable: ClassVar[bool] = True
     # False when ``compute`` needs neither deep features nor SR outputs (efficiency, psnr_drop),
     # so a run whose other metrics are all cached extracts nothing for it.
@@ -132,6 +135,11 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
     if cls.aggregation != "mean":
         raise TypeError(f"metric class {cls.__name__} has unknown aggregation {cls.aggregation!r}")
     return METRICS.register(cls.metric_type)(cls)
+
+
+def wall_clock_types() -> frozenset[str]:
+    """The registered metric types that measure the machine rather than the model."""
+    return frozenset(name for name, cls in METRICS.items() if cls.wall_clock)
 
 
 def build_metric(spec: dict[str, Any]) -> Metric:

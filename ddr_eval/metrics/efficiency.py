@@ -256,7 +256,8 @@ class LatencyMetric(EfficiencyMetric):
     """Milliseconds per patch: median forward time of a batch / batch size."""
 
     metric_type: ClassVar[str] = "latency"
-    cacheable: ClassVar[bool] = False  # a measurement of this machine, now
+    wall_clock: ClassVar[bool] = True
+    cacheable: ClassVar[bool] = False
 
     warmup: int = Field(2, ge=0)
     repeats: int = Field(5, ge=1)

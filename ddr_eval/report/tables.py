@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ddr_eval.metrics import wall_clock_types
+
 SUMMARY_SETS = ("all", "mean")
 
 
@@ -25,7 +27,8 @@ def directions(frame: pd.DataFrame) -> dict[str, bool]:
 
 
 def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, layer), one column per metric summary, ranked by mean per-metric rank.
+    """One row per (model, layer), one column per metric summary, ranked by mean per-metric rank
+    (wall-clock metrics such as latency are shown, not ranked).
 
     A model's row uses its summary values: ``all`` for pooled metrics and ``mean`` over the
     non-reference sets for per-set metrics. Ranks follow each metric's declared direction;
@@ -45,8 +48,10 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
         table[metric] = np.nan
     table = _merge_output_layer(table)
     higher = directions(frame)
+    # a wall-clock column (latency) is shown but not ranked: its noise would reorder the board run to run
+    wall_clock = set(frame.loc[frame["type"].isin(wall_clock_types()), "metric"]) if "type" in frame else set()
     ranks = pd.DataFrame({m: table[m].rank(ascending=not higher[m], na_option="bottom", method="min")
-                          for m in table.columns})
+                          for m in table.columns if m not in wall_clock})
     table.insert(0, "rank", ranks.mean(axis=1).rank(method="min").astype(int))
     return table.sort_values("rank").reset_index()
 
