@@ -159,11 +159,17 @@ class FindingsComputer:
                        table, {"chi_with": with_gr.value, "chi_without": without.value, "ratio": ratio})
 
     def _adversarial(self, spec: AdversarialSpec) -> Finding:
-        table, wins, ratios = [], 0, {}
+        """Each (GAN, pixel-loss) pair; snapshots of the GAN's fine-tuning the suite lists
+        (``name@iteration``) are shown beside it but do not enter the verdict."""
+        table, wins, ratios, snapshots = [], 0, {}, {}
         for gan, mse in spec.pairs:
             g, m = self.chi_by(gan, spec.sets), self.chi_by(mse, spec.sets)
             ratios[f"{gan}/{mse}"] = g.value / max(m.value, 1e-12)
             wins += g.ci_low > m.ci_high if g.ci_low is not None else g.value > m.value
+            for _, label in self._series(gan):
+                snapshot = self.chi_by(label, spec.sets)
+                snapshots[label] = snapshot.value
+                table.append({"model": label, "CHI (degradation)": _ci(snapshot), "PSNR (clean, dB)": self.psnr(label)})
             table += [{"model": gan, "CHI (degradation)": _ci(g), "PSNR (clean, dB)": self.psnr(gan)},
                       {"model": mse, "CHI (degradation)": _ci(m), "PSNR (clean, dB)": self.psnr(mse)}]
         verdict = REPRODUCED if wins == len(spec.pairs) else PARTLY if wins else NOT
@@ -171,11 +177,14 @@ class FindingsComputer:
         return Finding("adversarial", "Adversarial training makes features discriminative",
                        "GAN-trained CHI above its pixel-loss counterpart's, even without GR", verdict,
                        f"CHI ratio GAN / pixel-loss: {text} ({wins} of {len(spec.pairs)} pairs clearly higher).",
-                       table, {"ratios": ratios})
+                       table, {"ratios": ratios, "snapshots": snapshots})
+
+    def _series(self, name: str) -> list[tuple[int, str]]:
+        """(iteration, label) of the ``name@iteration`` snapshots the suite lists, in training order."""
+        return sorted((int(label.split("@")[1]), label) for label in self.sources if label.startswith(name + "@"))
 
     def _training(self, spec: TrainingSpec) -> Finding:
-        points = sorted((int(label.split("@")[1]), label) for label in self.sources
-                        if label.startswith(spec.series + "@"))
+        points = self._series(spec.series)
         if len(points) < 3:
             raise UserError(f"findings.training: the suite lists {len(points)} snapshots of {spec.series}; need >= 3")
         chis = [self.chi_by(label, spec.sets) for _, label in points]
