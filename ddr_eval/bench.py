@@ -11,6 +11,8 @@ summary says it even when the benchmark's own assertion failed.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,11 +48,16 @@ def run_benchmarks(out_dir: Path | str = DEFAULT_OUT, pytest_args: Sequence[str]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / BENCHMARKS_JSON
-    json_path.unlink(missing_ok=True)  # a failed run must not leave the previous run's numbers behind
-    code = int(pytest.main([str(bench_dir), f"--benchmark-json={json_path}", "-p", "no:cacheprovider",
-                            f"--rootdir={bench_dir.parent}", *pytest_args]))
-    if not json_path.is_file():
-        raise UserError(f"pytest exited with {code} before any benchmark ran (no {json_path})")
+    # pytest-benchmark writes outside the tree while it runs, so the commit it records is not
+    # marked dirty by this very run's output; the previous numbers go either way
+    with tempfile.TemporaryDirectory(prefix="ddr-eval-bench-") as scratch:
+        fresh = Path(scratch) / BENCHMARKS_JSON
+        code = int(pytest.main([str(bench_dir), f"--benchmark-json={fresh}", "-p", "no:cacheprovider",
+                                f"--rootdir={bench_dir.parent}", *pytest_args]))
+        if not fresh.is_file():
+            json_path.unlink(missing_ok=True)  # a failed run must not leave the previous run's numbers behind
+            raise UserError(f"pytest exited with {code} before any benchmark ran (no {json_path})")
+        shutil.copyfile(fresh, json_path)
     return code, write_summary(json_path, out_dir / SUMMARY_MD)
 
 
