@@ -56,7 +56,9 @@ def suite_raw(tmp_path_factory) -> dict:
         "models": [{"path": paths[0], "as": "tiny-a"}, {"path": paths[1], "as": "tiny-b"},
                    {"baseline": "image_statistics"}],
         "layers": ["deep"],
-        "metrics": [{"type": "chi", "label": "degradation", "projection": "raw"}, {"type": "psnr"}],
+        # srga reads flattened maps: a model's gap and flatten cells of one set share a forward pass
+        "metrics": [{"type": "chi", "label": "degradation", "projection": "raw"}, {"type": "psnr"},
+                    {"type": "srga", "pca_dim": 4}],
         "runtime": {"device": "cpu", "batch_size": 5},
     }
 
@@ -187,12 +189,12 @@ def test_ray_retries_a_failed_cell(ray_cluster, cells, local_batches, tmp_path, 
 def test_ray_cell_that_keeps_failing_is_named_and_others_are_cached(ray_cluster, cells, local_batches, tmp_path):
     fault = InjectedFault(cell="tiny-a x all/blur", state_dir=str(tmp_path), attempts=3)
     cache = FeatureCache(tmp_path / "cache")
-    message = r"model tiny-a, degradation set all/blur \(gap\) failed after 2 attempts: InjectedFailure"
+    message = r"model tiny-a, degradation set all/blur \(flatten, gap\) failed after 2 attempts: InjectedFailure"
     with pytest.raises(CellFailedError, match=message) as error:
         make_executor("ray", max_retries=1, fault=fault)(cells, cache, 5, torch.device("cpu"), None)
     assert error.value.exit_code == 1
     failed = [cell.name for cell in cells if "tiny-a x all/blur" in cell.name]
-    assert len(failed) == 1
+    assert len(failed) == 2  # its gap and flatten cells share the failing task
     for cell, expected in zip(cells, local_batches):
         cached = cache.get(cell.key())
         if cell.name in failed:

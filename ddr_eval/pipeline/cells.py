@@ -49,12 +49,17 @@ def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, a
     for i in missing:
         batch = extracted[cells[i].pooling]
         batch = FeatureBatch(features=batch.features, outputs=batch.outputs if cells[i].outputs else None)
-        if batch.outputs is None or np.isfinite(batch.outputs).all():
-            # the cache keeps SR outputs as uint8, where NaN would turn into ordinary pixel values;
-            # such a cell is recomputed each run so the report says "unavailable" every time
-            cache.put(keys[i], batch)
+        store(cache, keys[i], batch)
         batches[i] = batch
     return batches
+
+
+def store(cache: FeatureCache, key: str, batch: FeatureBatch) -> None:
+    """Cache a finished cell, unless its SR outputs hold NaN/Inf: the cache keeps outputs as
+    uint8, where NaN would turn into ordinary pixel values, so such a cell is recomputed each
+    run and the report says "unavailable" every time."""
+    if batch.outputs is None or np.isfinite(batch.outputs).all():
+        cache.put(key, batch)
 
 
 def group_cells(cells: list[Cell]) -> list[list[int]]:

@@ -26,7 +26,7 @@ import torch
 from ddr_eval.errors import UserError
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
-from ddr_eval.pipeline.cells import Cell, group_cells, run_cells
+from ddr_eval.pipeline.cells import Cell, group_cells, run_cells, store
 
 EXECUTORS = ("local", "ray")
 INSTALL_RAY = "pip install 'ddr-eval[ray]'"
@@ -80,7 +80,8 @@ class LocalExecutor:
 
 @dataclass(frozen=True)
 class InjectedFault:
-    """Makes the first ``attempts`` attempts of every cell whose name contains ``cell`` fail.
+    """Makes the first ``attempts`` attempts of every task fail whose cells' names (joined by
+    " + ": a task runs a model's cells of one degradation set) contain ``cell``.
 
     Attempts are counted with marker files in ``state_dir`` (created atomically), so the count
     holds across worker processes and retries on one machine. ``crash=True`` kills the worker
@@ -142,23 +143,26 @@ def _source_in_worker(boxed_ref: list):
     return _worker_source[key]
 
 
-def _remote_cell(boxed_source: list, lr: np.ndarray, pooling: str, outputs: bool, batch_size: int, device: str,
-                 amp_dtype: str | None, threads: int, fault: InjectedFault | None, cell_name: str) -> FeatureBatch:
-    """The body of one Ray task: a forward pass over one cell's LR patches.
+def _remote_cells(boxed_source: list, lr: np.ndarray, poolings: tuple[str, ...], outputs: bool, batch_size: int,
+                  device: str, amp_dtype: str | None, threads: int, fault: InjectedFault | None,
+                  cell_names: tuple[str, ...]) -> dict[str, FeatureBatch]:
+    """The body of one Ray task: one forward pass over the LR patches that a model's cells of one
+    degradation set share, pooled each way those cells ask for.
 
     ``boxed_source`` is ``[ObjectRef]``: boxed, Ray passes the reference rather than the value,
     so the worker can reuse the model it already holds.
     """
-    if fault is not None:
-        fault.before(cell_name)
+    if fault is not None:  # attempts are counted per task, i.e. per group of cells
+        fault.before(" + ".join(cell_names))
     torch.set_num_threads(threads)
     source = _source_in_worker(boxed_source)
     lr = np.require(lr, requirements="W")  # arrays from the object store are read-only views
-    return source.extract(lr, pooling, batch_size, device, amp_dtype, outputs)
+    return source.extract_poolings(lr, poolings, batch_size, device, amp_dtype, outputs)
 
 
 class RayExecutor:
-    """Runs cells as Ray tasks, on a local Ray instance or an existing cluster (``address``).
+    """Runs cells as Ray tasks, on a local Ray instance or an existing cluster (``address``):
+    one task per model and degradation set, whose forward pass serves all of its cells (poolings).
 
     Each model is put into the object store once (``ray.put`` of its feature source, weights
     included, so workers need no checkpoint files) and each LR array once; a worker keeps the
@@ -232,7 +236,7 @@ class RayExecutor:
 
         ray = self.ray
         gpus, worker_device = self.placement(device)
-        task = ray.remote(_remote_cell).options(
+        task = ray.remote(_remote_cells).options(
             num_cpus=self.cpus_per_cell, num_gpus=gpus, max_retries=self.max_retries,
             retry_exceptions=list(TRANSIENT_ERRORS))
         threads = max(1, int(self.cpus_per_cell))
@@ -244,35 +248,42 @@ class RayExecutor:
             return shipped[id(obj)]
 
         pending = {}
-        for index in missing:
-            cell = cells[index]
-            ref = task.remote([put(cell.source)], put(cell.dataset.lr), cell.pooling, cell.outputs, batch_size,
-                              worker_device, amp_dtype, threads, self.fault, cell.name)
-            pending[ref] = index
+        for group in group_cells([cells[i] for i in missing]):  # one task per model and input set
+            indices = [missing[i] for i in group]
+            first = cells[indices[0]]
+            ref = task.remote([put(first.source)], put(first.dataset.lr), tuple(cells[i].pooling for i in indices),
+                              any(cells[i].outputs for i in indices), batch_size, worker_device, amp_dtype, threads,
+                              self.fault, tuple(cells[i].name for i in indices))
+            pending[ref] = indices
 
-        failures: list[tuple[Cell, BaseException]] = []
+        failures: list[tuple[list[Cell], BaseException]] = []
         with tqdm(total=len(cells), initial=len(cells) - len(missing), desc="features", unit="cell",
                   disable=not self.progress, leave=False) as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
-                    index = pending.pop(ref)
+                    indices = pending.pop(ref)
                     try:
-                        batch = _owned(ray.get(ref))
+                        by_pooling = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        failures.append((cells[index], exc))
+                        failures.append(([cells[i] for i in indices], exc))
                         continue
-                    cache.put(keys[index], batch)
-                    results[index] = batch
-                    bar.update()
+                    for index in indices:
+                        batch = _owned(by_pooling[cells[index].pooling], cells[index].outputs)
+                        store(cache, keys[index], batch)
+                        results[index] = batch
+                    bar.update(len(indices))
         if failures:
             raise self._failure(failures, cached=sum(r is not None for r in results) if cache.enabled else 0)
 
-    def _failure(self, failures: list[tuple[Cell, BaseException]], cached: int) -> UserError:
-        cell, exc = failures[0]
+    def _failure(self, failures: list[tuple[list[Cell], BaseException]], cached: int) -> UserError:
+        group, exc = failures[0]
         cause = getattr(exc, "cause", None) or exc
-        where = f"model {cell.source.label}, degradation set {cell.dataset.key} ({cell.pooling})"
-        others = f"; {len(failures) - 1} other cell(s) failed too" if len(failures) > 1 else ""
+        cell = group[0]
+        poolings = ", ".join(c.pooling for c in group)
+        where = f"model {cell.source.label}, degradation set {cell.dataset.key} ({poolings})"
+        more = sum(len(g) for g, _ in failures[1:])
+        others = f"; {more} other cell(s) failed too" if more else ""
         kept = f"; {cached} finished cell(s) are in the feature cache" if cached else ""
         if isinstance(cause, UserError):  # bad input: the same on every attempt
             return UserError(f"{where}: {cause}{others}")
@@ -281,10 +292,11 @@ class RayExecutor:
         return CellFailedError(f"{where} failed{attempts}: {type(cause).__name__}: {_one_line(cause)}{others}{kept}")
 
 
-def _owned(batch: FeatureBatch) -> FeatureBatch:
-    """A writable copy of a batch read from the object store (its arrays are read-only views)."""
+def _owned(batch: FeatureBatch, outputs: bool = True) -> FeatureBatch:
+    """A writable copy of a batch read from the object store (its arrays are read-only views),
+    with its SR outputs only when the cell asked for them."""
     return FeatureBatch(features={name: np.array(values) for name, values in batch.features.items()},
-                        outputs=None if batch.outputs is None else np.array(batch.outputs))
+                        outputs=None if batch.outputs is None or not outputs else np.array(batch.outputs))
 
 
 def _positive_number(value) -> bool:
