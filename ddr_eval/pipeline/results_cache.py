@@ -79,7 +79,7 @@ class ResultKeys:
 
     def key(self, metric: Any, source: FeatureSource) -> str | None:
         """The pair's key, or ``None`` when the metric must run every time."""
-        if not getattr(metric, "cacheable", True):
+        if not metric.cacheable:
             return None
         spec = {
             **self.context,
@@ -103,10 +103,10 @@ class ResultCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, key: str | None) -> MetricPart | None:
-        path = self._path(key) if key else None
-        if not self.enabled or path is None or not path.exists():
-            self.misses += key is not None
+    def get(self, key: str) -> MetricPart | None:
+        path = self._path(key)
+        if not self.enabled or not path.exists():
+            self.misses += 1
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -122,8 +122,8 @@ class ResultCache:
             embeddings[(model, layer)] = {n[len(prefix):]: a for n, a in arrays.items() if n.startswith(prefix)}
         return MetricPart(meta["rows"], meta["confusions"], embeddings)
 
-    def put(self, key: str | None, part: MetricPart) -> None:
-        if not self.enabled or key is None:
+    def put(self, key: str, part: MetricPart) -> None:
+        if not self.enabled:
             return
         meta = {"rows": part.rows, "confusions": part.confusions, "embeddings": list(part.embeddings)}
         arrays = {_META: np.asarray(json.dumps(meta))}

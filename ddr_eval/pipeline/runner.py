@@ -28,9 +28,9 @@ from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import Reducer, metric_pooling
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
+from ddr_eval.suite.loader import LoadedSuite
 
 RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
-from ddr_eval.suite.loader import LoadedSuite
 
 
 @dataclass
@@ -165,8 +165,13 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
 
     t = time.perf_counter()
     reducer = Reducer(sources, inputs, features, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
-    reduction = reducer.run(loaded.metrics, cached, on_computed=lambda i, label, part: (
-        None if _unavailable(part) else results_cache.put(keys.get((i, label)), part)))
+
+    def remember(index: int, label: str, part: MetricPart) -> None:
+        key = keys.get((index, label))
+        if key is not None and not _unavailable(part):
+            results_cache.put(key, part)
+
+    reduction = reducer.run(loaded.metrics, cached, on_computed=remember)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 

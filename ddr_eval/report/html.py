@@ -243,7 +243,8 @@ def _leaderboard(frame: pd.DataFrame, result, page: _Page) -> None:
     page.section("leaderboard", "Leaderboard")
     higher = directions(frame)
     page.note("Summary per model: pooled metrics over all degradation sets; per-set metrics averaged over the "
-              f"non-reference sets (reference: {result.suite.reference_set}). Rank = mean of per-metric ranks (latency shown, not ranked). "
+              f"non-reference sets (reference: {result.suite.reference_set}). "
+              "Rank = mean of per-metric ranks (latency shown, not ranked). "
               "Best value per column in bold. Direction: "
               + ", ".join(f"{m} {'↑' if h else '↓'}" for m, h in higher.items()))
     board = leaderboard(frame)

@@ -84,7 +84,8 @@ def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> st
         "## Leaderboard",
         "",
         "Summary per model: pooled metrics over all degradation sets; per-set metrics averaged over the "
-        f"non-reference sets (reference: `{result.suite.reference_set}`). Rank = mean of per-metric ranks (latency shown, not ranked). "
+        f"non-reference sets (reference: `{result.suite.reference_set}`). "
+        "Rank = mean of per-metric ranks (latency shown, not ranked). "
         "Best value per column in bold.",
         "",
         _markdown_table(board, best),
