@@ -15,8 +15,9 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,6 +53,9 @@ def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
             os.unlink(tmp)
 
 
+T = TypeVar("T")
+
+
 class LazyNpzArrays(Mapping):
     """The feature arrays of one cache entry, each read from disk the first time it is used.
 
@@ -79,11 +83,12 @@ class LazyNpzArrays(Mapping):
         return len(self._names)
 
 
-class FeatureCache:
-    """A directory of ``<key>.npz`` entries; ``enabled=False`` makes every lookup a miss."""
+class NpzStore:
+    """A directory of ``<key>.npz`` entries (no pickle, written atomically) with hit/miss counts;
+    ``enabled=False`` makes every lookup a miss and every write a no-op."""
 
-    def __init__(self, root: Path | str | None = None, enabled: bool = True):
-        self.root = Path(root) if root is not None else default_cache_dir()
+    def __init__(self, root: Path | str, enabled: bool = True):
+        self.root = Path(root)
         self.enabled = enabled
         self.hits = 0
         self.misses = 0
@@ -91,20 +96,41 @@ class FeatureCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
-    def get(self, key: str) -> FeatureBatch | None:
+    def _read(self, key: str, read: Callable[[Any], T]) -> T | None:
+        """``read(npz)`` of entry ``key``, or ``None`` on a miss; a damaged entry is a miss (and is
+        rewritten by the next ``_write``)."""
         path = self._path(key)
         if not self.enabled or not path.exists():
             self.misses += 1
             return None
-        try:  # reads the zip directory (a truncated file fails here) and the small uint8 outputs
+        try:
             with np.load(path, allow_pickle=False) as data:
-                names = [name for name in data.files if name != _OUTPUTS]
-                outputs = data[_OUTPUTS] if _OUTPUTS in data.files else None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # a damaged entry is a miss, rewritten
+                value = read(data)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
             self.misses += 1
             return None
         self.hits += 1
-        return FeatureBatch(features=LazyNpzArrays(path, names),
+        return value
+
+    def _write(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        if self.enabled:
+            write_npz_atomic(self._path(key), arrays)
+
+
+class FeatureCache(NpzStore):
+    """Cell features by cell key (see :func:`cell_key`); the root defaults to :func:`default_cache_dir`."""
+
+    def __init__(self, root: Path | str | None = None, enabled: bool = True):
+        super().__init__(root if root is not None else default_cache_dir(), enabled)
+
+    def get(self, key: str) -> FeatureBatch | None:
+        # reads the zip directory (a truncated file fails here) and the small uint8 outputs only
+        found = self._read(key, lambda data: ([name for name in data.files if name != _OUTPUTS],
+                                              data[_OUTPUTS] if _OUTPUTS in data.files else None))
+        if found is None:
+            return None
+        names, outputs = found
+        return FeatureBatch(features=LazyNpzArrays(self._path(key), names),
                             outputs=None if outputs is None else outputs.astype(np.float32) / 255.0)
 
     def put(self, key: str, batch: FeatureBatch) -> None:
@@ -113,7 +139,7 @@ class FeatureCache:
         arrays = dict(batch.features)
         if batch.outputs is not None:  # SR outputs are stored as the uint8 images metrics see
             arrays[_OUTPUTS] = (np.clip(batch.outputs, 0, 1) * 255).round().astype(np.uint8)
-        write_npz_atomic(self._path(key), arrays)
+        self._write(key, arrays)
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval import __version__
-from ddr_eval.features.cache import write_npz_atomic
+from ddr_eval.features.cache import NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 
@@ -91,31 +90,15 @@ class ResultKeys:
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class ResultCache:
-    """A directory of ``<key>.npz`` entries; ``enabled=False`` makes every lookup a miss."""
-
-    def __init__(self, root: Path | str, enabled: bool = True):
-        self.root = Path(root)
-        self.enabled = enabled
-        self.hits = 0
-        self.misses = 0
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.npz"
+class ResultCache(NpzStore):
+    """Metric parts by :class:`ResultKeys` key."""
 
     def get(self, key: str) -> MetricPart | None:
-        path = self._path(key)
-        if not self.enabled or not path.exists():
-            self.misses += 1
+        found = self._read(key, lambda data: (json.loads(str(data[_META])),
+                                              {name: data[name] for name in data.files if name != _META}))
+        if found is None:
             return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data[_META]))
-                arrays = {name: data[name] for name in data.files if name != _META}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # damaged: a miss, rewritten
-            self.misses += 1
-            return None
-        self.hits += 1
+        meta, arrays = found
         embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         for index, (model, layer) in enumerate(meta["embeddings"]):
             prefix = f"{_EMBEDDING}{index}/"
@@ -129,4 +112,4 @@ class ResultCache:
         arrays = {_META: np.asarray(json.dumps(meta))}
         for index, data in enumerate(part.embeddings.values()):
             arrays.update({f"{_EMBEDDING}{index}/{name}": np.asarray(value) for name, value in data.items()})
-        write_npz_atomic(self._path(key), arrays)
+        self._write(key, arrays)
