@@ -181,7 +181,8 @@ def cache_clear() -> None:
 def compare(
     model: Path = typer.Option(..., "--model", help="checkpoint of the model to rank"),
     arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
-    suite: Path = typer.Option(Path("suites/generalization.yaml"), "--suite", help="suite YAML to rank it with"),
+    suite: Optional[Path] = typer.Option(None, "--suite", help="suite YAML to rank it with (default: the shipped "
+                                         "generalization suite of the model's scale)"),
     name: Optional[str] = typer.Option(None, "--name", help="the model's name in reports (default: file stem)"),
     out: Optional[Path] = typer.Option(None, "--out", help="report directory (default: reports/<suite>/compare-<name>)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature, the zoo's too"),

@@ -25,9 +25,6 @@ from ddr_eval.report.tables import directions, format_value, leaderboard, rows_f
 from ddr_eval.suite.errors import load_yaml_mapping
 from ddr_eval.suite.loader import LoadedSuite, compile_suite
 
-DEFAULT_SUITE = Path("suites/generalization.yaml")
-
-
 @dataclass(frozen=True)
 class Neighbour:
     model: str
@@ -165,16 +162,37 @@ class CompareOutcome:
     out_dir: Path
 
 
-def compare_model(model_path: str | Path, suite_path: str | Path = DEFAULT_SUITE, *, arch: str | None = None,
+def suite_for_model(model_path: str | Path, arch: str | None = None) -> Path:
+    """The shipped generalization suite of the checkpoint's scale (its models are the neighbours)."""
+    from ddr_eval.models.checkpoint import load_model
+    from ddr_eval.suite.shipped import shipped_suite
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise UserError(f"--model {model_path}: no such checkpoint file")
+    descriptor = load_model(model_path, arch=arch)
+    if descriptor.purpose != "sr":
+        raise UserError(f"--model {model_path}: a {descriptor.purpose} model has no SR scale; pass --suite")
+    suite = shipped_suite(descriptor.scale)
+    if suite is None:
+        raise UserError(f"--model {model_path}: it is x{descriptor.scale} and no shipped generalization suite is; "
+                        f"pass --suite with a suite of `scale: {descriptor.scale}`")
+    return suite
+
+
+def compare_model(model_path: str | Path, suite_path: str | Path | None = None, *, arch: str | None = None,
                   name: str | None = None, out_dir: Path | None = None, use_cache: bool = True,
                   cache_dir: Path | None = None, progress: bool = True) -> CompareOutcome:
     """Run ``suite_path`` with the user's model added and write the report with its placement.
 
-    The report goes to ``reports/<suite>/compare-<model>/`` unless ``out_dir`` is given.
+    Without ``suite_path`` the shipped generalization suite of the model's scale is used
+    (:func:`suite_for_model`). The report goes to ``reports/<suite>/compare-<model>/`` unless
+    ``out_dir`` is given.
     """
     from ddr_eval.pipeline.runner import run_suite
     from ddr_eval.report.writer import write_report
 
+    suite_path = suite_path or suite_for_model(model_path, arch)
     base, loaded, label = suite_with_model(suite_path, model_path, arch, name)
     result = run_suite(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
     comparison = compare_rows(result.rows, label, base.suite.name)

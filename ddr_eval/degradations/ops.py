@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Annotated, Literal, Optional, Sequence, Union
+from typing import Annotated, ClassVar, Literal, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -99,6 +99,10 @@ class Degradation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Whether the op shrinks the image by a ``scale`` parameter, which a suite's top-level
+    #: ``scale:`` fills in when a step omits it.
+    downsamples: ClassVar[bool] = False
+
     type: str
 
     @property
@@ -166,6 +170,8 @@ class Bicubic(Degradation):
 
     The standard "bicubic" LR of SR benchmarks; see :mod:`ddr_eval.degradations.resize`.
     """
+
+    downsamples: ClassVar[bool] = True
 
     type: Literal["bicubic"] = "bicubic"
     scale: Literal[2, 3, 4]

@@ -19,6 +19,7 @@ from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.zoo import resolve_model
 from ddr_eval.suite.schema import ModelSpec
+from ddr_eval.suite.shipped import suite_hint
 
 SWEEP = "sweep"  # layer alias that expands to every per-block tap, for layer sweeps
 
@@ -107,7 +108,8 @@ def build_sources(specs: list[ModelSpec], default_layers: tuple[str, ...], scale
         descriptor, identity = _descriptor(spec, seed)
         require_finite_weights(descriptor, spec.label)
         if descriptor.purpose == "sr" and descriptor.scale != scale:
-            raise UserError(f"model {spec.label} is x{descriptor.scale} but the suite's degradations downsample x{scale}")
+            raise UserError(f"model {spec.label} is x{descriptor.scale} but the suite is x{scale}; "
+                            f"{suite_hint(descriptor.scale)}")
         layers = _resolve_layers(descriptor, spec.layers or default_layers, spec.label)
         sources.append(FeatureSource(spec.label, layers, descriptor, identity))
     return sources

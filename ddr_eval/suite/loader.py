@@ -26,10 +26,7 @@ class LoadedSuite:
     metrics: list[Any]  # built metric objects, in suite order
     source: str
     findings: Any = None  # ddr_eval.findings.FindingsSpec when the suite asks for findings
-
-    @property
-    def scale(self) -> int:
-        return next(iter(self.chains.values())).scale
+    scale: int = 2  # the suite's `scale:`, or the factor its chains share
 
 
 def _build_typed(registry, spec: Any, where: tuple, source: str):
@@ -55,25 +52,47 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source) from None
-    chains = {}
-    for i, dset in enumerate(suite.degradations):
-        steps = [_build_typed(DEGRADATIONS, s, ("degradations", i, "chain", j), source) for j, s in enumerate(dset.chain)]
-        downsamplers = [s for s in steps if s.scale_factor != 1]
-        if len(downsamplers) != 1:
-            raise UserError(
-                f"{source}: degradations[{i}].chain: needs exactly one downsampling step (e.g. type: bicubic), "
-                f"found {len(downsamplers)}"
-            )
-        chains[dset.name] = DegradationChain(steps)
-    scales = {name: chain.scale for name, chain in chains.items()}
-    if len(set(scales.values())) != 1:
-        raise UserError(f"{source}: degradations: all sets must downsample by the same scale, got {scales}")
+    chains = {dset.name: _build_chain(dset, i, suite.scale, source) for i, dset in enumerate(suite.degradations)}
+    scale = suite.scale or _common_scale(chains, source)
     patch = suite.data.patch_size
-    scale = next(iter(scales.values()))
     if patch % scale:
         raise UserError(f"{source}: data.patch_size: {patch} is not a multiple of the scale {scale}")
     metrics = [_build_typed(METRICS, m, ("metrics", i), source) for i, m in enumerate(suite.metrics)]
-    return LoadedSuite(suite, chains, metrics, source, _findings(suite, source))
+    return LoadedSuite(suite, chains, metrics, source, _findings(suite, source), scale)
+
+
+def _build_chain(dset, index: int, scale: int | None, source: str) -> DegradationChain:
+    """One set's chain; a downsampling step without ``scale`` takes the suite's, which it must match."""
+    where = ("degradations", index, "chain")
+    steps = []
+    for j, spec in enumerate(dset.chain):
+        if isinstance(spec, dict) and scale is not None and "scale" not in spec and _downsamples(spec):
+            spec = {**spec, "scale": scale}
+        steps.append(_build_typed(DEGRADATIONS, spec, (*where, j), source))
+    downsamplers = [s for s in steps if s.scale_factor != 1]
+    if len(downsamplers) != 1:
+        raise UserError(
+            f"{source}: {format_location(where)}: needs exactly one downsampling step (e.g. type: bicubic), "
+            f"found {len(downsamplers)}"
+        )
+    chain = DegradationChain(steps)
+    if scale is not None and chain.scale != scale:
+        raise UserError(f"{source}: {format_location(where)}: set {dset.name!r} downsamples x{chain.scale} "
+                        f"but the suite's scale is {scale}")
+    return chain
+
+
+def _downsamples(spec: dict) -> bool:
+    kind = spec.get("type")
+    return isinstance(kind, str) and kind in DEGRADATIONS and DEGRADATIONS.get(kind).downsamples
+
+
+def _common_scale(chains: dict[str, DegradationChain], source: str) -> int:
+    scales = {name: chain.scale for name, chain in chains.items()}
+    if len(set(scales.values())) != 1:
+        raise UserError(f"{source}: degradations: all sets must downsample by the same scale, got {scales}; "
+                        "set the suite's top-level `scale:`")
+    return next(iter(scales.values()))
 
 
 def _findings(suite: Suite, source: str):

@@ -103,6 +103,10 @@ class Suite(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = 0
+    scale: Literal[2, 3, 4] | None = Field(
+        None, description="the SR factor: every chain downsamples by it (a `bicubic` step without `scale` takes it) "
+        "and every SR model upscales by it; default: the chains' own factor"
+    )
     data: DataSpec = DataSpec()
     degradations: list[DegradationSet] = Field(min_length=1)
     reference: str | None = Field(None, description="the reference (clean) set for generalization metrics")
@@ -139,7 +143,10 @@ class Suite(_Strict):
         return self.reference or self.degradations[0].name
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        dump = self.model_dump(mode="json")
+        if dump["scale"] is None:  # suites written before `scale:` existed keep their hash
+            del dump["scale"]
+        return json.dumps(dump, sort_keys=True, separators=(",", ":"))
 
     def sha256(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
