@@ -99,14 +99,21 @@ def zoo_train(
 
 
 @zoo_app.command("evaluate")
-def zoo_evaluate(names: list[str] = typer.Argument(..., help="trained entries to re-measure, or 'all'")) -> None:
+def zoo_evaluate(
+    names: list[str] = typer.Argument(..., help="trained entries to re-measure, or 'all'"),
+    series: bool = typer.Option(False, "--series", help="also measure every training snapshot (the fit curve)"),
+) -> None:
     """Re-measure held-out PSNR/SSIM (or accuracy) of trained entries and update zoo.yaml."""
     from ddr_eval.models.zoo import Zoo
-    from ddr_eval.training.zoo_train import reevaluate_entry
+    from ddr_eval.training.zoo_train import reevaluate_entry, reevaluate_series
 
-    names = [m.name for m in Zoo.load().models] if names == ["all"] else names
+    zoo = Zoo.load()
+    names = [m.name for m in zoo.models] if names == ["all"] else names
     for name in names:
         typer.echo(f"{name}: {reevaluate_entry(name)}")
+        if series and name in zoo and getattr(zoo.get(name), "series", None):
+            for point in reevaluate_series(name):
+                typer.echo(f"  iter {point['iteration']:>6}: psnr {point['psnr']:.4f}  ssim {point['ssim']:.4f}")
 
 
 @zoo_app.command("train-probe")

@@ -74,3 +74,26 @@ def test_gan_without_discriminator_is_rejected(tmp_path):
 def test_unknown_recipe_lists_known(tmp_path):
     with pytest.raises(UserError, match="known: .*srresnet-gr"):
         train_zoo_entry("nope", out_dir=tmp_path)
+
+
+def test_series_fit_curve_is_measured_and_stored(tmp_path):
+    import yaml
+
+    from ddr_eval.models.zoo import Zoo
+    from ddr_eval.training.recipe import dump_recipe
+    from ddr_eval.training.zoo_train import reevaluate_series
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "zoo.yaml").write_text("models: []\n")
+    one_test_image = load_recipe(recipe_path("srresnet-gr")).data.model_copy(update={"test_images": ("coins",)})
+    recipe = _tiny_recipe(name="tiny", iterations=4, snapshots=(0, 4), data=one_test_image)
+    (tmp_path / "recipes" / "tiny.yaml").write_text(dump_recipe(recipe))
+    train_zoo_entry("tiny", root=tmp_path, progress=False)
+    points = reevaluate_series("tiny", root=tmp_path)
+    assert [p["iteration"] for p in points] == [0, 4]
+    assert points[0]["psnr"] != points[1]["psnr"]  # different weights, different fit
+    stored = Zoo.load(tmp_path / "zoo.yaml").get("tiny").series
+    assert [p.psnr for p in stored] == [p["psnr"] for p in points]
+    assert yaml.safe_load((tmp_path / "zoo.yaml").read_text())["models"][0]["metrics"]["psnr"] == points[1]["psnr"]
+    with pytest.raises(UserError, match="no recipe"):
+        reevaluate_series("absent", root=tmp_path)

@@ -103,6 +103,8 @@ class SeriesPoint(_Strict):
     iteration: int = Field(ge=0)
     checkpoint: str
     sha256: str | None = None
+    psnr: float | None = Field(None, description="held-out Y-PSNR of the snapshot (`zoo evaluate --series`)")
+    ssim: float | None = None
 
 
 class ZooEntry(_Entry):

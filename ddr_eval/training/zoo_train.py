@@ -103,6 +103,37 @@ def reevaluate_entry(name: str, root: Path | None = None) -> dict[str, float]:
     return metrics
 
 
+def reevaluate_series(name: str, root: Path | None = None) -> list[dict]:
+    """Held-out PSNR/SSIM of every training snapshot of ``name``, written into its zoo.yaml series.
+
+    This is the fit curve beside the DDR-over-training curve: it shows whether a run (the no-GR
+    nets in particular) was trained until its PSNR plateaued.
+    """
+    root = root or zoo_dir()
+    path = recipe_path(name, root)
+    if not path.exists():
+        raise UserError(f"no recipe named {name!r} in {path.parent}; known: {', '.join(available_recipes(root))}")
+    recipe = load_recipe(path)
+    with _locked(root / "zoo.yaml"):
+        data = yaml.safe_load((root / "zoo.yaml").read_text()) or {}
+    (entry,) = [e for e in data.get("models") or [] if e["name"] == name] or [None]
+    if entry is None or not entry.get("series"):
+        raise UserError(f"{name} has no training snapshots in zoo.yaml")
+    points = []
+    for point in entry["series"]:
+        trainer = Trainer(recipe, root / "checkpoints" / name, init_checkpoint=root / point["checkpoint"],
+                          progress=False)
+        measured = trainer.evaluate()
+        points.append({**point, "psnr": measured["psnr"], "ssim": measured["ssim"]})
+    with _locked(root / "zoo.yaml"):
+        data = yaml.safe_load((root / "zoo.yaml").read_text()) or {}
+        for stored in data.get("models") or []:
+            if stored["name"] == name:
+                stored["series"] = points
+        _atomic_yaml(root / "zoo.yaml", data)
+    return points
+
+
 def _atomic_yaml(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
