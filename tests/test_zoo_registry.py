@@ -241,3 +241,21 @@ def test_table_reports_metrics_and_checkpoint_status(tmp_path):
     assert rows["changed"]["checkpoint"] == "sha256 mismatch" and rows["changed"]["psnr"] is None
     assert rows["absent"]["checkpoint"] == "missing"
     assert rows["Pub"]["kind"] == "public" and rows["Pub"]["checkpoint"] == "not downloaded"
+
+
+def test_the_committed_zoo_stays_under_50_mb():
+    from ddr_eval.models.zoo import zoo_dir
+
+    total = sum(p.stat().st_size for p in zoo_dir().rglob("*") if p.is_file())
+    assert total <= 50 * 2**20, f"model_zoo/ holds {total / 2**20:.1f} MiB (budget 50)"
+
+
+def test_a_series_ends_at_the_checkpoint_itself_not_a_copy():
+    from ddr_eval.models.zoo import Zoo
+
+    for entry in Zoo.load().models:
+        files = [point.checkpoint for point in entry.series]
+        assert len(files) == len(set(files)), entry.name
+        if entry.series:
+            others = [p for p in files if p != entry.checkpoint]
+            assert all(p.split("/")[-1].startswith("iter_") for p in others)

@@ -107,7 +107,7 @@ def _findings(suite: Suite, source: str):
     models = {m.label for m in suite.models}
     sets = {d.name for d in suite.degradations}
     for key, part in spec:
-        for attribute in ("with_gr", "without_gr", "series", "model", "trained", "baseline"):
+        for attribute in ("with_gr", "without_gr", "matched_fit", "series", "model", "trained", "baseline"):
             name = getattr(part, attribute, None)
             if isinstance(name, str) and name not in models and attribute != "series":
                 raise UserError(f"{source}: findings.{key}: model {name!r} is not in the suite's models")

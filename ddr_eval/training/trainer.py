@@ -209,8 +209,16 @@ class Trainer:
         metrics["train_seconds"] = round(seconds, 1)
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (self.out_dir / RESUME_FILE).unlink(missing_ok=True)
-        snapshots = sorted((int(p.stem.split("_")[1]), p) for p in (self.out_dir / "snapshots").glob("*.safetensors"))
-        return TrainResult(checkpoint, metrics, snapshots, seconds)
+        return TrainResult(checkpoint, metrics, self._series(checkpoint), seconds)
+
+    def _series(self, checkpoint: Path) -> list[tuple[int, Path]]:
+        """Snapshots in training order; the last iteration's is the checkpoint itself, not a copy."""
+        last = self.recipe.iterations
+        (self.out_dir / "snapshots" / f"iter_{last:06d}.safetensors").unlink(missing_ok=True)
+        snapshots = [(int(p.stem.split("_")[1]), p) for p in (self.out_dir / "snapshots").glob("*.safetensors")]
+        if last in self.recipe.snapshots:
+            snapshots.append((last, checkpoint))
+        return sorted(snapshots)
 
     def evaluate(self) -> dict[str, float]:
         if self.recipe.task == "classification":
