@@ -1,0 +1,27 @@
+"""The README states what the committed reports computed, not numbers typed by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("readme_findings", ROOT / "scripts" / "readme_findings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_findings_table_matches_the_committed_reports():
+    script = _script()
+    assert script.block((ROOT / "README.md").read_text()) == script.render(), (
+        "README's findings table is stale: run `python scripts/readme_findings.py`")
+
+
+def test_the_table_shows_both_scales_per_finding():
+    table = _script().render()
+    assert "x2 verdict" in table and "x4 verdict" in table
+    assert all(line.count("**") >= 4 for line in table.splitlines()[2:] if "| 1 |" in line)
