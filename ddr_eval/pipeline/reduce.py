@@ -173,7 +173,8 @@ class Reducer:
             batch = self._batch(source, self._eval_split, name, self._output_pooling)
             targets = to_uint8(dataset.patches.hr)
             result = self._guard(metric, source, OUTPUT_LAYER, name, lambda: metric.compute(
-                _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True))
+                _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True,
+                seed=self.seed))
             if result is not None:
                 self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high),
                           _fallbacks(result))
