@@ -26,21 +26,35 @@ REPRODUCED, PARTLY, NOT = "reproduced", "partly reproduced", "not reproduced"
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def model_names(self) -> tuple[str, ...]:
+        """Every model label this finding reads, so the suite loader can refuse a typo before the run."""
+        return ()
+
 
 class GlobalResidualSpec(_Strict):
     with_gr: str = Field(alias="with")
     without_gr: str = Field(alias="without")
     sets: tuple[str, ...]
 
+    def model_names(self) -> tuple[str, ...]:
+        return (self.with_gr, self.without_gr)
+
 
 class AdversarialSpec(_Strict):
     pairs: tuple[tuple[str, str], ...] = Field(description="(GAN model, its pixel-loss counterpart)")
     sets: tuple[str, ...]
 
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(name for pair in self.pairs for name in pair)
+
 
 class TrainingSpec(_Strict):
     series: str = Field(description="zoo name; the suite lists NAME@ITERATION models")
     sets: tuple[str, ...]
+
+    def snapshots(self, labels) -> list[str]:
+        """The ``series@iteration`` labels among ``labels`` (a curve needs at least three)."""
+        return [label for label in labels if label.startswith(self.series + "@")]
 
 
 class ContentSpec(_Strict):
@@ -48,11 +62,17 @@ class ContentSpec(_Strict):
     classification: tuple[str, ...]
     sets: tuple[str, ...]
 
+    def model_names(self) -> tuple[str, ...]:
+        return (*self.sr, *self.classification)
+
 
 class SpectrumSpec(_Strict):
     model: str
     sets: tuple[str, ...]
     sigmas: tuple[float, ...]
+
+    def model_names(self) -> tuple[str, ...]:
+        return (self.model,)
 
 
 class GeneralizationSpec(_Strict):
@@ -60,10 +80,16 @@ class GeneralizationSpec(_Strict):
     baseline: str = Field(description="the same architecture trained on clean inputs")
     sets: tuple[str, ...]
 
+    def model_names(self) -> tuple[str, ...]:
+        return (self.trained, self.baseline)
+
 
 class IdentificationSpec(_Strict):
     ddr: tuple[str, ...] = Field(description="SR models whose DDR the probe reads")
     baselines: tuple[str, ...]
+
+    def model_names(self) -> tuple[str, ...]:
+        return (*self.ddr, *self.baselines)
 
 
 class FindingsSpec(_Strict):
@@ -87,6 +113,14 @@ class Finding:
     summary: str
     table: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def clearly_above(high, low) -> bool:
+    """``high`` is above ``low``: their intervals are disjoint when both have one (a suite with
+    ``bootstrap: 0`` has none), else the point values are compared."""
+    if None in (high.ci_low, high.ci_high, low.ci_low, low.ci_high):
+        return high.value > low.value
+    return high.ci_low > low.ci_high
 
 
 def _ci(result) -> str:
@@ -150,7 +184,7 @@ class FindingsComputer:
     def _global_residual(self, spec: GlobalResidualSpec) -> Finding:
         with_gr, without = self.chi_by(spec.with_gr, spec.sets), self.chi_by(spec.without_gr, spec.sets)
         ratio = with_gr.value / max(without.value, 1e-12)
-        verdict = REPRODUCED if ratio >= 10 else PARTLY if with_gr.ci_low > without.ci_high else NOT
+        verdict = REPRODUCED if ratio >= 10 else PARTLY if clearly_above(with_gr, without) else NOT
         table = [{"model": m, "CHI (degradation)": _ci(r), "PSNR (clean, dB)": self.psnr(m)}
                  for m, r in ((spec.with_gr, with_gr), (spec.without_gr, without))]
         return Finding("global_residual", "Global residual makes DDR emerge",
@@ -165,7 +199,7 @@ class FindingsComputer:
         for gan, mse in spec.pairs:
             g, m = self.chi_by(gan, spec.sets), self.chi_by(mse, spec.sets)
             ratios[f"{gan}/{mse}"] = g.value / max(m.value, 1e-12)
-            wins += g.ci_low > m.ci_high if g.ci_low is not None else g.value > m.value
+            wins += clearly_above(g, m)
             for _, label in self._series(gan):
                 snapshot = self.chi_by(label, spec.sets)
                 snapshots[label] = snapshot.value

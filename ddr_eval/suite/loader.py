@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
@@ -88,10 +88,14 @@ def _findings(suite: Suite, source: str):
     models = {m.label for m in suite.models}
     sets = {d.name for d in suite.degradations}
     for key, part in spec:
-        for attribute in ("with_gr", "without_gr", "series", "model", "trained", "baseline"):
-            name = getattr(part, attribute, None)
-            if isinstance(name, str) and name not in models and attribute != "series":
+        if not isinstance(part, BaseModel):
+            continue
+        for name in part.model_names():
+            if name not in models:
                 raise UserError(f"{source}: findings.{key}: model {name!r} is not in the suite's models")
+        if hasattr(part, "snapshots") and len(part.snapshots(models)) < 3:
+            raise UserError(f"{source}: findings.{key}.series: the suite lists {len(part.snapshots(models))} "
+                            f"snapshots of {part.series!r} (models NAME@ITERATION); need >= 3")
         for name in getattr(part, "sets", ()) or ():
             if name not in sets:
                 raise UserError(f"{source}: findings.{key}.sets: {name!r} is not a degradation set")
