@@ -146,6 +146,7 @@ def upscale(
     """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
     from PIL import Image as PILImage
 
+    from ddr_eval.atomic import atomic_write
     from ddr_eval.data.images import read_image
     from ddr_eval.metrics.quality import to_uint8
     from ddr_eval.models.zoo import resolve_model
@@ -162,10 +163,7 @@ def upscale(
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
     pixels = read_image(input_path)
     out = to_uint8(super_resolve_within_memory(descriptor.module, pixels, descriptor.scale))  # tiles if huge
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(output_path.name + ".tmp")
-    PILImage.fromarray(out).save(tmp, format="PNG")
-    tmp.replace(output_path)
+    atomic_write(output_path, lambda tmp: PILImage.fromarray(out).save(tmp, format="PNG"))
     typer.echo(f"{input_path} {pixels.shape[1]}x{pixels.shape[0]} -> {output_path} {out.shape[1]}x{out.shape[0]}")
 
 

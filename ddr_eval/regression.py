@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +46,7 @@ from typing import Any, Iterable, Mapping
 
 from tabulate import tabulate
 
+from ddr_eval.atomic import atomic_write_text
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import wall_clock_types
 from ddr_eval.report.tables import format_value
@@ -68,19 +67,6 @@ def _finite(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # -- tolerances ----------------------------------------------------------------------------------
@@ -252,7 +238,7 @@ class Baseline:
         }
 
     def write(self, path: str | Path) -> Path:
-        _atomic_write(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
         return Path(path)
 
     @classmethod
@@ -412,7 +398,7 @@ class CheckReport:
         return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
     def write_junit(self, path: str | Path) -> Path:
-        _atomic_write(Path(path), self.junit_xml())
+        atomic_write_text(Path(path), self.junit_xml())
         return Path(path)
 
 
