@@ -37,7 +37,6 @@ def run(
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
-    from ddr_eval.findings import compute_findings, findings_files, findings_sections
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import check_output_dir, run_suite
     from ddr_eval.report.writer import write_report
@@ -47,9 +46,7 @@ def run(
     loaded = load_suite(suite)
     check_output_dir(out or loaded.suite.output_dir())
     result = run_suite(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
-    findings = compute_findings(result)
-    out_dir = write_report(result, out or loaded.suite.output_dir(), extra_files=findings_files(findings),
-                           sections=findings_sections(findings))
+    out_dir = write_report(result, out or loaded.suite.output_dir())  # with the suite's findings
     if not quiet:
         _print_summary(result, out_dir)
 
@@ -57,12 +54,15 @@ def run(
 def _print_summary(result, out_dir: Path) -> None:
     from tabulate import tabulate
 
-    from ddr_eval.report.tables import format_value, leaderboard, rows_frame
+    from ddr_eval.results import format_value
 
-    board = leaderboard(rows_frame(result.rows))
-    if not board.empty:
-        body = [[format_value(v) for v in row] for row in board.itertuples(index=False)]
-        typer.echo(tabulate(body, headers=list(board.columns), tablefmt="simple"))
+    board = result.leaderboard
+    if board.rows:
+        keys = ["model", "layer", "rank", *(c.metric for c in board.columns)]
+        body = [[format_value(row.get(k)) for k in keys] for row in board.rows]
+        headers = ["model", "layer", "rank", *(c.header for c in board.columns)]
+        typer.echo(tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True))
+        typer.echo(board.explain())
     cache, results = result.provenance["cache"], result.provenance["results_cache"]
     typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
                f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed "

@@ -19,6 +19,7 @@ from scipy.stats import spearmanr
 
 from ddr_eval.errors import UserError
 from ddr_eval.metrics.separability import ChiMetric
+from ddr_eval.results import ReportSection
 
 REPRODUCED, PARTLY, NOT = "reproduced", "partly reproduced", "not reproduced"
 
@@ -168,8 +169,8 @@ class FindingsComputer:
 
     def row_value(self, model: str, metric_type: str, set_name: str) -> float | None:
         for row in self.result.rows:
-            if row["model"] == model and row["type"] == metric_type and row["set"] == set_name:
-                return row["value"]
+            if row.model == model and row.type == metric_type and row.set == set_name:
+                return row.value
         return None
 
     def psnr(self, model: str) -> float | None:
@@ -296,8 +297,7 @@ class FindingsComputer:
                        {"better": better, "total": total})
 
     def _identification(self, spec: IdentificationSpec) -> Finding:
-        accuracy = {r["model"]: r["value"] for r in self.result.rows
-                    if r["type"] == "identification" and r["value"] is not None}
+        accuracy = {r.model: r.value for r in self.result.rows if r.type == "identification" and r.value is not None}
         missing = [m for m in (*spec.ddr, *spec.baselines) if m not in accuracy]
         if missing:
             raise UserError(f"findings.identification: no identification result for {missing}")
@@ -347,8 +347,6 @@ def findings_files(findings: list[Finding]) -> dict[str, str]:
 def findings_sections(findings: list[Finding]) -> list:
     """Each finding as a titled table in leaderboard.md and report.html."""
     import pandas as pd
-
-    from ddr_eval.report.html import ReportSection
 
     return [ReportSection(f"Finding {i}: {f.title} — {f.verdict}",
                           f"Expected: {f.expected}. Measured: {f.summary}",

@@ -218,7 +218,7 @@ def test_registered_directions_and_kinds():
     assert not METRICS.get("davies_bouldin").higher_is_better
     for name in ("chi", "silhouette", "davies_bouldin"):
         assert METRICS.get(name).kind == "separability"
-        assert METRICS.get(name).aggregation == "mean"
+        assert METRICS.get(name)().aggregation == "mean" and not METRICS.get(name).per_set
 
 
 def test_names_include_distinguishing_params():

@@ -38,8 +38,8 @@ def test_quality_bootstrap_uses_the_suite_seed():
     rows = {}
     for seed in (0, 123):
         reducer = Reducer([_sr_source()], inputs, features, "clean", seed, "gap", scale=2)
-        rows[seed] = next(r for r in reducer.run([metric]).rows if r["set"] == "blur")
+        rows[seed] = next(r for r in reducer.run([metric]).rows if r.set == "blur")
     outputs = features[("fake-sr", "test", "blur", "gap")].outputs
     direct = metric.compute(to_uint8(outputs), to_uint8(hr), crop_border=2, test_y_channel=True, seed=123)
-    assert (rows[123]["ci_low"], rows[123]["ci_high"]) == (direct.ci_low, direct.ci_high)
-    assert (rows[0]["ci_low"], rows[0]["ci_high"]) != (rows[123]["ci_low"], rows[123]["ci_high"])
+    assert (rows[123].ci_low, rows[123].ci_high) == (direct.ci_low, direct.ci_high)
+    assert (rows[0].ci_low, rows[0].ci_high) != (rows[123].ci_low, rows[123].ci_high)

@@ -149,7 +149,7 @@ def test_a_small_budget_picks_the_largest_batch_that_fits_and_changes_no_number(
     plan = tight.provenance["memory"]
     assert plan["batch_size"] == 5
     assert plan["estimated_peak_mib"] <= budget * 1024
-    assert [r["value"] for r in tight.rows] == pytest.approx([r["value"] for r in roomy.rows], rel=1e-5)
+    assert [r.value for r in tight.rows] == pytest.approx([r.value for r in roomy.rows], rel=1e-5)
 
 
 def test_flatten_pooling_is_counted_in_what_the_run_holds(tmp_path):

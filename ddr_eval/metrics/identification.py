@@ -167,6 +167,8 @@ class IdentificationMetric(Metric):
     metric_type: ClassVar[str] = "identification"
     higher_is_better: ClassVar[bool] = True
     kind: ClassVar[str] = "identification"
+    needs: ClassVar[frozenset[str]] = frozenset({"features", "train_split"})
+    ranked_by_default: ClassVar[bool] = False  # identifying degradations is DDR; whether that is good is the question
 
     classifier: Classifier = "logistic"
     k: int = Field(5, ge=1)

@@ -34,16 +34,17 @@ from ddr_eval.report.plots import (
 from ddr_eval.report.tables import (
     SUMMARY_SETS,
     best_per_column,
+    board_best,
+    board_frame,
     directions,
     format_value,
-    leaderboard,
     per_set_table,
     rows_frame,
 )
+from ddr_eval.results import ReportSection
+from ddr_eval.results.leaderboard import WHOLE_NETWORK_LAYERS
 
 OUTPUT_LAYER = "output"
-# rows about a whole network rather than a feature tap: SR outputs (quality), the module (efficiency)
-WHOLE_NETWORK_LAYERS = (OUTPUT_LAYER, "model")
 SNAPSHOT_LABEL = re.compile(r"^(?P<series>.+)@(?P<iteration>\d+)$")
 BLOCK_LAYER = re.compile(r"^block(\d+)$")
 IMAGES_META = "ddr-eval:images"
@@ -79,25 +80,12 @@ window.addEventListener("load", function () {
 """
 
 
-@dataclass(frozen=True)
-class ReportSection:
-    """An extra section a caller adds to a report (``compare`` adds the new model's placement).
-
-    ``best`` marks, per column of ``table``, the value to show as best.
-    """
-
-    title: str
-    text: str = ""
-    table: pd.DataFrame | None = None
-    best: dict[str, Any] | None = None
-
-
 # -- data shaping (pure, tested) -----------------------------------------------------------------
 
 
 def tsne_labels(result) -> list[str]:
     """Which labels to colour t-SNE scatters by: degradation always, content when the suite scores it."""
-    asks_content = any(row.get("label") == "content" for row in result.rows)
+    asks_content = any(row.extra.get("label") == "content" for row in result.rows)
     return ["degradation", "content"] if asks_content else ["degradation"]
 
 
@@ -239,16 +227,14 @@ def _header(result) -> str:
             f"<p>{escape(result.suite.description)}</p><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
 
 
-def _leaderboard(frame: pd.DataFrame, result, page: _Page) -> None:
+def _leaderboard(result, page: _Page) -> None:
     page.section("leaderboard", "Leaderboard")
-    higher = directions(frame)
-    page.note("Summary per model: pooled metrics over all degradation sets; per-set metrics averaged over the "
-              f"non-reference sets (reference: {result.suite.reference_set}). "
-              "Rank = mean of per-metric ranks (latency shown, not ranked). "
+    board = result.leaderboard
+    page.note("Summary per model: pooled metrics over all degradation sets; per-set metrics aggregated over the "
+              f"non-reference sets (reference: {result.suite.reference_set}). {board.explain()} "
               "Best value per column in bold. Direction: "
-              + ", ".join(f"{m} {'↑' if h else '↓'}" for m, h in higher.items()))
-    board = leaderboard(frame)
-    page.add(html_table(board, best_per_column(board, higher)))
+              + ", ".join(f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in board.columns))
+    page.add(html_table(board_frame(board), board_best(board)))
 
 
 def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
@@ -325,13 +311,14 @@ def _confusions(result, page: _Page) -> None:
 
 
 def _details(frame: pd.DataFrame, result, page: _Page) -> None:
-    notes = [r for r in result.rows if str(r.get("note", "")).startswith("unavailable")]
+    notes = [r for r in result.rows if not r.status.ok]
     if notes:
-        page.section("not-computed", "Not computed")
-        page.add("<ul>" + "".join(f"<li>{escape(r['model'])} / {escape(r['metric'])} / {escape(r['set'])}: "
-                                  f"{escape(r['note'])}</li>" for r in notes) + "</ul>")
+        page.section("not-computed", "Not computed, or computed another way")
+        page.add("<ul>" + "".join(f"<li>{escape(r.model)} / {escape(r.metric)} / {escape(r.set)}: "
+                                  f"{escape(str(r.status))}</li>" for r in notes) + "</ul>")
     page.section("rows", "All values")
-    columns = [c for c in ("model", "layer", "metric", "set", "value", "ci_low", "ci_high") if c in frame.columns]
+    columns = [c for c in ("model", "layer", "metric", "set", "value", "ci_low", "ci_high", "status")
+               if c in frame.columns]
     page.add("<details><summary>every metric row with its bootstrap interval</summary>"
              + html_table(frame[columns]) + "</details>")
 
@@ -344,7 +331,7 @@ def render_html(result, sections: Iterable[ReportSection] = (), tsne: dict[TsneK
     frame = rows_frame(result.rows)
     page = _Page()
     if not frame.empty:
-        _leaderboard(frame, result, page)
+        _leaderboard(result, page)
     _extra_sections(sections, page)
     if not frame.empty:
         _generalization(frame, result.suite.reference_set, page)

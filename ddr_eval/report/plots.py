@@ -21,11 +21,9 @@ import pandas as pd  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ddr_eval.results.format import slug  # noqa: F401  (file names of plots)
+
 DPI = 110
-
-
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _palette(n: int):

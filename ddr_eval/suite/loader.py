@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
+from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
 from ddr_eval.suite.errors import format_location, load_yaml_mapping, validation_error_to_user_error
 from ddr_eval.suite.schema import Suite
 
@@ -73,6 +74,10 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     if patch % scale:
         raise UserError(f"{source}: data.patch_size: {patch} is not a multiple of the scale {scale}")
     metrics = [_build_typed(METRICS, m, ("metrics", i), source) for i, m in enumerate(suite.metrics)]
+    try:  # a rank_by naming no metric of the suite fails now, not after the run
+        resolve_ranking(suite.rank_by, [MetricInfo.of(m) for m in metrics])
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
     return LoadedSuite(suite, chains, metrics, source, _findings(suite, source))
 
 

@@ -85,6 +85,18 @@ class ModelSpec(_Strict):
         return base
 
 
+class RankBy(_Strict):
+    """One metric the leaderboard ranks by: a metric's full name or its type, with a weight.
+
+    ``better`` overrides the metric's declared direction for this suite's question (CHI by
+    content is "higher is better" for a classifier, "lower" for a degradation-aware SR net).
+    """
+
+    metric: str = Field(min_length=1)
+    weight: float = Field(1.0, gt=0)
+    better: Literal["higher", "lower"] | None = None
+
+
 class OutputSpec(_Strict):
     dir: str | None = Field(None, description="default: reports/<suite name>")
     tsne_plots: bool = True
@@ -110,6 +122,9 @@ class Suite(_Strict):
     layers: tuple[str, ...] = ("deep",)
     pooling: Literal["gap", "gmp", "flatten"] = "gap"
     metrics: list[dict[str, Any]] = Field(min_length=1)
+    rank_by: list[RankBy] | None = Field(
+        None, min_length=1, description="what the leaderboard ranks by; default: metrics whose direction "
+        "does not depend on the question (see ddr_eval.results.leaderboard)")
     outputs: OutputSpec = OutputSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     findings: dict[str, Any] | None = Field(None, description="paper findings to compute (ddr_eval.findings)")
@@ -119,6 +134,13 @@ class Suite(_Strict):
     def _names_as_specs(cls, value: Any) -> Any:
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("rank_by", mode="before")
+    @classmethod
+    def _names_as_rank_keys(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"metric": v} if isinstance(v, str) else v for v in value]
         return value
 
     @model_validator(mode="after")
