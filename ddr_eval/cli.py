@@ -39,7 +39,7 @@ def run(
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import check_output_dir, run_suite
-    from ddr_eval.report.writer import write_report
+    from ddr_eval.report import write_report
     from ddr_eval.suite.loader import load_suite
 
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
@@ -150,7 +150,7 @@ def upscale(
     from ddr_eval.data.images import read_image
     from ddr_eval.metrics.quality import to_uint8
     from ddr_eval.models.zoo import resolve_model
-    from ddr_eval.pipeline.memory import super_resolve_within_memory
+    from ddr_eval.models.inference import super_resolve_within_memory
     from ddr_eval.pipeline.models import require_finite_weights
     from ddr_eval.pipeline.runner import check_output_dir
 
@@ -223,7 +223,7 @@ def check(
     if junit:
         report.write_junit(junit)
     if out:
-        from ddr_eval.report.writer import write_report
+        from ddr_eval.report import write_report
 
         write_report(result, out)
     typer.echo(report.text())

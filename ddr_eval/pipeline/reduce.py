@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.errors import DegenerateInputError
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics.quality import to_uint8
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs

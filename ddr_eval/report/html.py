@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-from dataclasses import dataclass
 from html import escape
 from typing import Any, Iterable
 

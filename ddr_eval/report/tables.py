@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ddr_eval.results import Leaderboard, ResultRow, format_value  # noqa: F401  (format_value: re-exported for the report)
