@@ -1,6 +1,7 @@
 """Separability metrics (CHI, silhouette, Davies–Bouldin), projections, registry plumbing."""
 
 import numpy as np
+import pydantic
 import pytest
 from scipy.spatial.distance import cdist
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
@@ -242,7 +243,7 @@ def test_bad_specs_raise_user_errors():
 
 
 def test_metrics_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         build_metric({"type": "chi"}).pca_dim = 3
 
 

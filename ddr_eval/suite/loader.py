@@ -16,6 +16,7 @@ from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
 from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
+from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.errors import format_location, load_yaml_mapping, validation_error_to_user_error
 from ddr_eval.suite.schema import Suite
 
@@ -26,7 +27,7 @@ class LoadedSuite:
     chains: dict[str, DegradationChain]
     metrics: list[Any]  # built metric objects, in suite order
     source: str
-    findings: Any = None  # ddr_eval.findings.FindingsSpec when the suite asks for findings
+    findings: Any = None  # ddr_eval.suite.findings_spec.FindingsSpec when the suite asks for findings
 
     @property
     def scale(self) -> int:
@@ -84,8 +85,6 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
 def _findings(suite: Suite, source: str):
     if suite.findings is None:
         return None
-    from ddr_eval.findings import FindingsSpec
-
     try:
         spec = FindingsSpec.model_validate(suite.findings)
     except ValidationError as exc:
