@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.registry import Registry
+from ddr_eval.specs import build_typed
 
 METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")
 # What a metric can need. ``features``: pooled deep features of the evaluated sets (in the
@@ -187,17 +188,7 @@ def wall_clock_types() -> frozenset[str]:
 
 def build_metric(spec: dict[str, Any]) -> Metric:
     """Build a metric from ``{"type": name, **params}``; bad specs raise one-line UserErrors."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise UserError(f"metric spec must be a mapping with a 'type' key, got {spec!r}")
-    params = {key: value for key, value in spec.items() if key != "type"}
-    cls = METRICS.get(spec["type"])
-    try:
-        return cls(**params)
-    except pydantic.ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<spec>'}: {e['msg']}" for e in err.errors()
-        )
-        raise UserError(f"metric {spec['type']!r}: {problems}") from None
+    return build_typed(METRICS, spec)
 
 
 def single_threaded_blas() -> threadpool_limits:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import ddr_eval
 from ddr_eval.atomic import atomic_write
 from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.specs import validation_message
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model, sha256_file
 from ddr_eval.models.descriptor import ModelDescriptor
@@ -180,9 +181,7 @@ class Zoo:
         try:
             content = ZooFile.model_validate(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise UserError(f"zoo file {path}: {where}: {first['msg']}") from None
+            raise UserError(f"zoo file {path}: {validation_message(exc)}") from None
         return cls(content, root=path.parent, path=path)
 
     # -- lookup ----------------------------------------------------------------------------
