@@ -16,9 +16,10 @@ from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
 from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
+from ddr_eval.specs import build_typed
 from ddr_eval.suite.findings_spec import FindingsSpec
-from ddr_eval.suite.errors import format_location, load_yaml_mapping, validation_error_to_user_error
-from ddr_eval.suite.schema import Suite
+from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
+from ddr_eval.suite.schema import Suite, SweepError
 
 
 @dataclass(frozen=True)
@@ -35,26 +36,14 @@ class LoadedSuite:
 
 
 def _build_typed(registry, spec: Any, where: tuple, source: str):
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise UserError(f"{source}: {format_location(where)}: expected a mapping with a `type:` key")
-    kind = spec["type"]
-    if not isinstance(kind, str):
-        raise UserError(f"{source}: {format_location((*where, 'type'))}: must be a {registry.kind} name, "
-                        f"got {type(kind).__name__}")
-    if kind not in registry:
-        known = ", ".join(registry)
-        raise UserError(f"{source}: {format_location((*where, 'type'))}: unknown {registry.kind} {kind!r}; known: {known}")
-    cls = registry.get(kind)
-    params = spec if "type" in cls.model_fields else {k: v for k, v in spec.items() if k != "type"}
-    try:
-        return cls.model_validate(params)
-    except ValidationError as exc:
-        raise validation_error_to_user_error(exc, source, where) from None
+    return build_typed(registry, spec, where, source=source)
 
 
 def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     try:
         suite = Suite.model_validate(raw)
+    except SweepError as exc:
+        raise UserError(f"{source}: {exc}") from None
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source) from None
     chains = {}
