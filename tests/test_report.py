@@ -27,9 +27,12 @@ from ddr_eval.report.html import (
     html_table,
     layer_order,
     layer_sweep_points,
+    quality_vs_srga_points,
+    strength_points,
     training_points,
     tsne_labels,
 )
+from ddr_eval.report.plots import figure_png, quality_vs_srga_figure, strength_curves_figure
 from ddr_eval.report.tables import format_value, rows_frame
 from ddr_eval.results import Leaderboard, ReportSection, resolve_ranking
 from ddr_eval.results.leaderboard import infos_from_rows
@@ -172,6 +175,35 @@ def test_layer_sweep_points_keep_multi_layer_models_only():
     assert set(zip(points["model"], points["layer"])) == {("a", "block0"), ("a", "block1")}
 
 
+def test_psnr_against_srga_pairs_each_model_and_set():
+    rows = [_row("a", "block0", "srga", "blur", 9.0, False, "generalization"),
+            _row("a", "deep", "srga", "blur", 4.0, False, "generalization"),
+            _row("a", "deep", "srga", "mean", 4.0, False, "generalization"),  # a summary: not a point
+            _row("a", "output", "psnr", "blur", 28.0, kind="quality"),
+            _row("a", "output", "psnr", "clean", 33.0, kind="quality"),  # no SRGA on the reference
+            _row("b", "deep", "srga", "blur", 5.0, False, "generalization")]  # no PSNR: not a point
+    points = quality_vs_srga_points(rows_frame(rows))
+    assert points.to_dict("records") == [{"model": "a", "set": "blur", "srga": 4.0, "psnr": 28.0}]
+    assert figure_png(quality_vs_srga_figure(points)).startswith(b"\x89PNG")
+
+
+def test_strength_points_place_swept_sets_at_their_value():
+    suite = compile_suite({
+        "name": "t", "models": ["srresnet-gr"], "metrics": [{"type": "srga"}],
+        "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                         {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": [1, 3, 1]}},
+                                                    {"type": "bicubic", "scale": 2}]}]}, "t.yaml").suite
+    rows = [_row("a", "deep", "srga", f"blur_sigma{s}", 1.0 + s, False, "generalization") for s in (1, 2, 3)]
+    rows += [_row("a", "output", "psnr", f"blur_sigma{s}", 30.0 - s, kind="quality") for s in (1, 2, 3)]
+    rows += [_row("a", "output", "psnr", "clean", 34.0, kind="quality")]
+    points = strength_points(rows_frame(rows), suite)
+    assert sorted(zip(points["series"], points["x"], points["value"])) == [
+        ("a", 1.0, 29.0), ("a", 2.0, 28.0), ("a", 3.0, 27.0),
+        ("a / deep", 1.0, 2.0), ("a / deep", 2.0, 3.0), ("a / deep", 3.0, 4.0)]
+    assert set(points["parameter"]) == {"gaussian_blur.sigma"} and set(points["sweep"]) == {"blur"}
+    assert figure_png(strength_curves_figure(points)).startswith(b"\x89PNG")
+
+
 def test_tsne_labels_add_content_only_when_a_content_metric_ran(run_result):
     assert tsne_labels(run_result) == ["degradation"]
 
@@ -193,7 +225,8 @@ def test_html_table_marks_exactly_the_best_cells_and_escapes():
 
 def _expected_images(result) -> int:
     tsne = len(result.embeddings) * len(tsne_labels(result))
-    return tsne + 1 + 1 + len(result.confusions)  # + training curves + layer sweep + one per confusion
+    # + training curves + layer sweep + PSNR against SRGA + one per confusion
+    return tsne + 1 + 1 + 1 + len(result.confusions)
 
 
 def test_report_html_is_self_contained_with_every_section(run_result, written):
@@ -201,7 +234,8 @@ def test_report_html_is_self_contained_with_every_section(run_result, written):
     text = (out / "report.html").read_text(encoding="utf-8")
     page = parse(text)
     assert page.external == []
-    assert {"leaderboard", "generalization", "tsne", "training", "layers", "confusion", "extra-0"} <= set(page.ids)
+    assert {"leaderboard", "generalization", "psnr-vs-srga", "tsne", "training", "layers", "confusion",
+            "extra-0"} <= set(page.ids)
     assert len(page.sources) == _expected_images(run_result) > 0
     assert f'content="{len(page.sources)}"' in text
     for source in page.sources:
