@@ -29,7 +29,6 @@ import pytest
 import yaml
 
 from benchlib import ROOT, cpu_count
-from ddr_eval.findings import compute_findings, findings_files, findings_sections
 from ddr_eval.models.zoo import Zoo
 from ddr_eval.pipeline.reduce import Reducer
 from ddr_eval.pipeline.runner import run_suite
@@ -70,8 +69,7 @@ def available_suite(snapshot_dir):
 def run_and_report(loaded, cache_dir, out_dir):
     started = time.perf_counter()
     result = run_suite(loaded, cache_dir=cache_dir, progress=False)
-    findings = compute_findings(result)
-    write_report(result, out_dir, extra_files=findings_files(findings), sections=findings_sections(findings))
+    write_report(result, out_dir)  # with the suite's findings
     return time.perf_counter() - started, result
 
 

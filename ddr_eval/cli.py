@@ -37,19 +37,16 @@ def run(
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
-    from ddr_eval.findings import compute_findings, findings_files, findings_sections
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import check_output_dir, run_suite
-    from ddr_eval.report.writer import write_report
+    from ddr_eval.report import write_report
     from ddr_eval.suite.loader import load_suite
 
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
     loaded = load_suite(suite)
     check_output_dir(out or loaded.suite.output_dir())
     result = run_suite(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
-    findings = compute_findings(result)
-    out_dir = write_report(result, out or loaded.suite.output_dir(), extra_files=findings_files(findings),
-                           sections=findings_sections(findings))
+    out_dir = write_report(result, out or loaded.suite.output_dir())  # with the suite's findings
     if not quiet:
         _print_summary(result, out_dir)
 
@@ -57,12 +54,15 @@ def run(
 def _print_summary(result, out_dir: Path) -> None:
     from tabulate import tabulate
 
-    from ddr_eval.report.tables import format_value, leaderboard, rows_frame
+    from ddr_eval.results import format_value
 
-    board = leaderboard(rows_frame(result.rows))
-    if not board.empty:
-        body = [[format_value(v) for v in row] for row in board.itertuples(index=False)]
-        typer.echo(tabulate(body, headers=list(board.columns), tablefmt="simple"))
+    board = result.leaderboard
+    if board.rows:
+        keys = ["model", "layer", "rank", *(c.metric for c in board.columns)]
+        body = [[format_value(row.get(k)) for k in keys] for row in board.rows]
+        headers = ["model", "layer", "rank", *(c.header for c in board.columns)]
+        typer.echo(tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True))
+        typer.echo(board.explain())
     cache, results = result.provenance["cache"], result.provenance["results_cache"]
     typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
                f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed "
@@ -153,10 +153,11 @@ def upscale(
     """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
     from PIL import Image as PILImage
 
+    from ddr_eval.atomic import atomic_write
     from ddr_eval.data.images import read_image
     from ddr_eval.metrics.quality import to_uint8
     from ddr_eval.models.zoo import resolve_model
-    from ddr_eval.pipeline.memory import super_resolve_within_memory
+    from ddr_eval.models.inference import super_resolve_within_memory
     from ddr_eval.pipeline.models import require_finite_weights
     from ddr_eval.pipeline.runner import check_output_dir
 
@@ -169,10 +170,7 @@ def upscale(
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
     pixels = read_image(input_path)
     out = to_uint8(super_resolve_within_memory(descriptor.module, pixels, descriptor.scale))  # tiles if huge
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(output_path.name + ".tmp")
-    PILImage.fromarray(out).save(tmp, format="PNG")
-    tmp.replace(output_path)
+    atomic_write(output_path, lambda tmp: PILImage.fromarray(out).save(tmp, format="PNG"))
     typer.echo(f"{input_path} {pixels.shape[1]}x{pixels.shape[0]} -> {output_path} {out.shape[1]}x{out.shape[0]}")
 
 
@@ -233,7 +231,7 @@ def check(
     if junit:
         report.write_junit(junit)
     if out:
-        from ddr_eval.report.writer import write_report
+        from ddr_eval.report import write_report
 
         write_report(result, out)
     typer.echo(report.text())

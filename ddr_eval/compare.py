@@ -19,9 +19,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from ddr_eval.errors import UserError
-from ddr_eval.report.html import ReportSection
-from ddr_eval.report.plots import slug
-from ddr_eval.report.tables import directions, format_value, leaderboard, rows_frame
+from ddr_eval.results import Leaderboard, ReportSection, format_value
+from ddr_eval.results.format import slug
+from ddr_eval.results.leaderboard import infos_from_rows, resolve_ranking
 from ddr_eval.suite.errors import load_yaml_mapping
 from ddr_eval.suite.loader import LoadedSuite, compile_suite
 
@@ -29,7 +29,7 @@ from ddr_eval.suite.loader import LoadedSuite, compile_suite
 class Neighbour:
     model: str
     layer: str
-    rank: int
+    rank: int | None
     position: str  # "above" (ranked better or tied) or "below"
 
     @property
@@ -43,9 +43,9 @@ class Placement:
 
     model: str
     layer: str
-    rank: int
+    rank: int | None
     of: int
-    values: dict[str, float]
+    values: dict[str, float | None]
     neighbours: tuple[Neighbour, ...]
     deltas: tuple[dict[str, float], ...]  # per neighbour: metric -> new model's value minus the neighbour's
 
@@ -54,7 +54,7 @@ class Placement:
 class Comparison:
     model: str
     suite: str
-    board: pd.DataFrame
+    board: Leaderboard
     higher_is_better: dict[str, bool]
     placements: tuple[Placement, ...]
 
@@ -64,7 +64,7 @@ class Comparison:
         for metric, higher in self.higher_is_better.items():
             if metric not in placement.values:
                 continue
-            record = {"metric": metric, "better": "↑" if higher else "↓",
+            record = {"metric": self.board.headers().get(metric, metric), "better": "↑" if higher else "↓",
                       placement.model: format_value(placement.values[metric])}
             for neighbour, deltas in zip(placement.neighbours, placement.deltas):
                 record[f"Δ vs {neighbour.title}"] = _describe_delta(deltas.get(metric), higher)
@@ -101,37 +101,46 @@ def _describe_delta(delta: float | None, higher_is_better: bool) -> str:
     return f"{delta:+.4g} ({'better' if better else 'worse'})"
 
 
-def _nearest(board: pd.DataFrame, index: int, model: str, step: int) -> int | None:
+def _nearest(rows: tuple[dict[str, Any], ...], index: int, model: str, step: int) -> int | None:
     i = index + step
-    while 0 <= i < len(board):
-        if board.at[i, "model"] != model:
+    while 0 <= i < len(rows):
+        if rows[i]["model"] != model:
             return i
         i += step
     return None
 
 
-def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "") -> Comparison:
-    """Place ``model`` on the leaderboard of ``rows`` and diff it against its nearest neighbours."""
-    frame = rows_frame(rows)
-    board = leaderboard(frame) if not frame.empty else pd.DataFrame()
-    if board.empty or model not in set(board["model"]):
+def _difference(new: Any, old: Any) -> float | None:
+    return None if new is None or old is None else new - old
+
+
+def compare_board(board: Leaderboard, model: str, suite: str = "") -> Comparison:
+    """Place ``model`` on ``board`` (the run's one leaderboard) and diff it against its nearest neighbours."""
+    rows = board.rows
+    if not any(r["model"] == model for r in rows):
         raise UserError(f"compare: the run produced no leaderboard row for model {model!r}")
-    higher = {m: h for m, h in directions(frame).items() if m in board.columns}
-    metrics = list(higher)
+    higher = board.directions()
     placements = []
-    for index in board.index[board["model"] == model]:
+    for index, row in enumerate(rows):
+        if row["model"] != model:
+            continue
         neighbours, deltas = [], []
         for step, position in ((-1, "above"), (1, "below")):
-            other = _nearest(board, index, model, step)
+            other = _nearest(rows, index, model, step)
             if other is None:
                 continue
-            neighbours.append(Neighbour(board.at[other, "model"], board.at[other, "layer"],
-                                        int(board.at[other, "rank"]), position))
-            deltas.append({m: board.at[index, m] - board.at[other, m] for m in metrics})
-        values = {m: board.at[index, m] for m in metrics}
-        placements.append(Placement(model, board.at[index, "layer"], int(board.at[index, "rank"]), len(board), values,
+            neighbour = rows[other]
+            neighbours.append(Neighbour(neighbour["model"], neighbour["layer"], neighbour["rank"], position))
+            deltas.append({m: _difference(row.get(m), neighbour.get(m)) for m in higher})
+        placements.append(Placement(model, row["layer"], row["rank"], len(rows), {m: row.get(m) for m in higher},
                                     tuple(neighbours), tuple(deltas)))
     return Comparison(model, suite, board, higher, tuple(placements))
+
+
+def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "", rank_by=None) -> Comparison:
+    """:func:`compare_board` on the leaderboard of plain result rows (``results.json``'s ``rows``)."""
+    infos = infos_from_rows(rows)
+    return compare_board(Leaderboard.build(rows, infos, resolve_ranking(rank_by, infos)), model, suite)
 
 
 def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str | None = None,
@@ -190,12 +199,12 @@ def compare_model(model_path: str | Path, suite_path: str | Path | None = None, 
     ``out_dir`` is given.
     """
     from ddr_eval.pipeline.runner import run_suite
-    from ddr_eval.report.writer import write_report
+    from ddr_eval.report import write_report
 
     suite_path = suite_path or suite_for_model(model_path, arch)
     base, loaded, label = suite_with_model(suite_path, model_path, arch, name)
     result = run_suite(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
-    comparison = compare_rows(result.rows, label, base.suite.name)
+    comparison = compare_board(result.leaderboard, label, base.suite.name)
     target = out_dir or base.suite.output_dir() / f"compare-{slug(label)}"
     write_report(result, target, sections=comparison.sections())
     return CompareOutcome(comparison, result, Path(target))

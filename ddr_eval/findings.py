@@ -14,72 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import spearmanr
 
 from ddr_eval.errors import UserError
 from ddr_eval.metrics.separability import ChiMetric
+from ddr_eval.results import ReportSection
+from ddr_eval.suite.findings_spec import (
+    AdversarialSpec,
+    ContentSpec,
+    FindingsSpec,
+    GeneralizationSpec,
+    GlobalResidualSpec,
+    IdentificationSpec,
+    SpectrumSpec,
+    TrainingSpec,
+)
 
 REPRODUCED, PARTLY, NOT = "reproduced", "partly reproduced", "not reproduced"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GlobalResidualSpec(_Strict):
-    with_gr: str = Field(alias="with")
-    without_gr: str = Field(alias="without")
-    sets: tuple[str, ...]
-    matched_fit: str | None = Field(
-        None, description="a snapshot of the GR net (NAME@ITERATION) whose PSNR matches the no-GR net's: "
-        "the comparison at equal fit, which must hold too"
-    )
-
-
-class AdversarialSpec(_Strict):
-    pairs: tuple[tuple[str, str], ...] = Field(description="(GAN model, its pixel-loss counterpart)")
-    sets: tuple[str, ...]
-
-
-class TrainingSpec(_Strict):
-    series: str = Field(description="zoo name; the suite lists NAME@ITERATION models")
-    sets: tuple[str, ...]
-
-
-class ContentSpec(_Strict):
-    sr: tuple[str, ...]
-    classification: tuple[str, ...]
-    sets: tuple[str, ...]
-
-
-class SpectrumSpec(_Strict):
-    model: str
-    sets: tuple[str, ...]
-    sigmas: tuple[float, ...]
-
-
-class GeneralizationSpec(_Strict):
-    trained: str = Field(description="model trained on degraded inputs")
-    baseline: str = Field(description="the same architecture trained on clean inputs")
-    sets: tuple[str, ...]
-
-
-class IdentificationSpec(_Strict):
-    ddr: tuple[str, ...] = Field(description="SR models whose DDR the probe reads")
-    baselines: tuple[str, ...]
-
-
-class FindingsSpec(_Strict):
-    layer: str = "deep"
-    bootstrap: int = Field(200, ge=0)
-    global_residual: GlobalResidualSpec | None = None
-    adversarial: AdversarialSpec | None = None
-    training: TrainingSpec | None = None
-    sr_vs_classification: ContentSpec | None = None
-    spectrum: SpectrumSpec | None = None
-    generalization: GeneralizationSpec | None = None
-    identification: IdentificationSpec | None = None
 
 
 @dataclass
@@ -91,6 +42,14 @@ class Finding:
     summary: str
     table: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def clearly_above(high, low) -> bool:
+    """``high`` is above ``low``: their intervals are disjoint when both have one (a suite with
+    ``bootstrap: 0`` has none), else the point values are compared."""
+    if None in (high.ci_low, high.ci_high, low.ci_low, low.ci_high):
+        return high.value > low.value
+    return high.ci_low > low.ci_high
 
 
 def _ci(result) -> str:
@@ -142,8 +101,8 @@ class FindingsComputer:
 
     def row_value(self, model: str, metric_type: str, set_name: str) -> float | None:
         for row in self.result.rows:
-            if row["model"] == model and row["type"] == metric_type and row["set"] == set_name:
-                return row["value"]
+            if row.model == model and row.type == metric_type and row.set == set_name:
+                return row.value
         return None
 
     def psnr(self, model: str) -> float | None:
@@ -166,7 +125,7 @@ class FindingsComputer:
         if spec.matched_fit:
             compared.append((spec.matched_fit, self.chi_by(spec.matched_fit, spec.sets)))
         ratios = {m: r.value / max(without.value, 1e-12) for m, r in compared}
-        apart = all(r.ci_low is None or without.ci_high is None or r.ci_low > without.ci_high for _, r in compared)
+        apart = all(clearly_above(r, without) for _, r in compared)
         verdict = REPRODUCED if min(ratios.values()) >= 10 else PARTLY if apart else NOT
         table = [{"model": m, "CHI (degradation)": _ci(r), "PSNR (clean, dB)": self.psnr(m)}
                  for m, r in (*compared, (spec.without_gr, without))]
@@ -189,7 +148,7 @@ class FindingsComputer:
         for gan, mse in spec.pairs:
             g, m = self.chi_by(gan, spec.sets), self.chi_by(mse, spec.sets)
             ratios[f"{gan}/{mse}"] = g.value / max(m.value, 1e-12)
-            wins += g.ci_low > m.ci_high if g.ci_low is not None else g.value > m.value
+            wins += clearly_above(g, m)
             for _, label in self._series(gan):
                 snapshot = self.chi_by(label, spec.sets)
                 snapshots[label] = snapshot.value
@@ -286,8 +245,7 @@ class FindingsComputer:
                        {"better": better, "total": total})
 
     def _identification(self, spec: IdentificationSpec) -> Finding:
-        accuracy = {r["model"]: r["value"] for r in self.result.rows
-                    if r["type"] == "identification" and r["value"] is not None}
+        accuracy = {r.model: r.value for r in self.result.rows if r.type == "identification" and r.value is not None}
         missing = [m for m in (*spec.ddr, *spec.baselines) if m not in accuracy]
         if missing:
             raise UserError(f"findings.identification: no identification result for {missing}")
@@ -337,8 +295,6 @@ def findings_files(findings: list[Finding]) -> dict[str, str]:
 def findings_sections(findings: list[Finding]) -> list:
     """Each finding as a titled table in leaderboard.md and report.html."""
     import pandas as pd
-
-    from ddr_eval.report.html import ReportSection
 
     return [ReportSection(f"Finding {i}: {f.title} — {f.verdict}",
                           f"Expected: {f.expected}. Measured: {f.summary}",

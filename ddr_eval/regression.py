@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,9 +46,10 @@ from typing import Any, Iterable, Mapping
 
 from tabulate import tabulate
 
+from ddr_eval.atomic import atomic_write_text
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import wall_clock_types
-from ddr_eval.report.tables import format_value
+from ddr_eval.results import ResultRow, format_value
 
 BASELINE_FORMAT = "ddr-eval/baseline@1"
 BASELINE_FILE = "baseline.json"
@@ -68,19 +67,6 @@ def _finite(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # -- tolerances ----------------------------------------------------------------------------------
@@ -200,7 +186,8 @@ class BaselineEntry:
         return (self.model, self.layer, self.metric, self.set)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "BaselineEntry":
+    def from_row(cls, row: ResultRow | Mapping[str, Any]) -> "BaselineEntry":
+        row = row.to_dict() if isinstance(row, ResultRow) else row
         return cls(model=str(row["model"]), layer=str(row["layer"]), metric=str(row["metric"]),
                    type=str(row.get("type") or row["metric"]), set=str(row["set"]), value=_finite(row.get("value")),
                    higher_is_better=bool(row["higher_is_better"]), projection=row.get("projection"))
@@ -215,29 +202,32 @@ class Baseline:
     code: Mapping[str, Any]
     entries: tuple[BaselineEntry, ...]
     models: Mapping[str, str] = field(default_factory=dict)  # label -> identity (checkpoint sha256, ...)
+    ranks: tuple[tuple[str, str, int | None], ...] = ()  # (model, layer, rank) on the run's leaderboard
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]], provenance: Mapping[str, Any],
-                  models: Mapping[str, str] | None = None) -> "Baseline":
+                  models: Mapping[str, str] | None = None, ranks: Iterable[tuple] = ()) -> "Baseline":
         entries = tuple(sorted((BaselineEntry.from_row(r) for r in rows), key=lambda e: e.key))
         keys = [e.key for e in entries]
         if len(set(keys)) != len(keys):
             duplicate = next(k for k in keys if keys.count(k) > 1)
             raise UserError(f"results have two rows for {'/'.join(duplicate)}; cannot make a baseline")
         return cls(suite=str(provenance["suite"]), suite_sha256=str(provenance["suite_sha256"]),
-                   code=dict(provenance.get("code", {})), entries=entries, models=dict(models or {}))
+                   code=dict(provenance.get("code", {})), entries=entries, models=dict(models or {}),
+                   ranks=tuple(tuple(r) for r in ranks))
 
     @classmethod
     def from_result(cls, result) -> "Baseline":
         models = {s.label: s.identity for s in getattr(result, "sources", [])}
-        return cls.from_rows(result.rows, result.provenance, models)
+        return cls.from_rows(result.rows, result.provenance, models, board_ranks(result.leaderboard.rows))
 
     @classmethod
     def from_results_file(cls, path: str | Path) -> "Baseline":
         document = _read_json(path, "results file")
         if not isinstance(document.get("rows"), list) or "provenance" not in document:
             raise UserError(f"{path}: not a ddr-eval results.json (no rows/provenance)")
-        return cls.from_rows(document["rows"], document["provenance"])
+        board = (document.get("leaderboard") or {}).get("rows") or []
+        return cls.from_rows(document["rows"], document["provenance"], ranks=board_ranks(board))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -249,10 +239,11 @@ class Baseline:
             "entries": [{"model": e.model, "layer": e.layer, "metric": e.metric, "type": e.type, "set": e.set,
                          "value": e.value, "higher_is_better": e.higher_is_better, "projection": e.projection}
                         for e in self.entries],
+            "leaderboard": [{"model": m, "layer": layer, "rank": rank} for m, layer, rank in self.ranks],
         }
 
     def write(self, path: str | Path) -> Path:
-        _atomic_write(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
         return Path(path)
 
     @classmethod
@@ -263,8 +254,9 @@ class Baseline:
                             f"expected {BASELINE_FORMAT!r}); write one with `ddr-eval baseline SUITE`")
         try:
             entries = tuple(BaselineEntry(**{**e, "value": _finite(e.get("value"))}) for e in document["entries"])
+            ranks = board_ranks(document.get("leaderboard") or [])
             return cls(suite=document["suite"], suite_sha256=document["suite_sha256"], code=document.get("code", {}),
-                       entries=entries, models=document.get("models", {}))
+                       entries=entries, models=document.get("models", {}), ranks=ranks)
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{path}: malformed baseline ({type(exc).__name__}: {exc})") from None
 
@@ -275,6 +267,21 @@ class Baseline:
                 f"{source}: suite sha256 {suite.sha256()[:12]}… differs from the baseline's "
                 f"{self.suite_sha256[:12]}… (suite {self.suite!r}); the suite changed since the baseline was "
                 "written, so its numbers are not comparable: re-create it with `ddr-eval baseline`")
+
+
+def board_ranks(rows: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, str, int | None], ...]:
+    """(model, layer, rank) of leaderboard rows, in board order."""
+    return tuple((str(r["model"]), str(r["layer"]), r.get("rank")) for r in rows)
+
+
+def rank_changes(old: Iterable[tuple], new: Iterable[tuple]) -> list[str]:
+    """Notes on leaderboard places that moved: numbers within tolerance can still swap two models."""
+    before = {(m, layer): rank for m, layer, rank in old}
+    notes = []
+    for model, layer, rank in new:
+        if (model, layer) in before and before[(model, layer)] != rank:
+            notes.append(f"leaderboard: {model} / {layer} moved from rank {before[(model, layer)]} to {rank}")
+    return notes
 
 
 def _read_json(path: str | Path, what: str) -> dict[str, Any]:
@@ -412,13 +419,13 @@ class CheckReport:
         return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
     def write_junit(self, path: str | Path) -> Path:
-        _atomic_write(Path(path), self.junit_xml())
+        atomic_write_text(Path(path), self.junit_xml())
         return Path(path)
 
 
 def compare_to_baseline(baseline: Baseline, rows: Iterable[Mapping[str, Any]], tolerances: Tolerances | None = None,
                         *, models: Mapping[str, str] | None = None,
-                        code: Mapping[str, Any] | None = None) -> CheckReport:
+                        code: Mapping[str, Any] | None = None, ranks: Iterable[tuple] = ()) -> CheckReport:
     """Judge every baseline key against a new run's ``rows`` (keys only in the new run are ``new``)."""
     tolerances = tolerances or Tolerances()
     tolerances.check_names(baseline.entries)
@@ -438,7 +445,8 @@ def compare_to_baseline(baseline: Baseline, rows: Iterable[Mapping[str, Any]], t
     for entry in current.values():
         if entry.value is not None:
             checks.append(KeyCheck(entry.key, None, entry.value, entry.higher_is_better, None, NEW))
-    return CheckReport(baseline.suite, checks, _notes(baseline, models or {}, code or {}), baseline.code, code or {})
+    notes = _notes(baseline, models or {}, code or {}) + rank_changes(baseline.ranks, ranks)
+    return CheckReport(baseline.suite, checks, notes, baseline.code, code or {})
 
 
 def _notes(baseline: Baseline, models: Mapping[str, str], code: Mapping[str, Any]) -> list[str]:
@@ -458,7 +466,8 @@ def _notes(baseline: Baseline, models: Mapping[str, str], code: Mapping[str, Any
 def check_result(baseline: Baseline, result, tolerances: Tolerances | None = None) -> CheckReport:
     """:func:`compare_to_baseline` for a :class:`~ddr_eval.pipeline.runner.RunResult`."""
     models = {s.label: s.identity for s in getattr(result, "sources", [])}
-    return compare_to_baseline(baseline, result.rows, tolerances, models=models, code=result.provenance.get("code"))
+    return compare_to_baseline(baseline, result.rows, tolerances, models=models, code=result.provenance.get("code"),
+                               ranks=board_ranks(result.leaderboard.rows))
 
 
 def default_baseline_path(suite) -> Path:

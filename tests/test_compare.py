@@ -32,7 +32,7 @@ def rows_for(values: dict[str, tuple[float, float]]) -> list[dict]:
         for metric, value, higher in (("up", up, True), ("down", down, False)):
             rows.append({"model": model, "layer": "deep", "metric": metric, "type": metric, "kind": "separability",
                          "set": "all", "value": value, "ci_low": None, "ci_high": None, "higher_is_better": higher,
-                         "aggregation": "mean", "note": ""})
+                         "aggregation": "mean", "status": "ok"})
     return rows
 
 

@@ -234,7 +234,7 @@ def test_direct_construction_raises_pydantic_errors_and_models_are_frozen():
 
 
 def test_chain_errors_name_the_step():
-    with pytest.raises(InvalidDegradationError, match=r"chain\[1\]: invalid jpeg"):
+    with pytest.raises(InvalidDegradationError, match=r"chain\[1\]: degradation 'jpeg': quality"):
         build_chain([{"type": "bicubic", "scale": 2}, {"type": "jpeg", "quality": 0}])
     with pytest.raises(InvalidDegradationError, match="downsample only once"):
         build_chain([{"type": "bicubic", "scale": 2}, {"type": "bicubic", "scale": 2}])

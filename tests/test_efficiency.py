@@ -29,7 +29,6 @@ from ddr_eval.metrics.efficiency import (
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.report.tables import leaderboard, rows_frame
 from ddr_eval.suite.loader import compile_suite
 
 FLOAT = 4  # bytes of a float32
@@ -170,7 +169,7 @@ def test_suite_rows_and_leaderboard_columns(tmp_path):
         "runtime": {"device": "cpu"},
     }
     result = run_suite(compile_suite(raw, "efficiency-test"), use_cache=False, progress=False)
-    rows = {(r["model"], r["metric"]): r for r in result.rows if r["kind"] == "efficiency"}
+    rows = {(r.model, r.metric): r.to_dict() for r in result.rows if r.kind == "efficiency"}
     names = ["params", "flops[8x8]", "latency[8x8]", "peak_memory[8x8]"]
     assert set(rows) == {(model, name) for model in ("tiny", "image_statistics") for name in names}
     tiny = build_arch("MSRResNet", **kwargs)
@@ -180,9 +179,14 @@ def test_suite_rows_and_leaderboard_columns(tmp_path):
         assert rows["tiny", name]["layer"] == "model" and rows["tiny", name]["set"] == "all"
         assert rows["tiny", name]["higher_is_better"] is False and rows["tiny", name]["value"] > 0
         assert rows["image_statistics", name]["value"] is None
-        assert rows["image_statistics", name]["note"].startswith("unavailable")
-    board = leaderboard(rows_frame(result.rows))
-    assert set(names) <= set(board.columns)
+        assert rows["image_statistics", name]["status"].startswith("unavailable")
+    columns = {c.metric: c for c in result.leaderboard.columns}
+    assert set(names) <= set(columns)
+    assert not any(columns[name].ranked for name in names)  # costs are shown, not ranked, unless a suite asks
+    assert [columns[name].header for name in names] == ["params (M)", "flops[8x8] (GFLOPs)", "latency[8x8] (ms)",
+                                                         "peak_memory[8x8] (MiB)"]
+    tiny_board = result.leaderboard.row("tiny")
+    assert tiny_board["flops[8x8]"] == pytest.approx(rows["tiny", "flops[8x8]"]["value"] / 1e9)
 
 
 # --------------------------------------------------------------------------- ddr-eval bench

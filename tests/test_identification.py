@@ -8,13 +8,12 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.features import IMAGE_STATISTIC_NAMES, image_statistics
 from ddr_eval.metrics import (
-    IMAGE_STATISTIC_NAMES,
     METRICS,
     DegradationProbe,
     IdentificationResult,
     build_metric,
-    image_statistics,
 )
 
 CLASSES = ["blur", "clean", "jpeg", "noise"]

@@ -1,6 +1,7 @@
 """Separability metrics (CHI, silhouette, Davies–Bouldin), projections, registry plumbing."""
 
 import numpy as np
+import pydantic
 import pytest
 from scipy.spatial.distance import cdist
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
@@ -218,7 +219,7 @@ def test_registered_directions_and_kinds():
     assert not METRICS.get("davies_bouldin").higher_is_better
     for name in ("chi", "silhouette", "davies_bouldin"):
         assert METRICS.get(name).kind == "separability"
-        assert METRICS.get(name).aggregation == "mean"
+        assert METRICS.get(name)().aggregation == "mean" and not METRICS.get(name).per_set
 
 
 def test_names_include_distinguishing_params():
@@ -242,7 +243,7 @@ def test_bad_specs_raise_user_errors():
 
 
 def test_metrics_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         build_metric({"type": "chi"}).pca_dim = 3
 
 

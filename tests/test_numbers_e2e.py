@@ -136,7 +136,7 @@ def _report(out: Path) -> tuple[list[dict], pd.DataFrame, str]:
             value = row[column]
             assert value is None or math.isfinite(value), row
         if row["value"] is None:
-            assert row["note"].startswith("unavailable: "), row
+            assert row["status"].startswith("unavailable: "), row
     for column in NUMBER_COLUMNS:
         numbers = pd.to_numeric(csv[column], errors="raise")  # a "nan"/"inf" text would parse as non-finite
         assert np.isfinite(numbers.dropna()).all(), csv[column]
@@ -167,7 +167,7 @@ def test_constant_features_are_noted_and_the_model_stays_on_the_leaderboard(tmp_
     for metric_type in ("chi", "silhouette", "srga"):
         zero_rows = _rows(rows, "zero", metric_type)
         assert zero_rows and all(r["value"] is None for r in zero_rows), zero_rows
-        assert all("constant" in r["note"] or "no degradation set" in r["note"] for r in zero_rows), zero_rows
+        assert all("constant" in r["status"] or "no degradation set" in r["status"] for r in zero_rows), zero_rows
         assert any(r["value"] is not None for r in _rows(rows, "ordinary", metric_type))
     # the outputs of the zero model are a plain upsampling: image quality is still measurable
     assert all(r["value"] is not None for r in _rows(rows, "zero", "psnr"))
@@ -183,11 +183,11 @@ def test_a_single_degradation_set_gives_notes_not_numbers(tmp_path, cache_dir, c
 
     for metric_type in ("chi", "silhouette"):
         (row,) = _rows(rows, "ordinary", metric_type)
-        assert row["value"] is None and "at least 2 distinct labels" in row["note"]
+        assert row["value"] is None and "at least 2 distinct labels" in row["status"]
     for metric_type in ("srga", "psnr", "psnr_drop"):
         mean = [r for r in _rows(rows, "ordinary", metric_type) if r["set"] == "mean"]
         assert len(mean) == 1 and mean[0]["value"] is None
-        assert "no degradation set besides the reference" in mean[0]["note"]
+        assert "no degradation set besides the reference" in mean[0]["status"]
     assert _leaderboard_models(leaderboard) == {"ordinary"}
 
 
@@ -201,8 +201,8 @@ def test_fewer_samples_or_features_than_pca_components_is_a_noted_fallback(tmp_p
     rows, csv, _ = _report(out)
     (blur,) = [r for r in rows if r["set"] == "blur"]
     assert blur["value"] is not None
-    assert "PCA dim clipped from 300 to 16 = min(n_samples=16" in blur["note"]
-    assert csv.loc[csv["set"] == "blur", "note"].str.contains("PCA dim clipped").all()
+    assert "PCA dim clipped from 300 to 16 = min(n_samples=16" in blur["status"]
+    assert csv.loc[csv["set"] == "blur", "status"].str.contains("PCA dim clipped").all()
 
 
 def test_infinite_psnr_of_perfect_reconstructions_is_noted(tmp_path, cache_dir, capsys):
@@ -215,9 +215,9 @@ def test_infinite_psnr_of_perfect_reconstructions_is_noted(tmp_path, cache_dir, 
 
     psnr_rows = _rows(rows, "zero", "psnr")
     assert psnr_rows and all(r["value"] is None for r in psnr_rows)
-    assert all("not finite (inf)" in r["note"] for r in psnr_rows if r["set"] != "mean")
+    assert all("not finite (inf)" in r["status"] for r in psnr_rows if r["set"] != "mean")
     drops = _rows(rows, "zero", "psnr_drop")
-    assert drops and all(r["value"] is None and r["note"].startswith("unavailable: ") for r in drops)
+    assert drops and all(r["value"] is None and r["status"].startswith("unavailable: ") for r in drops)
     assert _leaderboard_models(leaderboard) == {"zero"}
 
 
@@ -234,7 +234,7 @@ def test_overflowing_model_is_noted_on_every_run_even_with_the_cache(tmp_path, c
         assert _leaderboard_models(leaderboard) == {"ordinary", "overflow"}
         overflow = [r for r in rows if r["model"] == "overflow"]
         assert overflow and all(r["value"] is None for r in overflow), overflow
-        assert any("NaN/Inf" in r["note"] for r in _rows(rows, "overflow", "chi"))
-        assert any("NaN/Inf" in r["note"] for r in _rows(rows, "overflow", "psnr"))
+        assert any("NaN/Inf" in r["status"] for r in _rows(rows, "overflow", "chi"))
+        assert any("NaN/Inf" in r["status"] for r in _rows(rows, "overflow", "psnr"))
         reports.append(rows)
     assert json.loads(json.dumps(reports[0])) == json.loads(json.dumps(reports[1]))

@@ -24,14 +24,19 @@ from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.report import writer
 from ddr_eval.report.html import (
-    ReportSection,
     html_table,
     layer_order,
     layer_sweep_points,
+    quality_vs_srga_points,
+    strength_points,
     training_points,
     tsne_labels,
 )
-from ddr_eval.report.tables import format_value, leaderboard, rows_frame
+from ddr_eval.report.plots import figure_png, quality_vs_srga_figure, strength_curves_figure
+from ddr_eval.report.tables import format_value, rows_frame
+from ddr_eval.results import Leaderboard, ReportSection, resolve_ranking
+from ddr_eval.results.leaderboard import infos_from_rows
+from ddr_eval.suite.schema import RankBy
 from ddr_eval.suite.loader import compile_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,7 +102,7 @@ def written(run_result, tmp_path_factory):
 @pytest.fixture
 def light_result(run_result):
     """The run without figures to draw, for tests about files rather than pictures."""
-    rows = [r for r in run_result.rows if r["layer"] in ("block0", "stats", "output")]
+    rows = [r for r in run_result.rows if r.layer in ("block0", "stats", "output")]
     return dataclasses.replace(run_result, rows=rows, embeddings={}, confusions=[])
 
 
@@ -136,7 +141,7 @@ def parse(text: str) -> _Images:
 def _row(model, layer, metric, set_name, value, higher=True, kind="separability"):
     return {"model": model, "layer": layer, "metric": metric, "type": metric, "kind": kind, "set": set_name,
             "value": value, "ci_low": None, "ci_high": None, "higher_is_better": higher, "aggregation": "mean",
-            "note": ""}
+            "status": "ok"}
 
 
 def test_training_points_parse_iterations_and_drop_lone_snapshots():
@@ -170,11 +175,40 @@ def test_layer_sweep_points_keep_multi_layer_models_only():
     assert set(zip(points["model"], points["layer"])) == {("a", "block0"), ("a", "block1")}
 
 
+def test_psnr_against_srga_pairs_each_model_and_set():
+    rows = [_row("a", "block0", "srga", "blur", 9.0, False, "generalization"),
+            _row("a", "deep", "srga", "blur", 4.0, False, "generalization"),
+            _row("a", "deep", "srga", "mean", 4.0, False, "generalization"),  # a summary: not a point
+            _row("a", "output", "psnr", "blur", 28.0, kind="quality"),
+            _row("a", "output", "psnr", "clean", 33.0, kind="quality"),  # no SRGA on the reference
+            _row("b", "deep", "srga", "blur", 5.0, False, "generalization")]  # no PSNR: not a point
+    points = quality_vs_srga_points(rows_frame(rows))
+    assert points.to_dict("records") == [{"model": "a", "set": "blur", "srga": 4.0, "psnr": 28.0}]
+    assert figure_png(quality_vs_srga_figure(points)).startswith(b"\x89PNG")
+
+
+def test_strength_points_place_swept_sets_at_their_value():
+    suite = compile_suite({
+        "name": "t", "models": ["srresnet-gr"], "metrics": [{"type": "srga"}],
+        "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                         {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": [1, 3, 1]}},
+                                                    {"type": "bicubic", "scale": 2}]}]}, "t.yaml").suite
+    rows = [_row("a", "deep", "srga", f"blur_sigma{s}", 1.0 + s, False, "generalization") for s in (1, 2, 3)]
+    rows += [_row("a", "output", "psnr", f"blur_sigma{s}", 30.0 - s, kind="quality") for s in (1, 2, 3)]
+    rows += [_row("a", "output", "psnr", "clean", 34.0, kind="quality")]
+    points = strength_points(rows_frame(rows), suite)
+    assert sorted(zip(points["series"], points["x"], points["value"])) == [
+        ("a", 1.0, 29.0), ("a", 2.0, 28.0), ("a", 3.0, 27.0),
+        ("a / deep", 1.0, 2.0), ("a / deep", 2.0, 3.0), ("a / deep", 3.0, 4.0)]
+    assert set(points["parameter"]) == {"gaussian_blur.sigma"} and set(points["sweep"]) == {"blur"}
+    assert figure_png(strength_curves_figure(points)).startswith(b"\x89PNG")
+
+
 def test_tsne_labels_add_content_only_when_a_content_metric_ran(run_result):
     assert tsne_labels(run_result) == ["degradation"]
 
     class WithContent:
-        rows = run_result.rows + [{**run_result.rows[0], "label": "content"}]
+        rows = run_result.rows + [dataclasses.replace(run_result.rows[0], extra={"label": "content"})]
 
     assert tsne_labels(WithContent) == ["degradation", "content"]
 
@@ -191,7 +225,8 @@ def test_html_table_marks_exactly_the_best_cells_and_escapes():
 
 def _expected_images(result) -> int:
     tsne = len(result.embeddings) * len(tsne_labels(result))
-    return tsne + 1 + 1 + len(result.confusions)  # + training curves + layer sweep + one per confusion
+    # + training curves + layer sweep + PSNR against SRGA + one per confusion
+    return tsne + 1 + 1 + 1 + len(result.confusions)
 
 
 def test_report_html_is_self_contained_with_every_section(run_result, written):
@@ -199,7 +234,8 @@ def test_report_html_is_self_contained_with_every_section(run_result, written):
     text = (out / "report.html").read_text(encoding="utf-8")
     page = parse(text)
     assert page.external == []
-    assert {"leaderboard", "generalization", "tsne", "training", "layers", "confusion", "extra-0"} <= set(page.ids)
+    assert {"leaderboard", "generalization", "psnr-vs-srga", "tsne", "training", "layers", "confusion",
+            "extra-0"} <= set(page.ids)
     assert len(page.sources) == _expected_images(run_result) > 0
     assert f'content="{len(page.sources)}"' in text
     for source in page.sources:
@@ -221,15 +257,19 @@ def test_leaderboard_rank_ignores_wall_clock_columns():
         rows += [row(model, "chi[degradation,raw]", "separability", chi, True),
                  row(model, "latency[32x32]", "efficiency", ms, False, "model"),
                  row(model, "params", "efficiency", params, False, "model")]
-    board = leaderboard(rows_frame(rows)).set_index("model")
-    assert board.loc["slow", "rank"] == 1 and board.loc["fast", "rank"] == 2  # by CHI; latency would tie them
-    assert board.loc["fast", "latency[32x32]"] == 1.0  # still shown
+    infos = infos_from_rows(rows)
+    ranking = resolve_ranking([RankBy(metric="chi"), RankBy(metric="params")], infos)
+    board = {r["model"]: r for r in Leaderboard.build(rows, infos, ranking).rows}
+    assert board["slow"]["rank"] == 1 and board["fast"]["rank"] == 2  # by CHI; latency would tie them
+    assert board["fast"]["latency[32x32]"] == 1.0  # still shown
+    with pytest.raises(Exception, match="measures this machine"):
+        resolve_ranking([RankBy(metric="latency")], infos)
 
 
 def test_best_value_per_leaderboard_column_is_marked(run_result, written):
-    rows = [r for r in run_result.rows if r["metric"].startswith("chi") and r["value"] is not None]
-    best_chi = max(r["value"] for r in rows)  # CHI: higher is better
-    srga = [r["value"] for r in run_result.rows if r["metric"].startswith("srga") and r["set"] == "mean"]
+    rows = [r for r in run_result.rows if r.metric.startswith("chi") and r.value is not None]
+    best_chi = max(r.value for r in rows)  # CHI: higher is better
+    srga = [r.value for r in run_result.rows if r.metric.startswith("srga") and r.set == "mean"]
     best_srga = min(srga)  # SRGA: lower is better
     marked = parse((written / "report.html").read_text(encoding="utf-8")).best
     assert format_value(best_chi) in marked
@@ -291,3 +331,19 @@ def test_chromium_check_fails_on_an_undecodable_image(written, tmp_path):
     done = _check_html(tmp_path / "report.html")
     assert done.returncode == 1
     assert "not every image decoded" in done.stderr
+
+
+def test_results_json_holds_the_one_leaderboard_every_output_shows(run_result, written):
+    import json
+
+    document = json.loads((written / "results.json").read_text())
+    assert document["leaderboard"] == json.loads(json.dumps(run_result.leaderboard.to_dict()))
+    board = document["leaderboard"]["rows"]
+    markdown = (written / "leaderboard.md").read_text()
+    section = markdown.split("## Leaderboard")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    shown = [(cells[0], cells[1], cells[2]) for cells in
+             ([c.strip() for c in line.strip("|").split("|")] for line in table)]
+    assert shown == [(r["model"], r["layer"], str(r["rank"])) for r in board]
+    headers = [c["header"] for c in document["leaderboard"]["columns"]]
+    assert "psnr (dB)" in headers and all(h in markdown for h in headers)

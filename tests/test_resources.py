@@ -26,7 +26,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.features.extract import extract_features
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
-from ddr_eval.pipeline.memory import BASELINE_BYTES, GIB, forward_footprint
+from ddr_eval.models.inference import BASELINE_BYTES, GIB, forward_footprint
 from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.suite.loader import load_suite
 
@@ -149,7 +149,7 @@ def test_a_small_budget_picks_the_largest_batch_that_fits_and_changes_no_number(
     plan = tight.provenance["memory"]
     assert plan["batch_size"] == 5
     assert plan["estimated_peak_mib"] <= budget * 1024
-    assert [r["value"] for r in tight.rows] == pytest.approx([r["value"] for r in roomy.rows], rel=1e-5)
+    assert [r.value for r in tight.rows] == pytest.approx([r.value for r in roomy.rows], rel=1e-5)
 
 
 def test_flatten_pooling_is_counted_in_what_the_run_holds(tmp_path):
@@ -220,7 +220,7 @@ def test_provenance_records_the_plan_in_the_report(tmp_path, monkeypatch, capsys
 
 
 def test_an_ordinary_image_is_upscaled_in_one_pass_and_a_huge_one_in_tiles():
-    from ddr_eval.pipeline.memory import upscale_tile_side
+    from ddr_eval.models.inference import upscale_tile_side
 
     model = _model()
     assert upscale_tile_side(model, (256, 256, 3), scale=2) is None
@@ -239,8 +239,8 @@ def one_torch_thread():
 
 def test_tiles_reproduce_the_whole_image_pass(monkeypatch, one_torch_thread):
     """MSRResNet with one block sees 5 LR pixels around each output pixel, less than the context."""
-    import ddr_eval.pipeline.memory as memory
-    from ddr_eval.training.evaluate import super_resolve
+    import ddr_eval.models.inference as memory
+    from ddr_eval.models.inference import super_resolve
 
     torch.manual_seed(0)
     model = build_arch("MSRResNet", num_feat=8, num_block=1, upscale=2).eval()
@@ -262,7 +262,7 @@ def test_tiles_reproduce_the_whole_image_pass(monkeypatch, one_torch_thread):
 
 
 def test_an_image_too_large_even_for_tiles_is_refused():
-    from ddr_eval.pipeline.memory import upscale_tile_side
+    from ddr_eval.models.inference import upscale_tile_side
 
     with pytest.raises(UserError, match="too large to super-resolve within"):
         upscale_tile_side(_model(), (40000, 40000, 3), scale=2, memory_gib=1.0)

@@ -17,6 +17,7 @@ from ddr_eval.pipeline.models import build_sources
 from ddr_eval.pipeline import results_cache
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.pipeline.runner import RESULTS_SUBDIR, run_suite
+from ddr_eval.results import ResultRow, Status
 from ddr_eval.suite.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
@@ -49,7 +50,7 @@ def _run(raw: dict, cache_dir, **kwargs):
 
 
 def _without_latency(rows):
-    return [r for r in rows if r["type"] != "latency"]
+    return [r for r in rows if r.type != "latency"]
 
 
 def test_warm_run_reuses_every_cacheable_result_and_extracts_nothing(suite_raw, tmp_path):
@@ -60,7 +61,7 @@ def test_warm_run_reuses_every_cacheable_result_and_extracts_nothing(suite_raw, 
     assert warm.provenance["results_cache"] == {"enabled": True, "hits": cacheable, "misses": 0}
     assert warm.provenance["cells"] == 0 and warm.provenance["cache"]["hits"] == 0
     assert _without_latency(warm.rows) == _without_latency(cold.rows)
-    assert [r["type"] for r in warm.rows] == [r["type"] for r in cold.rows]  # same order: same report
+    assert [r.type for r in warm.rows] == [r.type for r in cold.rows]  # same order: same report
     assert warm.embeddings.keys() == cold.embeddings.keys()
     for key, data in cold.embeddings.items():
         for name, array in data.items():
@@ -117,7 +118,10 @@ def test_measurements_and_derived_metrics_are_never_cached(suite_raw):
 
 def test_a_stored_part_round_trips(tmp_path):
     cache = ResultCache(tmp_path)
-    rows = [{"model": "m", "layer": "deep", "value": 0.1 + 0.2, "ci_low": None, "higher_is_better": True}]
+    rows = [ResultRow("m", "deep", "chi", "chi", "separability", "all", 0.1 + 0.2, True, ci_low=0.25, ci_high=0.5,
+                      extra={"label": "degradation"}),
+            ResultRow("m", "deep", "srga", "srga", "generalization", "blur", None, False,
+                      status=Status.unavailable("one class"))]
     confusions = [{"model": "m", "classes": ["a", "b"], "matrix": [[1, 0], [2, 3]]}]
     embeddings = {("m", "deep"): {"xy": np.random.default_rng(0).normal(size=(4, 2)),
                                   "degradation": np.array(["a", "a", "b", "b"])}}

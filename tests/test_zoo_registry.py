@@ -136,7 +136,7 @@ def test_series_snapshots_resolve_by_iteration(tmp_path):
 
 
 @pytest.mark.parametrize("models, message", [
-    ([{"name": "x", "arch": "NoNet", "scale": 2, "checkpoint": "c.safetensors"}], r"models\.0\.arch: .*unknown"),
+    ([{"name": "x", "arch": "NoNet", "scale": 2, "checkpoint": "c.safetensors"}], r"models\[0\]\.arch: .*unknown"),
     ([{"name": "x", "arch": "EDSR", "scale": 2, "checkpoint": "c.safetensors", "colour": "red"}], "colour"),
     ([{"name": "x", "arch": "EDSR", "scale": 2, "checkpoint": "/abs/c.safetensors"}], "relative"),
     ([{"name": "x", "arch": "EDSR", "scale": 2, "checkpoint": "c", "sha256": "abc"}], "64 lowercase hex"),

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from pydantic import ValidationError
 
 from ddr_eval.degradations.ops import DEGRADATIONS, Degradation
 from ddr_eval.degradations.seeding import rng_for
 from ddr_eval.errors import UserError
+from ddr_eval.specs import build_typed
 
 __all__ = ["DegradationChain", "InvalidDegradationError", "build_chain", "build_step", "degrade_patches"]
 
@@ -97,22 +97,7 @@ def build_step(spec: Mapping | Degradation) -> Degradation:
     """Validate ``{"type": name, **params}`` into the registered op (an op passes through)."""
     if isinstance(spec, Degradation):
         return spec
-    if not isinstance(spec, Mapping):
-        raise InvalidDegradationError(
-            f"a degradation step must be a mapping like {{type: bicubic, scale: 4}}, got {spec!r}"
-        )
-    name = spec.get("type")
-    if not isinstance(name, str):
-        known = ", ".join(DEGRADATIONS)
-        raise InvalidDegradationError(f"degradation step {dict(spec)!r} needs a 'type' (one of: {known})")
-    try:
-        op_class = DEGRADATIONS.get(name)
-    except UserError as exc:
-        raise InvalidDegradationError(str(exc)) from None
-    try:
-        return op_class.model_validate(dict(spec))
-    except ValidationError as exc:
-        raise InvalidDegradationError(f"invalid {name} degradation: {_one_line(exc)}") from exc
+    return build_typed(DEGRADATIONS, spec, error=InvalidDegradationError)
 
 
 def build_chain(specs: Sequence[Mapping | Degradation] | DegradationChain) -> DegradationChain:
@@ -128,15 +113,6 @@ def build_chain(specs: Sequence[Mapping | Degradation] | DegradationChain) -> De
         except InvalidDegradationError as exc:
             raise InvalidDegradationError(f"chain[{index}]: {exc}") from exc
     return DegradationChain(steps)
-
-
-def _one_line(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{location}: {message}" if location else message)
-    return "; ".join(parts)
 
 
 def degrade_patches(

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ddr_eval import __version__
+from ddr_eval.atomic import atomic_write
 from ddr_eval.features.extract import FeatureBatch
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "ddr-eval" / "features"
@@ -42,15 +42,11 @@ def cell_key(identity: str, modules: list[str], pooling: str, lr: np.ndarray, ou
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` as ``path`` (.npz, no pickle) so that a reader sees a whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npz" to the name
             np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, write)
 
 
 T = TypeVar("T")

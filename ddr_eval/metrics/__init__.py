@@ -22,12 +22,7 @@ from ddr_eval.metrics.efficiency import (
     PeakMemoryMetric,
     efficiency_profile,
 )
-from ddr_eval.metrics.identification import (
-    IMAGE_STATISTIC_NAMES,
-    DegradationProbe,
-    IdentificationMetric,
-    image_statistics,
-)
+from ddr_eval.metrics.identification import DegradationProbe, IdentificationMetric
 from ddr_eval.metrics.quality import (
     LpipsMetric,
     PsnrDropMetric,
@@ -61,7 +56,6 @@ __all__ = [
     "DegradationProbe",
     "EfficiencyMetric",
     "FlopsMetric",
-    "IMAGE_STATISTIC_NAMES",
     "IdentificationMetric",
     "IdentificationResult",
     "LatencyMetric",
@@ -82,7 +76,6 @@ __all__ = [
     "fit_ggd",
     "ggd_alpha",
     "ggd_kl",
-    "image_statistics",
     "layer_sweep",
     "lpips_available",
     "project",

@@ -5,12 +5,15 @@ by :func:`build_metric`. Its class declares, as class variables, what ranking, `
 ``check`` need to know without guessing:
 
 * ``higher_is_better`` – the direction of "better";
-* ``aggregation`` – how cells are reduced ("mean");
+* ``aggregation`` – a field (default ``"mean"``) naming the :data:`AGGREGATIONS` function that
+  reduces a per-set metric's values over the non-reference sets to its leaderboard summary
+  (the summary row's ``set`` is the function's name); pooled metrics take none;
 * ``kind`` – which inputs its ``compute`` takes: ``"separability"`` (features, labels),
   ``"generalization"`` (reference and test features), ``"identification"`` (train/test split),
   ``"quality"`` (SR outputs and targets) or ``"efficiency"`` (the module and an LR patch shape);
-* ``cacheable`` and ``reads_cells`` – whether a stored result may stand in for running it, and
-  whether it reads extracted features at all (see ``pipeline/results_cache.py``).
+* ``needs`` – the inputs ``compute`` reads (:data:`METRIC_INPUTS`), from which the planner, the
+  result-cache keys and the run's training split are derived;
+* ``cacheable`` – whether a stored result may stand in for running it (``pipeline/results_cache.py``).
 
 Numbers a metric cannot be computed on (one class, non-finite or constant features, too few
 samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of producing NaN.
@@ -19,7 +22,7 @@ samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of produci
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 import pydantic
@@ -28,9 +31,20 @@ from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.registry import Registry
+from ddr_eval.specs import build_typed
 
 METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")
+# What a metric can need. ``features``: pooled deep features of the evaluated sets (in the
+# metric's pooling); ``train_split``: the same on the training images; ``sr_outputs``: SR
+# images and their HR targets; ``module``: the network itself; ``rows``: other metrics' rows.
+METRIC_INPUTS = ("features", "train_split", "sr_outputs", "module", "rows")
 CONFIDENCE_LEVEL = 0.95
+
+# How per-set values become one summary number, by name (as lm-evaluation-harness's
+# ``aggregation:`` keys). The median resists one outlying degradation set.
+AGGREGATIONS: Registry[Callable[[Sequence[float]], float]] = Registry("aggregation")
+AGGREGATIONS.register("mean")(lambda values: float(np.mean(values)))
+AGGREGATIONS.register("median")(lambda values: float(np.median(values)))
 
 
 class MetricUnavailableError(UserError, ImportError):
@@ -84,17 +98,25 @@ class Metric(BaseModel):
 
     metric_type: ClassVar[str]
     higher_is_better: ClassVar[bool]
-    aggregation: ClassVar[str] = "mean"
     kind: ClassVar[str]
+    # True for metrics with one value per degradation set, summarised by ``aggregation``.
+    per_set: ClassVar[bool] = False
+    # What ``compute`` reads (names in METRIC_INPUTS): the planner extracts cells, the result
+    # cache keys its entries and the run prepares a training split from these declarations.
+    needs: ClassVar[frozenset[str]] = frozenset({"features"})
     # True for measurements of this machine, now (latency): shown, but never cached, never in a
     # leaderboard's rank, and checked against a baseline only when a tolerance names them.
     wall_clock: ClassVar[bool] = False
     # False for wall-clock metrics and for metrics computed from other metrics' rows (psnr_drop):
     # the result cache then never stands in for running them.
     cacheable: ClassVar[bool] = True
-    # False when ``compute`` needs neither deep features nor SR outputs (efficiency, psnr_drop),
-    # so a run whose other metrics are all cached extracts nothing for it.
-    reads_cells: ClassVar[bool] = True
+    # Whether the leaderboard ranks by it when a suite has no ``rank_by:``. False when "better"
+    # depends on the question (separability by degradation or content) or when it is a cost
+    # rather than a quality (efficiency): those are shown, and rank only when a suite names them.
+    ranked_by_default: ClassVar[bool] = True
+    # The unit shown in column headers; leaderboard values are ``value / unit_scale``.
+    unit: ClassVar[str] = ""
+    unit_scale: ClassVar[float] = 1.0
 
     pooling: Literal["gap", "gmp", "flatten"] | None = Field(
         None, description="feature pooling this metric needs; None = the suite's `pooling`"
@@ -102,6 +124,26 @@ class Metric(BaseModel):
     models: tuple[str, ...] | None = Field(
         None, description="model labels this metric applies to; None = every model in the suite"
     )
+    aggregation: str = Field("mean", description="how per-set values become the summary: a name in AGGREGATIONS")
+
+    @pydantic.field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, value: str) -> str:
+        if value not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {value!r}; known: {', '.join(AGGREGATIONS)}")
+        if value != "mean" and not cls.per_set:
+            raise ValueError(f"{cls.metric_type} is computed on all sets pooled; it takes no aggregation")
+        return value
+
+    def aggregate(self, values: Sequence[float]) -> float:
+        """This metric's summary of its per-set ``values``."""
+        return AGGREGATIONS.get(self.aggregation)(values)
+
+    @classmethod
+    def reads_cells(cls) -> bool:
+        """Whether it reads extracted cells at all; a run whose other metrics are all cached
+        then extracts nothing for it."""
+        return bool(cls.needs & {"features", "train_split", "sr_outputs"})
 
     def applies_to(self, model_label: str) -> bool:
         return self.models is None or model_label in self.models
@@ -113,6 +155,8 @@ class Metric(BaseModel):
     @property
     def name(self) -> str:
         parts = self.name_params()
+        if self.aggregation != "mean":
+            parts = [*parts, self.aggregation]
         if self.pooling is not None and self.pooling != type(self).model_fields["pooling"].default:
             parts = [*parts, self.pooling]
         return f"{self.metric_type}[{','.join(parts)}]" if parts else self.metric_type
@@ -132,8 +176,8 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
             raise TypeError(f"metric class {cls.__name__} does not declare {attribute}")
     if cls.kind not in METRIC_KINDS:
         raise TypeError(f"metric class {cls.__name__} has unknown kind {cls.kind!r}")
-    if cls.aggregation != "mean":
-        raise TypeError(f"metric class {cls.__name__} has unknown aggregation {cls.aggregation!r}")
+    if not cls.needs or not cls.needs <= set(METRIC_INPUTS):
+        raise TypeError(f"metric class {cls.__name__} needs unknown inputs {sorted(cls.needs)}")
     return METRICS.register(cls.metric_type)(cls)
 
 
@@ -144,17 +188,7 @@ def wall_clock_types() -> frozenset[str]:
 
 def build_metric(spec: dict[str, Any]) -> Metric:
     """Build a metric from ``{"type": name, **params}``; bad specs raise one-line UserErrors."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise UserError(f"metric spec must be a mapping with a 'type' key, got {spec!r}")
-    params = {key: value for key, value in spec.items() if key != "type"}
-    cls = METRICS.get(spec["type"])
-    try:
-        return cls(**params)
-    except pydantic.ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<spec>'}: {e['msg']}" for e in err.errors()
-        )
-        raise UserError(f"metric {spec['type']!r}: {problems}") from None
+    return build_typed(METRICS, spec)
 
 
 def single_threaded_blas() -> threadpool_limits:

@@ -192,7 +192,8 @@ class EfficiencyMetric(Metric):
 
     kind: ClassVar[str] = "efficiency"
     higher_is_better: ClassVar[bool] = False
-    reads_cells: ClassVar[bool] = False
+    ranked_by_default: ClassVar[bool] = False  # a cost to read beside quality, ranked only when a suite asks
+    needs: ClassVar[frozenset[str]] = frozenset({"module"})
     sized: ClassVar[bool] = True  # whether the value depends on the input size (and says so in its name)
 
     input_size: tuple[int, int] | None = Field(
@@ -231,6 +232,8 @@ class ParamsMetric(EfficiencyMetric):
     """Number of parameters (a count)."""
 
     metric_type: ClassVar[str] = "params"
+    unit: ClassVar[str] = "M"
+    unit_scale: ClassVar[float] = 1e6
     sized: ClassVar[bool] = False
 
     def compute(self, module: nn.Module, patch_shape: tuple[int, ...] = (), seed: int = 0) -> MetricResult:
@@ -242,6 +245,8 @@ class FlopsMetric(EfficiencyMetric):
     """FLOPs of one forward pass on one LR patch (= 2 x MACs, convolutions and matmuls only)."""
 
     metric_type: ClassVar[str] = "flops"
+    unit: ClassVar[str] = "GFLOPs"
+    unit_scale: ClassVar[float] = 1e9
 
     def compute(self, module: nn.Module, patch_shape: tuple[int, ...], seed: int = 0) -> MetricResult:
         example = self.example(module, patch_shape, seed)
@@ -256,6 +261,7 @@ class LatencyMetric(EfficiencyMetric):
     """Milliseconds per patch: median forward time of a batch / batch size."""
 
     metric_type: ClassVar[str] = "latency"
+    unit: ClassVar[str] = "ms"
     wall_clock: ClassVar[bool] = True
     cacheable: ClassVar[bool] = False
 
@@ -281,6 +287,7 @@ class PeakMemoryMetric(EfficiencyMetric):
     """MiB held at the peak of one forward pass (weights, input and live activations)."""
 
     metric_type: ClassVar[str] = "peak_memory"
+    unit: ClassVar[str] = "MiB"
 
     def compute(self, module: nn.Module, patch_shape: tuple[int, ...], seed: int = 0) -> MetricResult:
         example = self.example(module, patch_shape, seed)

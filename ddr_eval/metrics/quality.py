@@ -174,6 +174,8 @@ class QualityMetric(Metric):
     """Mean over images of a per-image score, with a bootstrap interval over images."""
 
     kind: ClassVar[str] = "quality"
+    needs: ClassVar[frozenset[str]] = frozenset({"sr_outputs"})
+    per_set: ClassVar[bool] = True
 
     bootstrap: int = Field(200, ge=0)
 
@@ -212,6 +214,7 @@ class PsnrMetric(QualityMetric):
     """PSNR (dB), BasicSR conventions. Higher = better."""
 
     metric_type: ClassVar[str] = "psnr"
+    unit: ClassVar[str] = "dB"
     higher_is_better: ClassVar[bool] = True
 
     def score_image(self, output: np.ndarray, target: np.ndarray, crop_border: int, test_y_channel: bool) -> float:
@@ -295,10 +298,12 @@ class PsnrDropMetric(Metric):
     """
 
     metric_type: ClassVar[str] = "psnr_drop"
+    unit: ClassVar[str] = "dB"
     higher_is_better: ClassVar[bool] = False
     kind: ClassVar[str] = "quality"
     cacheable: ClassVar[bool] = False  # computed from the psnr rows, which are cached themselves
-    reads_cells: ClassVar[bool] = False
+    needs: ClassVar[frozenset[str]] = frozenset({"rows"})
+    per_set: ClassVar[bool] = True
 
     bootstrap: int = Field(200, ge=0)
 

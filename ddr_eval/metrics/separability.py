@@ -247,6 +247,7 @@ class SeparabilityMetric(Metric):
     """Common parameters and the compute pipeline: check, project, score, bootstrap."""
 
     kind: ClassVar[str] = "separability"
+    ranked_by_default: ClassVar[bool] = False  # high CHI by degradation is DDR; whether that is good is the question
     bounds: ClassVar[tuple[float, float]] = (0.0, np.inf)
 
     label: Literal["degradation", "content"] = "degradation"

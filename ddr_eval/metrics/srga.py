@@ -211,6 +211,7 @@ class SrgaMetric(Metric):
     metric_type: ClassVar[str] = "srga"
     higher_is_better: ClassVar[bool] = False
     kind: ClassVar[str] = "generalization"
+    per_set: ClassVar[bool] = True
 
     pca_dim: int = Field(300, ge=1)
     outlier_sigma: float = Field(5.0, gt=0)
@@ -278,6 +279,7 @@ class DdrChiToReference(Metric):
     metric_type: ClassVar[str] = "ddr_chi_to_reference"
     higher_is_better: ClassVar[bool] = False
     kind: ClassVar[str] = "generalization"
+    per_set: ClassVar[bool] = True
 
     pca_dim: int = Field(50, ge=1)
     bootstrap: int = Field(200, ge=0)

@@ -14,7 +14,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ddr_eval
+from ddr_eval.atomic import atomic_write
 from ddr_eval.errors import CheckpointError, UserError
 from ddr_eval.models.archs import ARCHS, Arch, build_arch
 from ddr_eval.models.descriptor import PURPOSES, ModelDescriptor
@@ -357,13 +357,5 @@ def save_model(path: str | os.PathLike, module: nn.Module, arch: str, arch_kwarg
     for key, value in (extra_metadata or {}).items():
         metadata[str(key)] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp_name, metadata=metadata)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return sha256_file(path)

@@ -21,7 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import ddr_eval
+from ddr_eval.atomic import atomic_write
 from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.specs import validation_message
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model, sha256_file
 from ddr_eval.models.descriptor import ModelDescriptor
@@ -181,9 +183,7 @@ class Zoo:
         try:
             content = ZooFile.model_validate(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise UserError(f"zoo file {path}: {where}: {first['msg']}") from None
+            raise UserError(f"zoo file {path}: {validation_message(exc)}") from None
         return cls(content, root=path.parent, path=path)
 
     # -- lookup ----------------------------------------------------------------------------
@@ -338,17 +338,13 @@ def fetch_public(entry: PublicEntry, destination: Path) -> None:
                         f"and put it at {destination}")
     if entry.url is None or os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes"):
         raise offline
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
-    try:
-        with urllib.request.urlopen(entry.url, timeout=60) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, OSError, ValueError):
-        partial.unlink(missing_ok=True)
-        raise offline from None
-    try:
+
+    def download(partial: Path) -> None:  # verified before it takes the final name
+        try:
+            with urllib.request.urlopen(entry.url, timeout=60) as response, open(partial, "wb") as out:
+                shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, OSError, ValueError):
+            raise offline from None
         verify_sha256(partial, entry.sha256, entry.name, hub_prefix=_hub_prefix(entry.file))
-    except CheckpointError:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, destination)
+
+    atomic_write(destination, download)

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from ddr_eval.errors import UserError
-from ddr_eval.features import FeatureBatch, extract_poolings
-from ddr_eval.metrics.identification import image_statistics
+from ddr_eval.features import FeatureBatch, extract_poolings, image_statistics
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model

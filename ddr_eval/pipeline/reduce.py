@@ -1,9 +1,10 @@
 """Stage 4 of a run: cell features -> metric rows (the reduce step).
 
-Every row carries the metric's declared direction (``higher_is_better``) and aggregation, so
-ranking, ``compare`` and ``check`` never guess. A metric that cannot be computed on the data
-(one class, constant features, an unavailable optional package) becomes a row with an empty
-value and a ``note`` saying why — never a silent NaN.
+Every row (:class:`~ddr_eval.results.rows.ResultRow`) carries the metric's declared direction
+(``higher_is_better``), aggregation and unit, so ranking, ``compare`` and ``check`` never guess.
+A metric that cannot be computed on the data (one class, constant features, an unavailable
+optional package) becomes a row with no value and an ``unavailable: why`` status — never a
+silent NaN.
 """
 
 from __future__ import annotations
@@ -13,22 +14,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.errors import DegenerateInputError
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics.quality import to_uint8
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.results_cache import MetricPart
+from ddr_eval.results.rows import OK, ResultRow, Status
 
 ALL = "all"
-MEAN = "mean"
 OUTPUT_LAYER = "output"
 MODEL_LAYER = "model"  # rows about the whole network (efficiency metrics)
 
 
 @dataclass
 class Reduction:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ResultRow] = field(default_factory=list)
     confusions: list[dict[str, Any]] = field(default_factory=list)
     embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
@@ -66,38 +67,25 @@ class Reducer:
             content += [dataset.patches.image_names[i] for i in dataset.patches.image_index]
         return np.concatenate(xs), {"degradation": np.asarray(degradation), "content": np.asarray(content)}
 
-    def _row(self, metric, source: FeatureSource, layer: str, set_name: str, value=None, ci=(None, None), note="", **extra):
-        """Append one result row. A value that is not a finite number is never written: the row
-        gets an empty value and an ``unavailable`` note instead (JSON has no NaN, and a NaN or an
-        infinity in a leaderboard would be ranked as if it were a measurement)."""
-        if value is not None and not np.isfinite(value):
-            note = f"unavailable: {metric.name} is not finite ({float(value)})"
-        value = _finite_or_none(value)
-        ci_low, ci_high = (_finite_or_none(bound) if value is not None else None for bound in ci)
-        row = {
-            "model": source.label,
-            "layer": layer,
-            "metric": metric.name,
-            "type": metric.metric_type,
-            "kind": metric.kind,
-            "set": set_name,
-            "value": value,
-            "ci_low": ci_low,
-            "ci_high": ci_high,
-            "higher_is_better": bool(metric.higher_is_better),
-            "aggregation": metric.aggregation,
-            "note": note,
-        }
-        row.update({key: _finite_or_none(v) if isinstance(v, float) else v for key, v in extra.items()})
+    def _row(self, metric, source: FeatureSource, layer: str, set_name: str, value=None, ci=(None, None),
+             status: Status = OK, **extra) -> ResultRow:
+        """Append one result row (a non-finite value becomes an unavailable row, see ResultRow)."""
+        row = ResultRow(model=source.label, layer=layer, metric=metric.name, type=metric.metric_type,
+                        kind=metric.kind, set=set_name, value=value, ci_low=ci[0], ci_high=ci[1],
+                        higher_is_better=bool(metric.higher_is_better), aggregation=metric.aggregation,
+                        unit=type(metric).unit, status=status, extra=extra)
         self.result.rows.append(row)
         return row
 
+    def _unavailable(self, metric, source, layer, set_name, reason: str) -> ResultRow:
+        return self._row(metric, source, layer, set_name, status=Status.unavailable(reason))
+
     def _guard(self, metric, source, layer, set_name, compute: Callable[[], Any]):
-        """Run one metric; degenerate data or a missing optional package becomes a noted empty row."""
+        """Run one metric; degenerate data or a missing optional package becomes an unavailable row."""
         try:
             return compute()
         except (DegenerateInputError, ImportError) as exc:
-            self._row(metric, source, layer, set_name, note=f"unavailable: {exc}")
+            self._unavailable(metric, source, layer, set_name, str(exc))
             return None
 
     # -- metric kinds -------------------------------------------------------------------
@@ -142,7 +130,7 @@ class Reducer:
             result = self._guard(metric, source, layer, ALL, lambda: metric.compute(x, labels[metric.label], self.seed))
             if result is None:
                 continue
-            self._row(metric, source, layer, ALL, result.value, (result.ci_low, result.ci_high), _fallbacks(result),
+            self._row(metric, source, layer, ALL, result.value, (result.ci_low, result.ci_high), _status(result),
                       label=metric.label,
                       projection=getattr(metric, "projection", None))
             embedding = result.extra.get("embedding") if result.extra else None
@@ -158,10 +146,11 @@ class Reducer:
                 test = self._layer_features(source, layer, self._eval_split, name, pooling)
                 result = self._guard(metric, source, layer, name, lambda: metric.compute(ref, test, self.seed))
                 if result is not None:
-                    self._row(metric, source, layer, name, result.value, (result.ci_low, result.ci_high),
-                              _fallbacks(result))
-                    values.append(result.value)
-            self._mean_row(metric, source, layer, values)
+                    row = self._row(metric, source, layer, name, result.value, (result.ci_low, result.ci_high),
+                                    _status(result))
+                    if row.value is not None:
+                        values.append(row.value)
+            self._summary_row(metric, source, layer, values)
 
     def _quality(self, metric, source):
         if not source.is_sr:
@@ -173,32 +162,33 @@ class Reducer:
             batch = self._batch(source, self._eval_split, name, self._output_pooling)
             targets = to_uint8(dataset.patches.hr)
             result = self._guard(metric, source, OUTPUT_LAYER, name, lambda: metric.compute(
-                _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True))
+                _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True,
+                seed=self.seed))
             if result is not None:
-                self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high),
-                          _fallbacks(result))
-                if name != self.reference:
-                    values.append(result.value)
-        self._mean_row(metric, source, OUTPUT_LAYER, values)
+                row = self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high),
+                                _status(result))
+                if name != self.reference and row.value is not None:
+                    values.append(row.value)
+        self._summary_row(metric, source, OUTPUT_LAYER, values)
 
     def _psnr_drop(self, metric, source):
-        psnr = {r["set"]: r["value"] for r in self.result.rows
-                if r["model"] == source.label and r["type"] == "psnr" and r["set"] not in (MEAN, ALL)}
+        summary = metric.aggregation
+        psnr = {r.set: r.value for r in self.result.rows
+                if r.model == source.label and r.type == "psnr" and r.set in self.inputs.eval_sets}
         if self.reference not in psnr:
-            self._row(metric, source, OUTPUT_LAYER, MEAN, note="unavailable: list a `psnr` metric before `psnr_drop`")
+            self._unavailable(metric, source, OUTPUT_LAYER, summary, "list a `psnr` metric before `psnr_drop`")
             return
         if psnr[self.reference] is None:
-            self._row(metric, source, OUTPUT_LAYER, MEAN,
-                      note=f"unavailable: no psnr on the reference `{self.reference}`")
+            self._unavailable(metric, source, OUTPUT_LAYER, summary, f"no psnr on the reference `{self.reference}`")
             return
         drops = []
         for name in self._test_sets:
             if psnr.get(name) is None:
-                self._row(metric, source, OUTPUT_LAYER, name, note=f"unavailable: no psnr on `{name}`")
+                self._unavailable(metric, source, OUTPUT_LAYER, name, f"no psnr on `{name}`")
                 continue
             drops.append(psnr[self.reference] - psnr[name])
             self._row(metric, source, OUTPUT_LAYER, name, drops[-1])
-        self._mean_row(metric, source, OUTPUT_LAYER, drops)
+        self._summary_row(metric, source, OUTPUT_LAYER, drops)
 
     def _identification(self, metric, source):
         pooling = metric_pooling(metric, self.default_pooling)
@@ -210,7 +200,7 @@ class Reducer:
             if result is None:
                 continue
             ci = (getattr(result, "ci_low", None), getattr(result, "ci_high", None))
-            self._row(metric, source, layer, ALL, result.accuracy, ci, _fallbacks(result),
+            self._row(metric, source, layer, ALL, result.accuracy, ci, _status(result),
                       macro_f1=float(result.macro_f1))
             self.result.confusions.append({
                 "model": source.label, "layer": layer, "metric": metric.name, "classes": list(result.classes),
@@ -222,23 +212,26 @@ class Reducer:
         patch_shape = next(iter(self.inputs.eval_sets.values())).lr.shape[1:]
         sized = metric.for_patch(patch_shape)
         if source.descriptor is None:
-            self._row(sized, source, MODEL_LAYER, ALL, note=f"unavailable: {source.label} is not a network")
+            self._unavailable(sized, source, MODEL_LAYER, ALL, f"{source.label} is not a network")
             return
         module = source.descriptor.module
         result = self._guard(sized, source, MODEL_LAYER, ALL, lambda: sized.compute(module, patch_shape, self.seed))
         if result is not None:
-            self._row(sized, source, MODEL_LAYER, ALL, result.value, note=result.extra.get("unit", ""))
+            self._row(sized, source, MODEL_LAYER, ALL, result.value, status=_status(result),
+                      measured=result.extra.get("unit", ""))
 
-    def _mean_row(self, metric, source, layer, values):
-        """The summary a leaderboard shows for a per-set metric; noted as unavailable when no set has
-        a value, so a model never just drops out of a column."""
+    def _summary_row(self, metric, source, layer, values):
+        """The summary a leaderboard shows for a per-set metric: its aggregation over the
+        non-reference sets, in a row whose ``set`` is the aggregation's name; unavailable when no
+        set has a value, so a model never just drops out of a column."""
+        summary = metric.aggregation
         if values:
-            self._row(metric, source, layer, MEAN, float(np.mean(values)), note=f"mean over {len(values)} sets")
+            self._row(metric, source, layer, summary, metric.aggregate(values), n_sets=len(values))
         elif not self._test_sets:
-            self._row(metric, source, layer, MEAN,
-                      note=f"unavailable: the suite has no degradation set besides the reference `{self.reference}`")
+            self._unavailable(metric, source, layer, summary,
+                              f"the suite has no degradation set besides the reference `{self.reference}`")
         else:
-            self._row(metric, source, layer, MEAN, note="unavailable: no degradation set has a value")
+            self._unavailable(metric, source, layer, summary, "no degradation set has a value")
 
     # -- shape of the suite -------------------------------------------------------------
     @property
@@ -263,15 +256,8 @@ def _outputs_as_uint8(outputs: np.ndarray | None) -> np.ndarray:
     return to_uint8(outputs)
 
 
-def _fallbacks(result: Any) -> str:
-    """A metric's documented fallbacks (``extra["warnings"]``, e.g. a clipped PCA dimension) as the
-    row's note, so a number computed a different way than asked says so in the results."""
+def _status(result: Any) -> Status:
+    """A metric's documented fallbacks (``extra["warnings"]``, e.g. a clipped PCA dimension) as a
+    ``fallback`` status, so a number computed a different way than asked says so in the results."""
     warnings = (getattr(result, "extra", None) or {}).get("warnings") or []
-    return "; ".join(" ".join(str(w).split()) for w in warnings)
-
-
-def _finite_or_none(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
+    return Status.fallback("; ".join(str(w) for w in warnings)) if warnings else OK

@@ -30,6 +30,7 @@ from ddr_eval import __version__
 from ddr_eval.features.cache import NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
+from ddr_eval.results.rows import ResultRow
 
 _META = "__meta__"
 _EMBEDDING = "embedding/"
@@ -39,7 +40,7 @@ _EMBEDDING = "embedding/"
 class MetricPart:
     """What one metric produced for one model (a slice of a :class:`~ddr_eval.pipeline.reduce.Reduction`)."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ResultRow] = field(default_factory=list)
     confusions: list[dict[str, Any]] = field(default_factory=list)
     embeddings: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
 
@@ -85,7 +86,7 @@ class ResultKeys:
             "metric": metric.spec(),
             "model": {"label": source.label, "identity": source.identity, "layers": source.layers},
             "eval": self.eval_sets,
-            "train": self.train_sets if metric.kind == "identification" else [],
+            "train": self.train_sets if "train_split" in metric.needs else [],
         }
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -103,12 +104,12 @@ class ResultCache(NpzStore):
         for index, (model, layer) in enumerate(meta["embeddings"]):
             prefix = f"{_EMBEDDING}{index}/"
             embeddings[(model, layer)] = {n[len(prefix):]: a for n, a in arrays.items() if n.startswith(prefix)}
-        return MetricPart(meta["rows"], meta["confusions"], embeddings)
+        return MetricPart([ResultRow.from_dict(r) for r in meta["rows"]], meta["confusions"], embeddings)
 
     def put(self, key: str, part: MetricPart) -> None:
         if not self.enabled:
             return
-        meta = {"rows": part.rows, "confusions": part.confusions, "embeddings": list(part.embeddings)}
+        meta = {"rows": [r.to_dict() for r in part.rows], "confusions": part.confusions, "embeddings": list(part.embeddings)}
         arrays = {_META: np.asarray(json.dumps(meta))}
         for index, data in enumerate(part.embeddings.values()):
             arrays.update({f"{_EMBEDDING}{index}/{name}": np.asarray(value) for name, value in data.items()})

@@ -28,6 +28,8 @@ from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import Reducer, metric_pooling
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
+from ddr_eval.results.leaderboard import Leaderboard, MetricInfo, resolve_ranking
+from ddr_eval.results.rows import ResultRow
 from ddr_eval.suite.loader import LoadedSuite
 
 RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
@@ -36,7 +38,7 @@ RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's 
 @dataclass
 class RunResult:
     loaded: LoadedSuite
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
     confusions: list[dict[str, Any]]
     embeddings: dict[tuple[str, str], dict[str, np.ndarray]]
     provenance: dict[str, Any]
@@ -44,6 +46,7 @@ class RunResult:
     sources: list[FeatureSource] = field(default_factory=list)
     features: dict = field(default_factory=dict, repr=False)  # (model, split, set, pooling) -> FeatureBatch
     inputs: SuiteInputs | None = field(default=None, repr=False)
+    leaderboard: Leaderboard | None = None
 
     @property
     def suite(self):
@@ -103,12 +106,12 @@ def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list,
     cells = []
     for source in sources:
         mine = [m for i, m in enumerate(metrics)
-                if m.applies_to(source.label) and m.reads_cells and (i, source.label) not in skip]
+                if m.applies_to(source.label) and m.reads_cells() and (i, source.label) not in skip]
         if skip and not mine:
             continue
-        eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in mine if m.kind != "quality"}
-        train_poolings = {metric_pooling(m, default_pooling) for m in mine if m.kind == "identification"}
-        outputs = any(m.kind == "quality" for m in mine)
+        eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in mine if "features" in m.needs}
+        train_poolings = {metric_pooling(m, default_pooling) for m in mine if "train_split" in m.needs}
+        outputs = any("sr_outputs" in m.needs for m in mine)
         for pooling in sorted(eval_poolings):
             cells += [Cell(source, d, pooling, outputs and pooling == default_pooling) for d in inputs.eval_sets.values()]
         for pooling in sorted(train_poolings):
@@ -125,9 +128,9 @@ def _result_keys(loaded: LoadedSuite, sources: list[FeatureSource], inputs: Suit
 
 
 def _unavailable(part: MetricPart) -> bool:
-    """A part with a row noted unavailable is not stored: a missing optional package may be
+    """A part with an unavailable row is not stored: a missing optional package may be
     installed before the next run, and the reason is cheap to find again."""
-    return any(str(row.get("note", "")).startswith("unavailable") for row in part.rows)
+    return any(row.status.is_unavailable for row in part.rows)
 
 
 def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
@@ -144,7 +147,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     timings["models"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    need_train = any(m.kind == "identification" for m in loaded.metrics)
+    need_train = any("train_split" in m.needs for m in loaded.metrics)
     inputs = prepare_inputs(loaded, need_train)
     timings["inputs"] = time.perf_counter() - t
 
@@ -189,5 +192,20 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
                           "misses": results_cache.misses},
         "memory": memory.as_dict(),
     }
+    board = build_leaderboard(loaded, reduction.rows, inputs)
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
-                     {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs)
+                     {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs, board)
+
+
+def metric_infos(loaded: LoadedSuite, inputs: SuiteInputs) -> list[MetricInfo]:
+    """What the leaderboard knows of each metric, named as its rows are (efficiency metrics take
+    the suite's LR patch size into their names)."""
+    patch_shape = next(iter(inputs.eval_sets.values())).lr.shape[1:]
+    return [MetricInfo.of(m.for_patch(patch_shape) if hasattr(m, "for_patch") else m) for m in loaded.metrics]
+
+
+def build_leaderboard(loaded: LoadedSuite, rows: list[ResultRow], inputs: SuiteInputs) -> Leaderboard:
+    """The run's one leaderboard, ranked by the suite's ``rank_by`` (or the default ranking)."""
+    infos = metric_infos(loaded, inputs)
+    ranking = resolve_ranking(loaded.suite.rank_by, infos)
+    return Leaderboard.build([r.to_dict() for r in rows], infos, ranking)

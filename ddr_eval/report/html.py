@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-from dataclasses import dataclass
 from html import escape
 from typing import Any, Iterable
 
@@ -28,22 +27,25 @@ from ddr_eval.report.plots import (
     confusion_figure,
     figure_png,
     layer_sweep_figure,
+    quality_vs_srga_figure,
+    strength_curves_figure,
     training_curves_figure,
     tsne_figure,
 )
 from ddr_eval.report.tables import (
     SUMMARY_SETS,
     best_per_column,
+    board_best,
+    board_frame,
     directions,
     format_value,
-    leaderboard,
     per_set_table,
     rows_frame,
 )
+from ddr_eval.results import ReportSection
+from ddr_eval.results.leaderboard import WHOLE_NETWORK_LAYERS
 
 OUTPUT_LAYER = "output"
-# rows about a whole network rather than a feature tap: SR outputs (quality), the module (efficiency)
-WHOLE_NETWORK_LAYERS = (OUTPUT_LAYER, "model")
 SNAPSHOT_LABEL = re.compile(r"^(?P<series>.+)@(?P<iteration>\d+)$")
 BLOCK_LAYER = re.compile(r"^block(\d+)$")
 IMAGES_META = "ddr-eval:images"
@@ -79,25 +81,12 @@ window.addEventListener("load", function () {
 """
 
 
-@dataclass(frozen=True)
-class ReportSection:
-    """An extra section a caller adds to a report (``compare`` adds the new model's placement).
-
-    ``best`` marks, per column of ``table``, the value to show as best.
-    """
-
-    title: str
-    text: str = ""
-    table: pd.DataFrame | None = None
-    best: dict[str, Any] | None = None
-
-
 # -- data shaping (pure, tested) -----------------------------------------------------------------
 
 
 def tsne_labels(result) -> list[str]:
     """Which labels to colour t-SNE scatters by: degradation always, content when the suite scores it."""
-    asks_content = any(row.get("label") == "content" for row in result.rows)
+    asks_content = any(row.extra.get("label") == "content" for row in result.rows)
     return ["degradation", "content"] if asks_content else ["degradation"]
 
 
@@ -160,6 +149,54 @@ def layer_sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
     summary = summary[~summary["layer"].isin(WHOLE_NETWORK_LAYERS)]
     layers_per_model = summary.groupby("model")["layer"].transform("nunique")
     return summary[layers_per_model > 1][["model", "layer", "metric", "value", "ci_low", "ci_high"]]
+
+
+def _per_set(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[~frame["set"].isin(SUMMARY_SETS) & frame["value"].notna()]
+
+
+def quality_vs_srga_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, degradation set): its SRGA (on the model's deepest tapped layer) and its PSNR.
+
+    Columns model, set, srga, psnr; only pairs that have both values.
+    """
+    columns = ["model", "set", "srga", "psnr"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    per_set = _per_set(frame)
+    srga = per_set[per_set["type"] == "srga"]
+    if srga.empty:
+        return pd.DataFrame(columns=columns)
+    deepest = {model: layer_order(group["layer"])[-1] for model, group in srga.groupby("model")}
+    srga = srga[srga["layer"] == srga["model"].map(deepest)]
+    psnr = per_set[per_set["type"] == "psnr"]
+    joined = srga[["model", "set", "value"]].rename(columns={"value": "srga"}).merge(
+        psnr[["model", "set", "value"]].rename(columns={"value": "psnr"}), on=["model", "set"])
+    return joined[columns].reset_index(drop=True)
+
+
+def strength_points(frame: pd.DataFrame, suite) -> pd.DataFrame:
+    """Per-set metric values on the sets a sweep generated, placed at their swept value.
+
+    Columns series (the model, with its layer for feature metrics), sweep (the set name as
+    written), parameter, x (the swept value), metric, value, ci_low, ci_high.
+    """
+    columns = ["series", "sweep", "parameter", "x", "metric", "value", "ci_low", "ci_high"]
+    points = {d.name: d.sweep for d in suite.degradations if d.sweep is not None}
+    if frame.empty or not points:
+        return pd.DataFrame(columns=columns)
+    per_set = _per_set(frame)
+    per_set = per_set[per_set["set"].isin(points)]
+    if per_set.empty:
+        return pd.DataFrame(columns=columns)
+    whole = per_set["layer"].isin(WHOLE_NETWORK_LAYERS)
+    series = per_set["model"].where(whole, per_set["model"] + " / " + per_set["layer"])
+    return per_set.assign(
+        series=series,
+        sweep=per_set["set"].map(lambda s: points[s].group),
+        parameter=per_set["set"].map(lambda s: f"{points[s].step}.{points[s].parameter}"),
+        x=per_set["set"].map(lambda s: points[s].value),
+    )[columns].reset_index(drop=True)
 
 
 # -- HTML pieces ---------------------------------------------------------------------------------
@@ -239,16 +276,14 @@ def _header(result) -> str:
             f"<p>{escape(result.suite.description)}</p><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
 
 
-def _leaderboard(frame: pd.DataFrame, result, page: _Page) -> None:
+def _leaderboard(result, page: _Page) -> None:
     page.section("leaderboard", "Leaderboard")
-    higher = directions(frame)
-    page.note("Summary per model: pooled metrics over all degradation sets; per-set metrics averaged over the "
-              f"non-reference sets (reference: {result.suite.reference_set}). "
-              "Rank = mean of per-metric ranks (latency shown, not ranked). "
+    board = result.leaderboard
+    page.note("Summary per model: pooled metrics over all degradation sets; per-set metrics aggregated over the "
+              f"non-reference sets (reference: {result.suite.reference_set}). {board.explain()} "
               "Best value per column in bold. Direction: "
-              + ", ".join(f"{m} {'↑' if h else '↓'}" for m, h in higher.items()))
-    board = leaderboard(frame)
-    page.add(html_table(board, best_per_column(board, higher)))
+              + ", ".join(f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in board.columns))
+    page.add(html_table(board_frame(board), board_best(board)))
 
 
 def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
@@ -280,6 +315,26 @@ def _generalization(frame: pd.DataFrame, reference: str, page: _Page) -> None:
         group = group[["model", "layer", *value_columns]]
         page.add(f"<h3>{escape(str(metric))} {'↑' if higher[metric] else '↓'}</h3>")
         page.add(html_table(group, best_per_column(group, {c: higher[metric] for c in value_columns})))
+
+
+def _quality_vs_srga(frame: pd.DataFrame, page: _Page) -> None:
+    points = quality_vs_srga_points(frame)
+    if points.empty:
+        return
+    page.section("psnr-vs-srga", "PSNR against SRGA")
+    page.note("One point per model and degradation set. The SRGA authors advise comparing SRGA among models "
+              "of similar image quality: read a low SRGA together with the PSNR beside it.")
+    page.figure(quality_vs_srga_figure(points), "PSNR (dB) against SRGA per model and set")
+
+
+def _strength(frame: pd.DataFrame, suite, page: _Page) -> None:
+    points = strength_points(frame, suite)
+    if points.empty:
+        return
+    page.section("strength", "Metrics against degradation strength")
+    page.note("Sets generated by a {sweep: [start, stop, step]} parameter, at their swept value; "
+              "bands are bootstrap intervals where available.")
+    page.figure(strength_curves_figure(points), "per-set metrics against the swept parameter")
 
 
 def _tsne(pngs: dict[TsneKey, bytes], page: _Page) -> None:
@@ -325,13 +380,14 @@ def _confusions(result, page: _Page) -> None:
 
 
 def _details(frame: pd.DataFrame, result, page: _Page) -> None:
-    notes = [r for r in result.rows if str(r.get("note", "")).startswith("unavailable")]
+    notes = [r for r in result.rows if not r.status.ok]
     if notes:
-        page.section("not-computed", "Not computed")
-        page.add("<ul>" + "".join(f"<li>{escape(r['model'])} / {escape(r['metric'])} / {escape(r['set'])}: "
-                                  f"{escape(r['note'])}</li>" for r in notes) + "</ul>")
+        page.section("not-computed", "Not computed, or computed another way")
+        page.add("<ul>" + "".join(f"<li>{escape(r.model)} / {escape(r.metric)} / {escape(r.set)}: "
+                                  f"{escape(str(r.status))}</li>" for r in notes) + "</ul>")
     page.section("rows", "All values")
-    columns = [c for c in ("model", "layer", "metric", "set", "value", "ci_low", "ci_high") if c in frame.columns]
+    columns = [c for c in ("model", "layer", "metric", "set", "value", "ci_low", "ci_high", "status")
+               if c in frame.columns]
     page.add("<details><summary>every metric row with its bootstrap interval</summary>"
              + html_table(frame[columns]) + "</details>")
 
@@ -344,10 +400,12 @@ def render_html(result, sections: Iterable[ReportSection] = (), tsne: dict[TsneK
     frame = rows_frame(result.rows)
     page = _Page()
     if not frame.empty:
-        _leaderboard(frame, result, page)
+        _leaderboard(result, page)
     _extra_sections(sections, page)
     if not frame.empty:
         _generalization(frame, result.suite.reference_set, page)
+        _quality_vs_srga(frame, page)
+        _strength(frame, result.suite, page)
     _tsne(tsne_pngs(result) if tsne is None else tsne, page)
     if not frame.empty:
         _training(frame, page)

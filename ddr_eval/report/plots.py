@@ -21,11 +21,9 @@ import pandas as pd  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ddr_eval.results.format import slug  # noqa: F401  (file names of plots)
+
 DPI = 110
-
-
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _palette(n: int):
@@ -165,5 +163,59 @@ def confusion_figure(classes: Sequence[str], matrix: Sequence[Sequence[int]], ti
     ax.set_ylabel("true", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="rate per true class")
+    fig.tight_layout()
+    return fig
+
+
+# -- generalization ------------------------------------------------------------------------------
+
+_MARKERS = "osD^v<>pPX*h"
+
+
+def quality_vs_srga_figure(points: pd.DataFrame) -> Figure:
+    """PSNR against SRGA, one point per (model, degradation set): colour = model, marker = set.
+
+    The SRGA authors advise reading SRGA among models of similar image quality; this plot puts
+    both axes side by side so a low SRGA bought with a PSNR collapse is visible at a glance.
+    ``points`` has columns model, set, srga, psnr.
+    """
+    models = list(dict.fromkeys(points["model"]))
+    sets = list(dict.fromkeys(points["set"]))
+    colors = dict(zip(models, _palette(len(models))))
+    markers = {name: _MARKERS[i % len(_MARKERS)] for i, name in enumerate(sets)}
+    fig = Figure(figsize=(6.4, 4.6), dpi=DPI)
+    ax = fig.subplots()
+    for row in points.itertuples(index=False):
+        ax.scatter(row.srga, row.psnr, color=colors[row.model], marker=markers[row.set], s=36)
+    handles = [ax.scatter([], [], color=colors[m], marker="o", label=m) for m in models]
+    handles += [ax.scatter([], [], color="#555", marker=markers[s], label=s) for s in sets]
+    ax.legend(handles=handles, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_xlabel("SRGA (lower: generalizes better)", fontsize=8)
+    ax.set_ylabel("PSNR (dB)", fontsize=8)
+    ax.set_title("PSNR against SRGA per model and degradation set", fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def strength_curves_figure(points: pd.DataFrame) -> Figure:
+    """Metric against degradation strength for swept parameters: one panel per (sweep, metric),
+    one line per model, bootstrap bands where every point has one.
+
+    ``points`` has columns series, sweep, parameter, x, metric, value, ci_low, ci_high.
+    """
+    panels = list(dict.fromkeys(zip(points["sweep"], points["parameter"], points["metric"])))
+    series = list(dict.fromkeys(points["series"]))
+    colors = dict(zip(series, _palette(len(series))))
+    fig, axes = _curve_axes(len(panels))
+    for ax, (sweep, parameter, metric) in zip(axes, panels):
+        panel = points[(points["sweep"] == sweep) & (points["parameter"] == parameter) & (points["metric"] == metric)]
+        for name, group in panel.groupby("series", sort=False):
+            group = group.sort_values("x")
+            _draw_series(ax, group["x"].to_numpy(), group, str(name), colors[name])
+        ax.set_title(f"{metric} on {sweep}", fontsize=9)
+        ax.set_xlabel(parameter, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig

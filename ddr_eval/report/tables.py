@@ -1,19 +1,21 @@
-"""Metric rows -> leaderboards. Directions come from each row's ``higher_is_better``."""
+"""Result rows and the leaderboard as pandas tables for the report. Directions come from each
+row's ``higher_is_better``; the ranking itself is computed once, in ``ddr_eval.results.leaderboard``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ddr_eval.metrics import wall_clock_types
+from ddr_eval.results import Leaderboard, ResultRow, format_value  # noqa: F401  (format_value: re-exported for the report)
+from ddr_eval.results.leaderboard import summary_sets
 
-SUMMARY_SETS = ("all", "mean")
+SUMMARY_SETS = summary_sets()
 
 
-def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
+def rows_frame(rows: list[ResultRow] | list[dict[str, Any]]) -> pd.DataFrame:
+    """Result rows (typed, or their JSON dicts) as a frame, one column per field."""
+    frame = pd.DataFrame([r.to_dict() if isinstance(r, ResultRow) else r for r in rows])
     if frame.empty:
         return frame
     for column in ("value", "ci_low", "ci_high"):
@@ -26,62 +28,23 @@ def directions(frame: pd.DataFrame) -> dict[str, bool]:
     return dict(zip(frame["metric"], frame["higher_is_better"]))
 
 
-def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, layer), one column per metric summary, ranked by mean per-metric rank
-    (wall-clock metrics such as latency are shown, not ranked).
-
-    A model's row uses its summary values: ``all`` for pooled metrics and ``mean`` over the
-    non-reference sets for per-set metrics. Ranks follow each metric's declared direction;
-    a missing value ranks last for that metric. Every (model, layer) and every metric with a
-    summary row appears, even when all its values are missing (the rows' notes say why), so a
-    model whose metrics could not be computed is shown as such instead of vanishing.
-    """
-    summary = frame[frame["set"].isin(SUMMARY_SETS)]
-    if summary.empty:
-        return pd.DataFrame()
-    table = summary.pivot_table(index=["model", "layer"], columns="metric", values="value", aggfunc="first",
-                                sort=False)
-    # only (model, layer) pairs that exist (no cross product), including all-missing ones
-    table = table.reindex(pd.MultiIndex.from_frame(summary[["model", "layer"]].drop_duplicates()))
-    missing = [m for m in dict.fromkeys(summary["metric"]) if m not in table.columns]
-    for metric in missing:  # a metric with no value anywhere still gets its (empty) column
-        table[metric] = np.nan
-    table = _merge_output_layer(table)
-    higher = directions(frame)
-    # a wall-clock column (latency) is shown but not ranked: its noise would reorder the board run to run
-    wall_clock = set(frame.loc[frame["type"].isin(wall_clock_types()), "metric"]) if "type" in frame else set()
-    ranks = pd.DataFrame({m: table[m].rank(ascending=not higher[m], na_option="bottom", method="min")
-                          for m in table.columns if m not in wall_clock})
-    table.insert(0, "rank", ranks.mean(axis=1).rank(method="min").astype(int))
-    return table.sort_values("rank").reset_index()
+def board_frame(board: Leaderboard, headers: bool = True) -> pd.DataFrame:
+    """The leaderboard as a table: model, layer, rank, then one column per metric, headed with
+    its unit (``psnr (dB)``) unless ``headers`` is False."""
+    columns = ["model", "layer", "rank", *(c.metric for c in board.columns)]
+    frame = pd.DataFrame([{name: row.get(name) for name in columns} for row in board.rows], columns=columns)
+    frame["rank"] = frame["rank"].astype(object).where(frame["rank"].notna(), None)
+    return frame.rename(columns=board.headers()) if headers else frame
 
 
-WHOLE_NETWORK_LAYERS = ("output", "model")  # quality rows (SR outputs) and efficiency rows (the network)
-
-
-def _merge_output_layer(table: pd.DataFrame) -> pd.DataFrame:
-    """Whole-network rows (quality on 'output', efficiency on 'model') are shown on every
-    feature layer of the same model; a model with no feature layer keeps one such row."""
-    for whole in WHOLE_NETWORK_LAYERS:
-        table = _spread_layer(table, whole)
-    return table
-
-
-def _spread_layer(table: pd.DataFrame, whole: str) -> pd.DataFrame:
-    layers = table.index.get_level_values("layer")
-    if whole not in set(layers) or set(layers) == {whole}:
-        return table
-    out = table.xs(whole, level="layer")
-    with_others = set(table.index[layers != whole].get_level_values("model"))
-    keep = (layers != whole) | ~table.index.get_level_values("model").isin(with_others)
-    merged = table[keep].copy()
-    for metric in out.columns:
-        filled = out[metric].dropna()
-        if filled.empty:
-            continue
-        models = merged.index.get_level_values("model")
-        merged[metric] = merged[metric].where(merged[metric].notna(), models.map(filled).to_numpy())
-    return merged
+def board_best(board: Leaderboard) -> dict[str, Any]:
+    """Per displayed column of :func:`board_frame`, the best value (marked in reports)."""
+    best = {}
+    for column in board.columns:
+        values = [r[column.metric] for r in board.rows if r.get(column.metric) is not None]
+        if values:
+            best[column.header] = max(values) if column.higher_is_better else min(values)
+    return best
 
 
 def per_set_table(frame: pd.DataFrame, kinds: tuple[str, ...] = ("generalization", "quality")) -> pd.DataFrame:
@@ -91,7 +54,8 @@ def per_set_table(frame: pd.DataFrame, kinds: tuple[str, ...] = ("generalization
         return pd.DataFrame()
     table = subset.pivot_table(index=["metric", "model", "layer"], columns="set", values="value", aggfunc="first",
                                sort=False)
-    ordered = [c for c in table.columns if c != "mean"] + (["mean"] if "mean" in table.columns else [])
+    summaries = [c for c in table.columns if c in SUMMARY_SETS]
+    ordered = [c for c in table.columns if c not in SUMMARY_SETS] + summaries
     return table[ordered].reset_index()
 
 
@@ -102,13 +66,3 @@ def best_per_column(table: pd.DataFrame, higher_is_better: dict[str, bool]) -> d
         if column in table.columns and table[column].notna().any():
             best[column] = table[column].max() if higher else table[column].min()
     return best
-
-
-def format_value(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "—"
-    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))  # counts (parameters, FLOPs) stay exact
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
-    return str(value)

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from ddr_eval.report.html import ReportSection, render_html, tsne_pngs
+from ddr_eval.findings import compute_findings, findings_files, findings_sections
+from ddr_eval.report.html import render_html, tsne_pngs
 from ddr_eval.report.plots import tsne_plot_name
-from ddr_eval.report.tables import best_per_column, directions, format_value, leaderboard, per_set_table, rows_frame
+from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame
+from ddr_eval.results import ReportSection
 
 RESULTS_JSON = "results.json"
 REPORT_HTML = "report.html"
@@ -35,13 +37,16 @@ def _json_default(value: Any):
 
 
 def results_document(result) -> dict[str, Any]:
-    """Everything needed to reproduce and compare a run: suite, its hash, code commit, rows."""
+    """Everything needed to reproduce and compare a run: suite, its hash, code commit, rows, and
+    the leaderboard every report and command shows (``leaderboard.rows``: one dict per
+    (model, layer) with its rank and summary values, in the units of ``leaderboard.columns``)."""
     return {
-        "format": "ddr-eval/results@1",
+        "format": "ddr-eval/results@2",
         "provenance": result.provenance,
         "timings": result.timings,
         "suite": result.suite.model_dump(mode="json"),
-        "rows": result.rows,
+        "leaderboard": result.leaderboard.to_dict(),
+        "rows": [row.to_dict() for row in result.rows],
         "confusions": result.confusions,
     }
 
@@ -66,9 +71,7 @@ def section_markdown(section: ReportSection) -> list[str]:
 
 def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> str:
     frame = rows_frame(result.rows)
-    higher = directions(frame) if not frame.empty else {}
-    board = leaderboard(frame) if not frame.empty else frame
-    best = best_per_column(board, higher)
+    board = result.leaderboard
     prov = result.provenance
     code = prov["code"]
     lines = [
@@ -79,26 +82,25 @@ def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> st
         f"- suite sha256: `{prov['suite_sha256']}` (seed {prov['seed']})",
         f"- code commit: `{code['commit']}`" + (" (with uncommitted changes)" if code.get("dirty") else ""),
         f"- device: {prov['device']}; cells: {prov['cells']}; time: {result.timings.get('total', 0):.1f} s",
-        "- direction: " + ", ".join(f"{m} {'↑' if h else '↓'}" for m, h in higher.items()),
+        "- direction: " + ", ".join(f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in board.columns),
         "",
         "## Leaderboard",
         "",
-        "Summary per model: pooled metrics over all degradation sets; per-set metrics averaged over the "
-        f"non-reference sets (reference: `{result.suite.reference_set}`). "
-        "Rank = mean of per-metric ranks (latency shown, not ranked). "
+        "Summary per model: pooled metrics over all degradation sets; per-set metrics aggregated over the "
+        f"non-reference sets (reference: `{result.suite.reference_set}`). {board.explain()} "
         "Best value per column in bold.",
         "",
-        _markdown_table(board, best),
+        _markdown_table(board_frame(board), board_best(board)),
     ]
     for section in sections:
         lines += section_markdown(section)
     per_set = per_set_table(frame) if not frame.empty else frame
     if not per_set.empty:
         lines += ["", "## Per degradation set", "", _markdown_table(per_set)]
-    notes = [r for r in result.rows if r.get("note", "").startswith("unavailable")]
+    notes = [r for r in result.rows if not r.status.ok]
     if notes:
-        lines += ["", "## Not computed", ""]
-        lines += [f"- {r['model']} / {r['metric']} / {r['set']}: {r['note']}" for r in notes]
+        lines += ["", "## Not computed, or computed another way", ""]
+        lines += [f"- {r.model} / {r.metric} / {r.set}: {r.status}" for r in notes]
     for confusion in result.confusions:
         lines += ["", f"### Confusion: {confusion['model']} / {confusion['layer']} / {confusion['metric']}", ""]
         header = ["true \\ predicted", *confusion["classes"]]
@@ -117,13 +119,17 @@ def _write_plots(pngs: dict, tmp: Path) -> list[str]:
 
 
 def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = None,
-                 sections: tuple[ReportSection, ...] | list[ReportSection] = ()) -> Path:
+                 sections: tuple[ReportSection, ...] | list[ReportSection] = (), findings=None) -> Path:
     """Write the report for ``result`` into ``out_dir`` atomically, file by file.
 
     ``sections`` are extra titled tables (``compare`` adds the new model's placement) shown
-    after the leaderboard in both ``leaderboard.md`` and ``report.html``.
+    after the leaderboard in both ``leaderboard.md`` and ``report.html``. The suite's findings
+    (``findings.md``/``.json`` and their sections) are part of every report of it, whichever
+    command writes it; pass ``findings`` when they are computed already.
     """
-    sections = tuple(sections)
+    findings = compute_findings(result) if findings is None else findings
+    extra_files = {**findings_files(findings), **(extra_files or {})}
+    sections = (*findings_sections(findings), *sections)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-report-", dir=out_dir))

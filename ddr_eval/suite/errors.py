@@ -1,8 +1,8 @@
-"""Turning YAML and validation problems into one-line messages that name the culprit."""
+"""Turning YAML and validation problems into one-line messages that name the culprit (the
+formatting itself is ``ddr_eval.specs``, shared by every ``{type: ...}`` builder)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -10,52 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from ddr_eval.errors import UserError
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def format_location(loc: Iterable[Any]) -> str:
-    """``("degradations", 2, "chain", 0, "sigma")`` -> ``degradations[2].chain[0].sigma``.
-
-    Keys that are not plain names (a YAML key can hold spaces, newlines, anything) are shown
-    quoted, ``data['odd key']``, so the location stays on one unambiguous line.
-    """
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{part!r}]"
-    return text or "<root>"
-
-
-def one_line(text: str) -> str:
-    """Collapse line breaks so a message from anywhere (a validator, a library) stays one line."""
-    return " ".join(str(text).splitlines())
-
-
-_MESSAGES = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-}
-
-
-def describe_error(error: dict[str, Any]) -> str:
-    template = _MESSAGES.get(error.get("type", ""))
-    if template:
-        try:
-            return template.format(**error.get("ctx", {}))
-        except KeyError:
-            pass
-    message = str(error.get("msg", "invalid"))
-    return message.removeprefix("Value error, ")
+from ddr_eval.specs import describe_error, format_location, one_line, validation_message  # noqa: F401  (re-exported)
 
 
 def validation_error_to_user_error(
@@ -70,11 +25,10 @@ def validation_error_to_user_error(
         return exc
     if not isinstance(exc, ValidationError):
         return UserError(one_line(f"{source}: {exc}"))
-    errors = exc.errors()
-    first = errors[0]
-    where = format_location([*prefix, *first["loc"]])
-    more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return UserError(one_line(f"{source}: {where}: {describe_error(first)}{more}"))
+    message = validation_message(exc, prefix)
+    if not exc.errors()[0]["loc"] and not tuple(prefix):
+        message = f"<root>: {message}"
+    return UserError(f"{source}: {message}")
 
 
 def load_yaml_mapping(path: str | Path) -> dict[str, Any]:

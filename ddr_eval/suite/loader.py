@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
-from ddr_eval.suite.errors import format_location, load_yaml_mapping, validation_error_to_user_error
-from ddr_eval.suite.schema import Suite
+from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
+from ddr_eval.specs import build_typed, format_location
+from ddr_eval.suite.findings_spec import FindingsSpec
+from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
+from ddr_eval.suite.schema import Suite, SweepError
 
 
 @dataclass(frozen=True)
@@ -25,31 +28,19 @@ class LoadedSuite:
     chains: dict[str, DegradationChain]
     metrics: list[Any]  # built metric objects, in suite order
     source: str
-    findings: Any = None  # ddr_eval.findings.FindingsSpec when the suite asks for findings
+    findings: Any = None  # ddr_eval.suite.findings_spec.FindingsSpec when the suite asks for findings
     scale: int = 2  # the suite's `scale:`, or the factor its chains share
 
 
 def _build_typed(registry, spec: Any, where: tuple, source: str):
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise UserError(f"{source}: {format_location(where)}: expected a mapping with a `type:` key")
-    kind = spec["type"]
-    if not isinstance(kind, str):
-        raise UserError(f"{source}: {format_location((*where, 'type'))}: must be a {registry.kind} name, "
-                        f"got {type(kind).__name__}")
-    if kind not in registry:
-        known = ", ".join(registry)
-        raise UserError(f"{source}: {format_location((*where, 'type'))}: unknown {registry.kind} {kind!r}; known: {known}")
-    cls = registry.get(kind)
-    params = spec if "type" in cls.model_fields else {k: v for k, v in spec.items() if k != "type"}
-    try:
-        return cls.model_validate(params)
-    except ValidationError as exc:
-        raise validation_error_to_user_error(exc, source, where) from None
+    return build_typed(registry, spec, where, source=source)
 
 
 def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     try:
         suite = Suite.model_validate(raw)
+    except SweepError as exc:
+        raise UserError(f"{source}: {exc}") from None
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source) from None
     chains = {dset.name: _build_chain(dset, i, suite.scale, source) for i, dset in enumerate(suite.degradations)}
@@ -58,6 +49,10 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     if patch % scale:
         raise UserError(f"{source}: data.patch_size: {patch} is not a multiple of the scale {scale}")
     metrics = [_build_typed(METRICS, m, ("metrics", i), source) for i, m in enumerate(suite.metrics)]
+    try:  # a rank_by naming no metric of the suite fails now, not after the run
+        resolve_ranking(suite.rank_by, [MetricInfo.of(m) for m in metrics])
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
     return LoadedSuite(suite, chains, metrics, source, _findings(suite, source), scale)
 
 
@@ -98,8 +93,6 @@ def _common_scale(chains: dict[str, DegradationChain], source: str) -> int:
 def _findings(suite: Suite, source: str):
     if suite.findings is None:
         return None
-    from ddr_eval.findings import FindingsSpec
-
     try:
         spec = FindingsSpec.model_validate(suite.findings)
     except ValidationError as exc:
@@ -107,10 +100,14 @@ def _findings(suite: Suite, source: str):
     models = {m.label for m in suite.models}
     sets = {d.name for d in suite.degradations}
     for key, part in spec:
-        for attribute in ("with_gr", "without_gr", "matched_fit", "series", "model", "trained", "baseline"):
-            name = getattr(part, attribute, None)
-            if isinstance(name, str) and name not in models and attribute != "series":
+        if not isinstance(part, BaseModel):
+            continue
+        for name in part.model_names():
+            if name not in models:
                 raise UserError(f"{source}: findings.{key}: model {name!r} is not in the suite's models")
+        if hasattr(part, "snapshots") and len(part.snapshots(models)) < 3:
+            raise UserError(f"{source}: findings.{key}.series: the suite lists {len(part.snapshots(models))} "
+                            f"snapshots of {part.series!r} (models NAME@ITERATION); need >= 3")
         for name in getattr(part, "sets", ()) or ():
             if name not in sets:
                 raise UserError(f"{source}: findings.{key}.sets: {name!r} is not a degradation set")

@@ -14,33 +14,12 @@ from torch import nn
 from ddr_eval.data import Image
 from ddr_eval.degradations import imresize
 from ddr_eval.metrics.quality import psnr, ssim, to_uint8
+from ddr_eval.models.inference import super_resolve
 
 
 def _mod_crop(pixels: np.ndarray, scale: int) -> np.ndarray:
     h, w = pixels.shape[:2]
     return pixels[: h - h % scale, : w - w % scale]
-
-
-PAD_MULTIPLE = 4  # RRDBNet x2/x1 pixel-unshuffles its input, so sizes must divide by 2 or 4
-
-
-@torch.inference_mode()
-def super_resolve(model: nn.Module, lr: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
-    """One HWC float image through an SR model, clipped to [0, 1].
-
-    The input is reflect-padded to a multiple of 4 (as Real-ESRGAN's inference does) and the
-    output cropped back, so any image size works with every architecture.
-    """
-    model.eval()
-    h, w = lr.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].to(device)
-    pad_h, pad_w = -h % PAD_MULTIPLE, -w % PAD_MULTIPLE
-    if pad_h or pad_w:
-        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    y = model(x)
-    scale = y.shape[-1] // x.shape[-1]
-    y = y[..., : h * scale, : w * scale][0].permute(1, 2, 0).clamp_(0, 1)
-    return y.cpu().numpy()
 
 
 def evaluate_sr(model: nn.Module, images: list[Image], scale: int, chains=None, seed: int = 0) -> dict[str, float]:

@@ -8,7 +8,6 @@ last state continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ddr_eval.atomic import atomic_write
 from ddr_eval.data import load_images, split_images
 from ddr_eval.data.images import DEFAULT_TEST_IMAGES
 from ddr_eval.degradations import build_chain
@@ -179,9 +179,8 @@ class Trainer:
         return state
 
     def _save_resume(self, step: int) -> None:
-        tmp = self.out_dir / (RESUME_FILE + ".tmp")
-        torch.save({"step": step, **self._resume_state()}, tmp)
-        os.replace(tmp, self.out_dir / RESUME_FILE)
+        state = {"step": step, **self._resume_state()}
+        atomic_write(self.out_dir / RESUME_FILE, lambda tmp: torch.save(state, tmp))
 
     def _resume(self) -> int:
         path = self.out_dir / RESUME_FILE

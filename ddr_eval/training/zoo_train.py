@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
+from ddr_eval.atomic import atomic_write_text
 from ddr_eval.errors import UserError
 from ddr_eval.models.checkpoint import sha256_file
 from ddr_eval.models.zoo import zoo_dir
@@ -135,9 +135,7 @@ def reevaluate_series(name: str, root: Path | None = None) -> list[dict]:
 
 
 def _atomic_yaml(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 @contextmanager

@@ -1,0 +1,19 @@
+"""Extra titled tables a caller adds to a report (``compare``'s placement, the paper's findings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A section shown after the leaderboard in ``leaderboard.md`` and ``report.html``.
+
+    ``table`` is a pandas DataFrame (or None); ``best`` marks, per column, the value to show as best.
+    """
+
+    title: str
+    text: str = ""
+    table: Any = None
+    best: dict[str, Any] | None = None

@@ -1,0 +1,102 @@
+"""``{type: name, **params}`` specs: one builder and one error formatter for every registry.
+
+Degradation steps, metrics and anything else a suite names by ``type:`` are built by
+:func:`build_typed`, and every pydantic validation problem becomes one line by
+:func:`validation_message`: ``where: what is wrong`` with ``where`` a YAML path such as
+``degradations[2].chain[0].sigma``. Only the first problem is reported — one line is what a
+user can act on, and fixing it reveals the next — with the count of the others appended.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from ddr_eval.errors import UserError
+from ddr_eval.registry import Registry
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+}
+
+
+def format_location(loc: Iterable[Any]) -> str:
+    """``("degradations", 2, "chain", 0, "sigma")`` -> ``degradations[2].chain[0].sigma``.
+
+    Keys that are not plain names (a YAML key can hold spaces, newlines, anything) are shown
+    quoted, ``data['odd key']``, so the location stays on one unambiguous line.
+    """
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{part!r}]"
+    return text or "<root>"
+
+
+def one_line(text: str) -> str:
+    """Collapse line breaks so a message from anywhere (a validator, a library) stays one line."""
+    return " ".join(str(text).splitlines())
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """One pydantic error's message in plain words (``must be > 0``, ``is not a known field``)."""
+    template = _MESSAGES.get(error.get("type", ""))
+    if template:
+        try:
+            return template.format(**error.get("ctx", {}))
+        except KeyError:
+            pass
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def validation_message(exc: ValidationError, prefix: Iterable[Any] = ()) -> str:
+    """The first problem of ``exc`` as ``field.path: what is wrong`` (+ how many more)."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = [*prefix, *first["loc"]]
+    more = f" (+{len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    where = f"{format_location(loc)}: " if loc else ""
+    return one_line(f"{where}{describe_error(first)}{more}")
+
+
+def build_typed(registry: Registry, spec: Any, where: tuple = (), *, source: str | None = None,
+                error: type[UserError] = UserError):
+    """Build ``registry[spec["type"]]`` from ``spec``; every problem raises ``error`` in one line.
+
+    With ``source`` (the suite file) messages read ``source: where.field: problem``, naming the
+    YAML path; without, ``<kind> '<type>': field: problem``.
+    """
+    kind = registry.kind
+    head = f"{source}: " if source else ""
+    if isinstance(spec, Mapping) and "type" in spec and not isinstance(spec["type"], str):
+        place = f"{format_location((*where, 'type'))}: " if (source or where) else "type: "
+        raise error(f"{head}{place}must be a {kind} name, got {type(spec['type']).__name__}")
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
+        place = f"{format_location(where)}: " if (source or where) else ""
+        raise error(f"{head}{place}a {kind} spec needs a 'type' key (one of: {', '.join(registry)}), got {spec!r}")
+    name = spec["type"]
+    if name not in registry:
+        place = f"{format_location((*where, 'type'))}: " if (source or where) else ""
+        raise error(f"{head}{place}unknown {kind} {name!r}; known: {', '.join(registry)}")
+    cls = registry.get(name)
+    params = dict(spec) if "type" in getattr(cls, "model_fields", {}) else {k: v for k, v in spec.items() if k != "type"}
+    try:
+        return cls.model_validate(params)
+    except ValidationError as exc:
+        if source:
+            raise error(f"{head}{validation_message(exc, where)}") from None
+        raise error(f"{kind} {name!r}: {validation_message(exc)}") from None
