@@ -56,7 +56,8 @@ def _image(seed: int = 0, size: int = 24) -> np.ndarray:
 
 
 def test_registry_names_match_each_ops_type_literal():
-    assert set(DEGRADATIONS) == {"bicubic", "gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg"}
+    assert set(DEGRADATIONS) == {"bicubic", "gaussian_blur", "gaussian_noise", "poisson_noise", "jpeg",
+                                 "resize", "realesrgan", "bsrgan"}
     for name, op_class in DEGRADATIONS.items():
         assert typing.get_args(op_class.model_fields["type"].annotation) == (name,)
 

@@ -28,6 +28,10 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
+class UnreadableImageError(UserError):
+    """A file that cannot be decoded (truncated, not an image, NaN pixels): folder sets may skip it."""
+
+
 @dataclass(frozen=True)
 class Image:
     """A named source image; ``name`` is its content label (unique within a set)."""
@@ -188,7 +192,7 @@ def read_image(file: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise UserError(f"huge image {file}: {pillow_reason} (Pillow's guard); tile or downscale it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"cannot read image {file}: {reason}") from None
+        raise UnreadableImageError(f"cannot read image {file}: {reason}") from None
 
 
 def _huge_message(file: Path, size: str, max_pixels: int) -> str:
@@ -205,7 +209,7 @@ def _pil_to_float_rgb(image: PILImage.Image, file: Path) -> np.ndarray:
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float32)
         if not np.isfinite(values).all():
-            raise UserError(f"cannot read image {file}: it holds NaN or infinite pixel values")
+            raise UnreadableImageError(f"cannot read image {file}: it holds NaN or infinite pixel values")
         return _to_rgb(np.clip(values, 0.0, 1.0))
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / np.float32(255)

@@ -21,20 +21,20 @@ from ddr_eval.errors import UserError
 class PatchSet:
     """HR patches plus, per patch, the image it came from and its index within that image."""
 
-    hr: np.ndarray  # N,P,P,3 float32
+    hr: np.ndarray | None  # N,P,P,3 float32; None for LR-only sets (real LR photographs have no HR)
     image_index: np.ndarray  # N int64 -> position in image_names (the content label)
     patch_index: np.ndarray  # N int64, index of the patch within its image
     image_names: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        n = len(self.hr)
-        if self.hr.ndim != 4 or self.hr.shape[-1] != 3:
-            raise ValueError(f"PatchSet.hr must be N,P,P,3, got shape {self.hr.shape}")
+        n = len(self.image_index)
+        if self.hr is not None and (self.hr.ndim != 4 or self.hr.shape[-1] != 3 or len(self.hr) != n):
+            raise ValueError(f"PatchSet.hr must be N,P,P,3 with one patch per label, got shape {self.hr.shape}")
         if self.image_index.shape != (n,) or self.patch_index.shape != (n,):
             raise ValueError("PatchSet.image_index and patch_index must have one entry per patch")
 
     def __len__(self) -> int:
-        return len(self.hr)
+        return len(self.image_index)
 
     def subset(self, mask: np.ndarray | Sequence[int] | Sequence[bool]) -> PatchSet:
         """The patches selected by a boolean mask or integer indices.
@@ -43,7 +43,7 @@ class PatchSet:
         """
         selector = np.asarray(mask)
         return PatchSet(
-            hr=self.hr[selector],
+            hr=None if self.hr is None else self.hr[selector],
             image_index=self.image_index[selector],
             patch_index=self.patch_index[selector],
             image_names=self.image_names,
@@ -142,6 +142,35 @@ def sample_patches(
         patch_index=np.concatenate(patch_index),
         image_names=tuple(names),
     )
+
+
+def sample_paired_patches(
+    lr_images: Sequence[Image],
+    hr_images: Sequence[Image],
+    lr_patch_size: int,
+    scale: int,
+    patches_per_image: int,
+    seed: int,
+) -> tuple[PatchSet, np.ndarray]:
+    """Aligned patches of LR/HR pairs: ``(PatchSet of HR patches, LR patches)``.
+
+    Corners are drawn on the LR image (seeded by the pair's name, as :func:`sample_patches`)
+    and multiplied by ``scale`` on the HR image, so HR patch ``i`` covers exactly the scene of LR
+    patch ``i``. Each HR image must be exactly ``scale`` times its LR image (checked by the loader).
+    """
+    _require_positive_int("patches_per_image", patches_per_image)
+    names = [image.name for image in lr_images]
+    _require_unique(names)
+    lr_crops, hr_crops, image_index, patch_index = [], [], [], []
+    for i, (lr, hr) in enumerate(zip(lr_images, hr_images)):
+        corners = _random_corners(lr, lr_patch_size, patches_per_image, seed)
+        lr_crops.append(_crop(lr.pixels, corners, lr_patch_size))
+        hr_crops.append(_crop(hr.pixels, corners * scale, lr_patch_size * scale))
+        image_index.append(np.full(len(corners), i, dtype=np.int64))
+        patch_index.append(np.arange(len(corners), dtype=np.int64))
+    patches = PatchSet(np.concatenate(hr_crops).astype(np.float32, copy=False), np.concatenate(image_index),
+                       np.concatenate(patch_index), tuple(names))
+    return patches, np.concatenate(lr_crops).astype(np.float32, copy=False)
 
 
 def _random_corners(image: Image, patch_size: int, count: int, seed: int) -> np.ndarray:

@@ -6,6 +6,7 @@ A suite lists chains as ``[{type: gaussian_blur, sigma: 2}, {type: bicubic, scal
 """
 
 from ddr_eval.degradations import ops  # noqa: F401  (registers the ops in DEGRADATIONS)
+from ddr_eval.degradations import realworld  # noqa: F401  (resize, realesrgan, bsrgan)
 from ddr_eval.degradations.chain import (
     DegradationChain,
     InvalidDegradationError,

@@ -328,11 +328,15 @@ class PoissonNoise(Degradation):
 
     def _apply(self, img, rng):
         scale = sample(self.scale, rng)
-        source = (img @ RGB_TO_GRAY)[:, :, None] if self.gray else img.astype(np.float64)
-        quantised = np.clip(np.round(source * 255.0), 0, 255) / 255.0
-        levels = 2.0 ** np.ceil(np.log2(len(np.unique(quantised))))
-        noise = (rng.poisson(quantised * levels) / levels - quantised).astype(np.float32)
-        return img + noise * np.float32(scale)
+        return img + poisson_noise(img, rng, self.gray) * np.float32(scale)
+
+
+def poisson_noise(img: np.ndarray, rng: np.random.Generator, gray: bool) -> np.ndarray:
+    """BasicSR's shot-noise map (before the ``scale`` multiplier), float32, broadcastable to ``img``."""
+    source = (img @ RGB_TO_GRAY)[:, :, None] if gray else img.astype(np.float64)
+    quantised = np.clip(np.round(source * 255.0), 0, 255) / 255.0
+    levels = 2.0 ** np.ceil(np.log2(len(np.unique(quantised))))
+    return (rng.poisson(quantised * levels) / levels - quantised).astype(np.float32)
 
 
 @DEGRADATIONS.register("jpeg")
@@ -343,13 +347,20 @@ class Jpeg(Degradation):
     quality: QualityStrength
 
     def _apply(self, img, rng):
-        quality = sample(self.quality, rng)
-        pixels = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
-        if pixels.shape[2] == 1:
-            pixels = pixels[:, :, 0]
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            out = np.asarray(decoded, dtype=np.float32) / 255.0
-        return out.reshape(img.shape)
+        return jpeg_compress(img, int(sample(self.quality, rng)))
+
+
+def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:
+    """Encode an HWC image in [0, 1] as JPEG at ``quality`` and decode it (Pillow, in memory).
+
+    Deterministic: the same pixels and quality always give the same bytes.
+    """
+    pixels = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        out = np.asarray(decoded, dtype=np.float32) / 255.0
+    return out.reshape(img.shape)

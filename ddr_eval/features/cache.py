@@ -33,10 +33,14 @@ def default_cache_dir() -> Path:
 _OUTPUTS = "__outputs__"
 
 
-def cell_key(identity: str, modules: list[str], pooling: str, lr: np.ndarray, outputs: bool) -> str:
+def cell_key(identity: str, modules: list[str], pooling: str, lr: np.ndarray, outputs: bool,
+             source_digest: str | None = None) -> str:
+    """``source_digest`` (folder sets: the sha256 of the files' bytes) joins the key when given."""
     digest = hashlib.sha256(np.ascontiguousarray(lr).view(np.uint8)).hexdigest()
     spec = {"identity": identity, "modules": modules, "pooling": pooling, "lr": digest, "lr_shape": lr.shape,
             "outputs": outputs, "version": __version__}
+    if source_digest is not None:
+        spec["files"] = source_digest
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 

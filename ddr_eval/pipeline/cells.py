@@ -29,7 +29,8 @@ class Cell:
 
     def key(self) -> str:
         modules = sorted(self.source.layers.values())
-        return cell_key(self.source.identity, modules, self.pooling, self.dataset.lr, self.outputs and self.source.is_sr)
+        return cell_key(self.source.identity, modules, self.pooling, self.dataset.lr, self.outputs and self.source.is_sr,
+                        self.dataset.source_digest)
 
 
 def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list[FeatureBatch]:

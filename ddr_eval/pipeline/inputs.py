@@ -1,12 +1,16 @@
-"""Stage 1 of a run: images -> HR patches -> one LR array per degradation set and split."""
+"""Stage 1 of a run: images -> HR patches -> one LR array per degradation set and split.
+
+Chain sets degrade the suite's HR patches; folder sets cut their LR (and HR) patches from files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ddr_eval.data import PatchSet, load_images, sample_patches, split_images
+from ddr_eval.data.folders import FolderImages, load_folder_set
+from ddr_eval.data.patches import sample_paired_patches
 from ddr_eval.data.images import DEFAULT_TEST_IMAGES, EMBEDDED_IMAGES
 from ddr_eval.degradations import degrade_patches
 from ddr_eval.errors import UserError
@@ -15,22 +19,33 @@ from ddr_eval.suite.loader import LoadedSuite
 
 @dataclass(frozen=True)
 class DegradedSet:
-    """LR inputs of one degradation set on one split, with their HR targets and content labels."""
+    """LR inputs of one degradation set on one split, with their HR targets and content labels.
+
+    ``patches.hr`` is None for an LR-only folder set: real LR photographs have no ground truth,
+    so metrics that need HR report "unavailable" for it. ``source_digest`` (folder sets) is the
+    sha256 of the files' bytes, part of the feature-cache key.
+    """
 
     name: str
     split: str
     lr: np.ndarray  # N,h,w,3 float32
     patches: PatchSet
+    source_digest: str | None = None
 
     @property
     def key(self) -> str:
         return f"{self.split}/{self.name}"
+
+    @property
+    def has_hr(self) -> bool:
+        return self.patches.hr is not None
 
 
 @dataclass(frozen=True)
 class SuiteInputs:
     eval_sets: dict[str, DegradedSet]  # by degradation set name
     train_sets: dict[str, DegradedSet]  # empty unless a metric needs a training split
+    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # set -> unreadable files skipped
 
 
 def _is_embedded(source: str) -> bool:
@@ -49,8 +64,8 @@ def _splits(loaded: LoadedSuite):
     return {"train": train, "test": test, "all": images}
 
 
-def _require_patch_fits(images, patch_size: int, source: str) -> None:
-    """Every image must hold one HR patch, whichever split it falls in.
+def _require_patch_fits(images, patch_size: int, source: str, where: str = "data.patch_size", what: str = "") -> None:
+    """Every image must hold one patch, whichever split it falls in.
 
     Checked on all images, not only the split being sampled: an image that no split can ever
     use is a mistake in the folder or in ``data.patch_size``, and it should not depend on the
@@ -61,32 +76,79 @@ def _require_patch_fits(images, patch_size: int, source: str) -> None:
         first = too_small[0]
         height, width = first.pixels.shape[:2]
         more = f" (and {len(too_small) - 1} more)" if len(too_small) > 1 else ""
-        raise UserError(f"{source}: data.patch_size: image {first.name!r} ({width}x{height}) is smaller than "
+        raise UserError(f"{source}: {where}: {what}image {first.name!r} ({width}x{height}) is smaller than "
                         f"the patch size {patch_size}{more}; remove it or use smaller patches")
 
 
+def _load_folder_sets(loaded: LoadedSuite) -> dict[str, FolderImages]:
+    """Decode every folder set (before any patch is degraded), checking that LR patches fit."""
+    lr_patch = loaded.suite.data.patch_size // loaded.scale
+    names = [d.name for d in loaded.suite.degradations]
+    loaded_sets = {}
+    for name, dset in loaded.folder_sets.items():
+        images = load_folder_set(name, dset.lr_folder, dset.hr_folder, scale=loaded.scale, lr_suffix=dset.lr_suffix,
+                                 hr_suffix=dset.hr_suffix, skip_unreadable=dset.skip_unreadable)
+        _require_patch_fits(images.lr, lr_patch, loaded.source, f"degradations[{names.index(name)}].lr_folder",
+                            f"LR patch (data.patch_size / scale) of set {name!r}: LR ")
+        loaded_sets[name] = images
+    return loaded_sets
+
+
+def _folder_split(images: FolderImages, split: str, name: str, loaded: LoadedSuite) -> tuple[list, list | None]:
+    """The (LR, HR) images of a folder set on one split: seeded and content-disjoint like a folder
+    ``data.source`` (``test_fraction``); ``all`` takes every image."""
+    hr = list(images.hr) if images.hr is not None else None
+    if split == "all":
+        return list(images.lr), hr
+    try:
+        train, test = split_images(images.lr, test_fraction=loaded.suite.data.test_fraction, seed=loaded.suite.seed)
+    except UserError as exc:
+        raise UserError(f"{loaded.source}: degradation set {name!r}: {exc}; or use data.eval_split: all") from None
+    chosen = {image.name for image in (train if split == "train" else test)}
+    keep = [i for i, image in enumerate(images.lr) if image.name in chosen]
+    return [images.lr[i] for i in keep], None if hr is None else [hr[i] for i in keep]
+
+
+def _folder_set(name: str, split: str, images: FolderImages, loaded: LoadedSuite) -> DegradedSet:
+    """LR patches of ``patch_size / scale`` cut from the LR files (with aligned HR patches for pairs)."""
+    data, scale = loaded.suite.data, loaded.scale
+    lr_images, hr_images = _folder_split(images, split, name, loaded)
+    if hr_images is None:
+        cut = sample_patches(lr_images, data.patch_size // scale, data.patches_per_image, seed=loaded.suite.seed)
+        patches = PatchSet(None, cut.image_index, cut.patch_index, cut.image_names)
+        return DegradedSet(name, split, cut.hr, patches, images.digest)
+    patches, lr = sample_paired_patches(lr_images, hr_images, data.patch_size // scale, scale,
+                                        data.patches_per_image, loaded.suite.seed)
+    return DegradedSet(name, split, lr, patches, images.digest)
+
+
 def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
-    """Sample HR patches and degrade them with every chain; bit-identical for the same suite."""
+    """Sample HR patches and degrade them with every chain, and cut patches from every folder set;
+    bit-identical for the same suite and files."""
     suite = loaded.suite
-    splits = _splits(loaded)
+    folders = _load_folder_sets(loaded)
+    splits = _splits(loaded) if loaded.chains else None
 
     def degrade(split: str) -> dict[str, DegradedSet]:
-        patches = sample_patches(
-            splits[split], suite.data.patch_size, suite.data.patches_per_image, seed=suite.seed, multiple_of=loaded.scale
-        )
-        return {
-            name: DegradedSet(
-                name,
-                split,
-                degrade_patches(chain, patches.hr, patches.image_index, patches.patch_index, suite.seed, f"{split}/{name}"),
-                patches,
-            )
-            for name, chain in loaded.chains.items()
-        }
+        patches = None
+        if splits is not None:
+            patches = sample_patches(splits[split], suite.data.patch_size, suite.data.patches_per_image,
+                                     seed=suite.seed, multiple_of=loaded.scale)
+        sets = {}
+        for dset in suite.degradations:
+            if dset.name in folders:
+                sets[dset.name] = _folder_set(dset.name, split, folders[dset.name], loaded)
+                continue
+            chain = loaded.chains[dset.name]
+            lr = degrade_patches(chain, patches.hr, patches.image_index, patches.patch_index, suite.seed,
+                                 f"{split}/{dset.name}")
+            sets[dset.name] = DegradedSet(dset.name, split, lr, patches)
+        return sets
 
     eval_sets = degrade(suite.data.eval_split)
     train_sets = degrade("train") if need_train else {}
-    return SuiteInputs(eval_sets, train_sets)
+    skipped = {name: images.skipped for name, images in folders.items() if images.skipped}
+    return SuiteInputs(eval_sets, train_sets, skipped)
 
 
 __all__ = ["DegradedSet", "SuiteInputs", "prepare_inputs", "EMBEDDED_IMAGES"]

@@ -118,7 +118,8 @@ def _inputs_bytes(inputs: SuiteInputs) -> int:
     arrays: dict[int, np.ndarray] = {}
     for dataset in (*inputs.eval_sets.values(), *inputs.train_sets.values()):
         arrays[id(dataset.lr)] = dataset.lr
-        arrays[id(dataset.patches.hr)] = dataset.patches.hr
+        if dataset.patches.hr is not None:  # LR-only folder sets have no HR
+            arrays[id(dataset.patches.hr)] = dataset.patches.hr
     return sum(array.nbytes for array in arrays.values())
 
 

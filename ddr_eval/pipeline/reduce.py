@@ -159,6 +159,9 @@ class Reducer:
             return self._psnr_drop(metric, source)
         values = []
         for name, dataset in self.inputs.eval_sets.items():
+            if (missing := self._no_hr(name)) is not None:
+                self._unavailable(metric, source, OUTPUT_LAYER, name, missing)
+                continue
             batch = self._batch(source, self._eval_split, name, self._output_pooling)
             targets = to_uint8(dataset.patches.hr)
             result = self._guard(metric, source, OUTPUT_LAYER, name, lambda: metric.compute(
@@ -183,6 +186,9 @@ class Reducer:
             return
         drops = []
         for name in self._test_sets:
+            if (missing := self._no_hr(name)) is not None:
+                self._unavailable(metric, source, OUTPUT_LAYER, name, missing)
+                continue
             if psnr.get(name) is None:
                 self._unavailable(metric, source, OUTPUT_LAYER, name, f"no psnr on `{name}`")
                 continue
@@ -232,6 +238,13 @@ class Reducer:
                               f"the suite has no degradation set besides the reference `{self.reference}`")
         else:
             self._unavailable(metric, source, layer, summary, "no degradation set has a value")
+
+    def _no_hr(self, set_name: str) -> str | None:
+        """Why a metric that needs HR (PSNR, SSIM, PSNR drop, LPIPS) cannot run on a set that has
+        none (an LR-only folder set), else None: such a cell is "unavailable", never NaN or an error."""
+        if self.inputs.eval_sets[set_name].has_hr:
+            return None
+        return f"no HR for set {set_name}"
 
     # -- shape of the suite -------------------------------------------------------------
     @property

@@ -192,6 +192,8 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
                           "misses": results_cache.misses},
         "memory": memory.as_dict(),
     }
+    if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
+        provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}
     board = build_leaderboard(loaded, reduction.rows, inputs)
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
                      {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs, board)

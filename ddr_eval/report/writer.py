@@ -97,6 +97,10 @@ def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> st
     per_set = per_set_table(frame) if not frame.empty else frame
     if not per_set.empty:
         lines += ["", "## Per degradation set", "", _markdown_table(per_set)]
+    skipped = prov.get("skipped_unreadable") or {}
+    if skipped:
+        lines += ["", "## Skipped unreadable files", ""]
+        lines += [f"- {name}: {', '.join(files)}" for name, files in skipped.items()]
     notes = [r for r in result.rows if not r.status.ok]
     if notes:
         lines += ["", "## Not computed, or computed another way", ""]

@@ -6,12 +6,13 @@ here, before any work starts, so an error names its YAML path (``degradations[2]
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ddr_eval.data.folders import FolderError, expand_folders, image_files, pair_files
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
@@ -30,6 +31,7 @@ class LoadedSuite:
     source: str
     findings: Any = None  # ddr_eval.suite.findings_spec.FindingsSpec when the suite asks for findings
     scale: int = 2  # the suite's `scale:`, or the factor its chains share
+    folder_sets: dict[str, Any] = field(default_factory=dict)  # name -> DegradationSet with an lr_folder
 
 
 def _build_typed(registry, spec: Any, where: tuple, source: str):
@@ -38,13 +40,16 @@ def _build_typed(registry, spec: Any, where: tuple, source: str):
 
 def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     try:
-        suite = Suite.model_validate(raw)
+        suite = Suite.model_validate(_expand_folder_roots(raw, source))
     except SweepError as exc:
         raise UserError(f"{source}: {exc}") from None
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source) from None
-    chains = {dset.name: _build_chain(dset, i, suite.scale, source) for i, dset in enumerate(suite.degradations)}
-    scale = suite.scale or _common_scale(chains, source)
+    chains = {dset.name: _build_chain(dset, i, suite.scale, source)
+              for i, dset in enumerate(suite.degradations) if not dset.is_folder}
+    folder_sets = {dset.name: _check_folders(dset, i, source) for i, dset in enumerate(suite.degradations)
+                   if dset.is_folder}
+    scale = suite.scale or _common_scale(chains, folder_sets, source)
     patch = suite.data.patch_size
     if patch % scale:
         raise UserError(f"{source}: data.patch_size: {patch} is not a multiple of the scale {scale}")
@@ -53,7 +58,58 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
         resolve_ranking(suite.rank_by, [MetricInfo.of(m) for m in metrics])
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
-    return LoadedSuite(suite, chains, metrics, source, _findings(suite, source), scale)
+    _require_hr_reference(suite, metrics, source)
+    return LoadedSuite(suite, chains, metrics, source, _findings(suite, source), scale, folder_sets)
+
+
+def _expand_folder_roots(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """``{folders: ROOT}`` entries become one set per subfolder of ROOT, before validation."""
+    entries = raw.get("degradations") if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not any(isinstance(e, dict) and "folders" in e for e in entries):
+        return raw
+    expanded = []
+    for i, entry in enumerate(entries):
+        if not (isinstance(entry, dict) and "folders" in entry):
+            expanded.append(entry)
+            continue
+        where = format_location(("degradations", i))
+        extra = sorted(set(entry) - {"folders", "skip_unreadable"})
+        if extra:
+            raise UserError(f"{source}: {where}: a `folders:` entry takes only folders and skip_unreadable, "
+                            f"not {', '.join(extra)}")
+        if not isinstance(entry["folders"], str):
+            raise UserError(f"{source}: {where}.folders: must be a folder path, got {entry['folders']!r}")
+        try:
+            specs = expand_folders(entry["folders"])
+        except FolderError as exc:
+            raise UserError(f"{source}: {where}.folders: {exc}") from None
+        options = {"skip_unreadable": entry["skip_unreadable"]} if "skip_unreadable" in entry else {}
+        expanded += [{**spec, **options} for spec in specs]
+    return {**raw, "degradations": expanded}
+
+
+def _check_folders(dset, index: int, source: str):
+    """A folder set's folders exist and hold images, and every LR image has its HR partner."""
+    where = ("degradations", index)
+    try:
+        image_files(dset.lr_folder, "LR folder")
+    except FolderError as exc:
+        raise UserError(f"{source}: {format_location((*where, 'lr_folder'))}: {exc}") from None
+    if dset.hr_folder is not None:
+        try:
+            pair_files(dset.lr_folder, dset.hr_folder, dset.lr_suffix, dset.hr_suffix)
+        except FolderError as exc:
+            raise UserError(f"{source}: {format_location((*where, 'hr_folder'))}: {exc}") from None
+    return dset
+
+
+def _require_hr_reference(suite: Suite, metrics: list[Any], source: str) -> None:
+    """Metrics that compare with HR need HR on the reference set (PSNR drop is measured from it)."""
+    reference = next(d for d in suite.degradations if d.name == suite.reference_set)
+    needs_hr = [m.name for m in metrics if getattr(m, "kind", None) == "quality"]
+    if needs_hr and not reference.has_hr:
+        raise UserError(f"{source}: reference: set {reference.name!r} is LR-only (no HR) but {', '.join(needs_hr)} "
+                        "need HR on the reference; choose a chain or paired set as `reference`")
 
 
 def _build_chain(dset, index: int, scale: int | None, source: str) -> DegradationChain:
@@ -82,7 +138,10 @@ def _downsamples(spec: dict) -> bool:
     return isinstance(kind, str) and kind in DEGRADATIONS and DEGRADATIONS.get(kind).downsamples
 
 
-def _common_scale(chains: dict[str, DegradationChain], source: str) -> int:
+def _common_scale(chains: dict[str, DegradationChain], folder_sets: dict, source: str) -> int:
+    if not chains:
+        raise UserError(f"{source}: scale: the folder sets {', '.join(folder_sets)} do not say their SR factor; "
+                        "set the suite's top-level `scale:` (2, 3 or 4)")
     scales = {name: chain.scale for name, chain in chains.items()}
     if len(set(scales.values())) != 1:
         raise UserError(f"{source}: degradations: all sets must downsample by the same scale, got {scales}; "

@@ -46,7 +46,12 @@ class SweepPoint(_Strict):
 
 
 class DegradationSet(_Strict):
-    """A named, ordered degradation chain; the name is the label in DDR metrics.
+    """A named set of LR inputs; the name is the label in DDR metrics.
+
+    Either a synthetic ``chain`` applied to the suite's HR patches, or a folder of real LR
+    images (``lr_folder``), optionally paired with their HR (``hr_folder``, matched by stem after
+    removing ``lr_suffix`` / ``hr_suffix``). See :mod:`ddr_eval.data.folders`. The loader
+    expands ``{folders: ROOT}`` entries into such sets and checks the folders before any work.
 
     A chain parameter written ``{sweep: [start, stop, step]}`` makes one set per value (stop
     included), named ``<name>_<parameter><value>`` (``blur_sigma0.5`` … ``blur_sigma8``), like
@@ -54,8 +59,34 @@ class DegradationSet(_Strict):
     """
 
     name: str = Field(min_length=1)
-    chain: list[dict[str, Any]] = Field(min_length=1)
+    chain: list[dict[str, Any]] | None = Field(None, min_length=1)
+    lr_folder: str | None = Field(None, description="a folder of LR images used as they are")
+    hr_folder: str | None = Field(None, description="their HR images (paired set)")
+    lr_suffix: str = ""
+    hr_suffix: str = ""
+    skip_unreadable: bool = Field(False, description="skip undecodable files (listed in the report) instead of failing")
     sweep: SweepPoint | None = Field(None, description="set by the sweep expansion; not written by hand")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DegradationSet":
+        if (self.chain is None) == (self.lr_folder is None):
+            raise ValueError(f"set {self.name!r} needs either a `chain` or an `lr_folder`, not both or neither")
+        if self.chain is not None:
+            stray = [f for f in ("hr_folder", "lr_suffix", "hr_suffix", "skip_unreadable") if getattr(self, f)]
+            if stray:
+                raise ValueError(f"set {self.name!r}: {', '.join(stray)} only apply to folder sets (`lr_folder`)")
+        elif self.hr_folder is None and (self.lr_suffix or self.hr_suffix):
+            raise ValueError(f"set {self.name!r}: lr_suffix / hr_suffix match pairs and need an `hr_folder`")
+        return self
+
+    @property
+    def is_folder(self) -> bool:
+        return self.lr_folder is not None
+
+    @property
+    def has_hr(self) -> bool:
+        """Whether the set has HR targets (chains and pairs do; LR-only folders do not)."""
+        return self.chain is not None or self.hr_folder is not None
 
 
 class SweepError(UserError):
@@ -177,6 +208,9 @@ class RuntimeSpec(_Strict):
     expected_memory_gib: float = Field(4.0, gt=0, description="what a run of this suite should stay under")
 
 
+_FOLDER_DEFAULTS = {"lr_folder": None, "hr_folder": None, "lr_suffix": "", "hr_suffix": "", "skip_unreadable": False}
+
+
 class Suite(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -239,6 +273,10 @@ class Suite(_Strict):
         dump = self.model_dump(mode="json")
         if dump["scale"] is None:  # suites written before `scale:` existed keep their hash
             del dump["scale"]
+        for dset in dump["degradations"]:  # ... and before folder sets existed
+            for field, default in _FOLDER_DEFAULTS.items():
+                if dset.get(field) == default:
+                    del dset[field]
         return json.dumps(dump, sort_keys=True, separators=(",", ":"))
 
     def sha256(self) -> str:
