@@ -225,7 +225,7 @@ def test_upscale_with_a_hostile_protocol_4_pickle_prints_exactly_one_line(tmp_pa
     env = {**os.environ, "DDR_EVAL_FEATURE_CACHE": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-m", "ddr_eval.cli", "upscale", str(image), str(tmp_path / "out.png"),
                            "--model", str(checkpoint)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert len(output.splitlines()) == 1, output
