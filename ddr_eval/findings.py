@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from ddr_eval.errors import UserError
 from ddr_eval.metrics.separability import ChiMetric
@@ -172,6 +171,8 @@ class FindingsComputer:
             raise UserError(f"findings.training: the suite lists {len(points)} snapshots of {spec.series}; need >= 3")
         chis = [self.chi_by(label, spec.sets) for _, label in points]
         iterations = [it for it, _ in points]
+        from scipy.stats import spearmanr  # lazy: scipy.stats costs a second of start-up
+
         rho, p = spearmanr(iterations, [c.value for c in chis])
         table = [{"iteration": it, "CHI (degradation)": _ci(c), "PSNR (clean, dB)": self.psnr(label)}
                  for (it, label), c in zip(points, chis)]
@@ -214,6 +215,8 @@ class FindingsComputer:
             for j in range(i + 1, len(spec.sets)):
                 chi = self.chi_by(spec.model, (spec.sets[i], spec.sets[j]))
                 pairs.append((abs(spec.sigmas[j] - spec.sigmas[i]), spec.sets[i], spec.sets[j], chi.value))
+        from scipy.stats import spearmanr  # lazy: scipy.stats costs a second of start-up
+
         rho, p = spearmanr([d for d, *_ in pairs], [c for *_, c in pairs])
         neighbours = [round(c, 3) for d, a, b, c in pairs if spec.sets.index(b) == spec.sets.index(a) + 1]
         verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT

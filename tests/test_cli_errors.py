@@ -212,6 +212,27 @@ def test_hostile_checkpoint_through_the_installed_entry_point(tmp_path):
     assert not (tmp_path / "report").exists() and not (tmp_path / "reports").exists()
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_upscale_with_a_hostile_protocol_4_pickle_prints_exactly_one_line(tmp_path, legacy):
+    """``torch.load(weights_only=True)`` warns about pickle protocols above 2 (twice for a legacy
+    file); the whole process output must still be the refusal alone."""
+    marker = tmp_path / "marker"
+    checkpoint = tmp_path / "evil.pth"
+    torch.save({"payload": _CreatesMarker(marker)}, checkpoint, pickle_protocol=4,
+               _use_new_zipfile_serialization=not legacy)
+    image = tmp_path / "in.png"
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    env = {**os.environ, "DDR_EVAL_FEATURE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "ddr_eval.cli", "upscale", str(image), str(tmp_path / "out.png"),
+                           "--model", str(checkpoint)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert len(output.splitlines()) == 1, output
+    assert output.startswith("ddr-eval: error: refused: ") and "evil.pth" in output
+    assert not marker.exists() and not (tmp_path / "out.png").exists()
+
+
 # -- broken checkpoints ------------------------------------------------------------------------
 
 

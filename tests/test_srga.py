@@ -50,6 +50,49 @@ def reference_srga(reference: np.ndarray, test: np.ndarray, pca_dim: int = 300, 
     return math.log10(kl + 1e-5) + 5
 
 
+def script_srga(reference: np.ndarray, test: np.ndarray, pca_dim: int, anomaly_sigma: float = 5.0,
+                svd_solver: str = "auto") -> tuple[float, str]:
+    """The steps of lyh-18/SRGA's ``calculate_SRGA_ref.py`` as that script performs them: its PCA
+    call, its element-by-element outlier loop (``list.remove``, ``np.std`` per element), its GGD
+    estimate and its ``KL_GGD3`` formula. Returns the SRGA index and the solver sklearn picked."""
+    from scipy.special import gamma
+
+    def estimate_ggd_parameters(vec):
+        gam = np.arange(0.2, 10.0, 0.001)
+        r_gam = (gamma(1 / gam) * gamma(3 / gam)) / ((gamma(2 / gam)) ** 2)
+        sigma_sq = np.mean(vec**2)
+        e = np.mean(np.abs(vec - np.mean(vec)))
+        return np.sqrt(sigma_sq), gam[np.argmin(np.abs(sigma_sq / e**2 - r_gam), axis=0)]
+
+    def set_parameters(features):
+        pca = PCA(n_components=pca_dim, random_state=0, svd_solver=svd_solver)
+        x2 = pca.fit_transform(features).reshape(-1)
+        x2_mean = np.mean(x2)
+        x2_list = list(x2)
+        for i in x2_list.copy():
+            if i <= x2_mean - anomaly_sigma * np.std(x2) or i >= x2_mean + anomaly_sigma * np.std(x2):
+                x2_list.remove(i)
+        return (*estimate_ggd_parameters(np.array(x2_list)), pca._fit_svd_solver)
+
+    sigma1, shape1, solver = set_parameters(reference)
+    sigma2, shape2, _ = set_parameters(test)
+    i1 = shape1 * sigma2 * gamma(1 / shape2) * np.sqrt(gamma(1 / shape2) * gamma(3 / shape1))
+    i2 = shape2 * sigma1 * gamma(1 / shape1) * np.sqrt(gamma(1 / shape1) * gamma(3 / shape2))
+    i3 = sigma1 * np.sqrt(gamma(1 / shape1) * gamma(3 / shape2))
+    i4 = sigma2 * np.sqrt(gamma(1 / shape2) * gamma(3 / shape1))
+    kld = np.log(i1 / i2) - 1 / shape1 + (i3 / i4) ** shape2 * (gamma(shape2 / shape1 + 1 / shape1) / gamma(1 / shape1))
+    return float(np.log10(kld + 10 ** (-5)) + 5), solver
+
+
+def randomized_shaped_sets() -> tuple[np.ndarray, np.ndarray]:
+    """120 x 600 sets: with 30 components sklearn's ``auto`` picks its randomized solver
+    (more than 500 columns, 30 < 0.8 * 120), and a flat spectrum makes it inexact."""
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=(120, 600))
+    test = rng.laplace(size=(120, 600)) * np.linspace(2.0, 0.5, 600)
+    return reference, test
+
+
 def numerical_kl(shape1, alpha1, shape2, alpha2) -> float:
     def log_density(x, shape, alpha):
         return math.log(shape / (2 * alpha * math.gamma(1 / shape))) - (abs(x) / alpha) ** shape
@@ -72,6 +115,34 @@ def test_srga_matches_independent_reference_implementation():
     assert srga(reference, test, pca_dim=10, outlier_sigma=2.5) == pytest.approx(
         reference_srga(reference, test, pca_dim=10, outlier_sigma=2.5), abs=1e-9
     )
+
+
+def test_default_srga_equals_the_authors_script_where_sklearn_goes_randomized():
+    reference, test = randomized_shaped_sets()
+    expected, solver = script_srga(reference, test, pca_dim=30)
+    assert solver == "randomized"  # the case the issue is about
+    assert abs(srga(reference, test, pca_dim=30) - expected) < 1e-9
+    result = build_metric({"type": "srga", "pca_dim": 30}).compute(reference, test, seed=0)
+    assert abs(result.value - expected) < 1e-9
+    assert result.extra["pca_solver"] == {"reference": "randomized", "test": "randomized"}
+    assert "pca solver: randomized" in result.extra["warnings"]
+
+
+def test_exact_pca_solver_gives_the_exact_value_and_says_so():
+    reference, test = randomized_shaped_sets()
+    exact, _ = script_srga(reference, test, pca_dim=30, svd_solver="full")
+    randomized, _ = script_srga(reference, test, pca_dim=30)
+    assert abs(exact - randomized) > 1e-4  # otherwise this data could not tell the solvers apart
+    metric = build_metric({"type": "srga", "pca_dim": 30, "pca_solver": "exact"})
+    result = metric.compute(reference, test, seed=0)
+    assert abs(result.value - exact) < 1e-9
+    assert result.extra["pca_solver"] == {"reference": "exact", "test": "exact"}
+    assert metric.name != build_metric({"type": "srga", "pca_dim": 30}).name  # both can sit in one suite
+
+
+def test_unknown_pca_solver_is_a_suite_error():
+    with pytest.raises(Exception, match="pca_solver"):
+        build_metric({"type": "srga", "pca_solver": "fast"})
 
 
 def test_srga_of_a_set_against_itself_is_zero():

@@ -20,7 +20,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from ddr_eval.degradations.resize import imresize
 from ddr_eval.registry import Registry
@@ -279,6 +279,8 @@ def _correlate_2d(arr: np.ndarray, kernel: np.ndarray, spatial_axes: tuple[int, 
     widths = [(pad, pad) if axis in spatial_axes else (0, 0) for axis in range(arr.ndim)]
     padded = np.pad(arr.astype(np.float64), widths, mode="reflect")  # numpy "reflect" == scipy "mirror"
     flipped = np.flip(kernel_nd, axis=spatial_axes)
+    from scipy import signal  # lazy: scipy.signal pulls in scipy.stats, a second of start-up
+
     return signal.fftconvolve(padded, flipped, mode="valid", axes=spatial_axes).astype(np.float32)
 
 

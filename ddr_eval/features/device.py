@@ -63,6 +63,9 @@ def autocast_context(device: torch.device | str, dtype: str | None) -> ContextMa
     device = torch.device(device)
     if dtype is None or device.type != "cuda":
         return contextlib.nullcontext()
+    if AMP_DTYPES[dtype] is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise UserError(f"amp_dtype {dtype!r}: this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 "
+                        "support; use fp16")
     return torch.autocast(device_type="cuda", dtype=AMP_DTYPES[dtype])
 
 

@@ -95,10 +95,8 @@ def extract_poolings(
     device = select_device(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     was_training = model.training
-    if channels_last:
-        model.to(device=device, memory_format=memory_format)
-    else:
-        model.to(device=device)
+    # always with an explicit format: a model an earlier call left in channels_last goes back
+    model.to(device=device, memory_format=memory_format)
     model.eval()
     input_dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     taps = _LayerTaps(modules, poolings, stop_when_done=not return_outputs)

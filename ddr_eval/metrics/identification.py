@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:  # sklearn is imported where it is used: it costs start-up time
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.metrics.base import (
@@ -79,10 +79,12 @@ class DegradationProbe:
     def fit(self, features: np.ndarray, labels: np.ndarray) -> DegradationProbe:
         features = check_features(features, "training features")
         codes, self.classes_ = encode_labels(np.asarray(labels).astype(str), features.shape[0])
+        from sklearn.preprocessing import StandardScaler  # lazy: keeps sklearn out of start-up
         scaler = StandardScaler().fit(features)
         arrays = {"mean": scaler.mean_, "scale": scaler.scale_}
         standardized = (features - arrays["mean"]) / arrays["scale"]
         if self.classifier == "logistic":
+            from sklearn.linear_model import LogisticRegression  # lazy: keeps sklearn out of start-up
             model = LogisticRegression(C=self.C, max_iter=LOGISTIC_MAX_ITER, random_state=self.seed)
             model.fit(standardized, codes)
             arrays.update(coef=model.coef_, intercept=model.intercept_)
@@ -98,7 +100,9 @@ class DegradationProbe:
         """The sklearn estimator, rebuilt from the saved arrays (the same path after load)."""
         arrays = self._arrays
         if self.classifier == "knn":
+            from sklearn.neighbors import KNeighborsClassifier  # lazy: keeps sklearn out of start-up
             return KNeighborsClassifier(n_neighbors=self.k).fit(arrays["train_features"], arrays["train_codes"])
+        from sklearn.linear_model import LogisticRegression  # lazy: keeps sklearn out of start-up
         model = LogisticRegression(C=self.C, max_iter=LOGISTIC_MAX_ITER, random_state=self.seed)
         model.classes_ = np.arange(len(self.classes_))
         model.coef_ = arrays["coef"]
@@ -191,6 +195,8 @@ class IdentificationMetric(Metric):
         unseen = sorted(set(test_y.tolist()) - set(probe.classes_))
         correct = (predicted == test_y).astype(np.float64)
         ci_low, ci_high = bootstrap_mean_interval(correct, self.bootstrap, np.random.default_rng(seed))
+        from sklearn.metrics import accuracy_score, confusion_matrix, f1_score  # lazy: start-up
+
         return IdentificationResult(
             accuracy=float(accuracy_score(test_y, predicted)),
             macro_f1=float(f1_score(test_y, predicted, labels=classes, average="macro", zero_division=0)),

@@ -38,10 +38,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError
@@ -88,6 +84,7 @@ scikit-learn stays, with no extra dependency.
 
 def standardize(features: np.ndarray) -> np.ndarray:
     """Zero-mean, unit-variance columns (constant columns become 0, as in ``StandardScaler``)."""
+    from sklearn.preprocessing import StandardScaler  # lazy: keeps sklearn out of start-up
     return StandardScaler().fit_transform(check_features(features))
 
 
@@ -112,6 +109,7 @@ def pca_project(standardized: np.ndarray, dim: int, seed: int) -> np.ndarray:
     n_samples, n_features = standardized.shape
     n_components = effective_pca_dim(n_samples, n_features, dim)
     with single_threaded_blas():
+        from sklearn.decomposition import PCA  # lazy: keeps sklearn out of start-up
         return PCA(n_components=n_components, random_state=seed).fit_transform(standardized)
 
 
@@ -130,6 +128,7 @@ def tsne_embedding(
     n_samples = reduced.shape[0]
     if n_samples < 4:
         raise DegenerateInputError(f"t-SNE needs at least 4 samples, got {n_samples}")
+    from sklearn.manifold import TSNE  # lazy: keeps sklearn out of start-up
     tsne = TSNE(
         n_components=2,
         perplexity=min(perplexity, (n_samples - 1) / 3),
@@ -335,6 +334,7 @@ class ChiMetric(SeparabilityMetric):
         )
         if within == 0.0:
             raise DegenerateInputError("chi is undefined: every class collapses to a single point")
+        from sklearn.metrics import calinski_harabasz_score  # lazy: keeps sklearn out of start-up
         return calinski_harabasz_score(projected, codes)
 
     def _weighted_scores(self, projected: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -363,6 +363,7 @@ class SilhouetteMetric(SeparabilityMetric):
             )
 
     def _score(self, projected: np.ndarray, codes: np.ndarray) -> float:
+        from sklearn.metrics import silhouette_score  # lazy: keeps sklearn out of start-up
         return silhouette_score(projected, codes)
 
     def _replicates(
@@ -394,6 +395,7 @@ class DaviesBouldinMetric(SeparabilityMetric):
         gaps = np.linalg.norm(centroids[:, None] - centroids[None, :], axis=2)
         if np.any(gaps[~np.eye(len(centroids), dtype=bool)] == 0):
             raise DegenerateInputError("davies_bouldin is undefined: two class centroids coincide")
+        from sklearn.metrics import davies_bouldin_score  # lazy: keeps sklearn out of start-up
         return davies_bouldin_score(projected, codes)
 
     def _weighted_scores(self, projected: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ Generalization Ability of Super-Resolution Networks*, TPAMI 2023 (arXiv:2205.070
 a re-implementation of the authors' ``calculate_SRGA_ref.py`` (github.com/lyh-18/SRGA):
 
 1. for each image set separately, PCA (``pca_dim`` = 300 components, ``random_state=0``) of
-   the flattened deep features, samples x features;
+   the flattened deep features, samples x features (see *PCA solver* below);
 2. all PCA coefficients of the set as one vector; values ``<= mean - 5 std`` or
    ``>= mean + 5 std`` are dropped (one pass, statistics of the full vector);
 3. a zero-mean generalized Gaussian (GGD) is fitted by moment matching, as in the
@@ -18,6 +18,19 @@ a re-implementation of the authors' ``calculate_SRGA_ref.py`` (github.com/lyh-18
 The GGD density is ``p(x) = γ / (2 α Γ(1/γ)) exp(-(|x|/α)^γ)`` with scale
 ``α = sigma * sqrt(Γ(1/γ) / Γ(3/γ))``; with it the reference code's ``KL_GGD3`` is the textbook
 closed form ``ln(γ1 α2 Γ(1/γ2) / (γ2 α1 Γ(1/γ1))) + (α1/α2)^γ2 Γ((γ2+1)/γ1) / Γ(1/γ1) - 1/γ1``.
+
+PCA solver: the script calls ``sklearn.decomposition.PCA(n_components, random_state=0)`` with
+sklearn's default ``svd_solver="auto"``, which picks a *randomized* SVD when the data is large
+(more than 500 rows or columns) and ``n_components < 0.8 * min(n_samples, n_features)`` — the
+PIES protocol (800 patches, 300 components) is such a case — and an exact one otherwise. The
+randomized scores differ from the exact ones (by up to 1.4e-2 in the SRGA index on 400 x 2000
+features with 100 components), so the default ``pca_solver="auto"`` makes that very call, with
+the same seed, and reproduces the published numbers (the features are handed to sklearn in
+float64, as every metric here validates them; the script fed float32 features computes its PCA
+in float32 and differs at that rounding level). ``pca_solver="exact"`` computes the exact PCA
+instead (a Gram-matrix eigendecomposition for wide features, sklearn's full SVD otherwise). The
+metric records the solver that ran per set in ``extra["pca_solver"]`` (sklearn's own choice,
+e.g. ``randomized`` or ``covariance_eigh``, or ``exact``) and in the result row.
 
 Fallback: PCA cannot have more components than ``min(n_samples, n_features)``; ``pca_dim`` is
 clipped to that per set (pooled features often have fewer than 300 channels), and the metric
@@ -39,7 +52,6 @@ import numpy as np
 from pydantic import Field
 from scipy.special import gamma as gamma_function
 from scipy.special import gammaln
-from sklearn.decomposition import PCA
 
 from ddr_eval.errors import DegenerateInputError
 from ddr_eval.metrics.base import (
@@ -91,36 +103,52 @@ def ggd_kl(shape1: float, alpha1: float, shape2: float, alpha2: float) -> float:
     return float(log_ratio + moment_term - 1 / shape1)
 
 
+PCA_SOLVERS = ("auto", "exact")
+"""``auto``: sklearn's default solver exactly as the reference script calls it; ``exact``: exact PCA."""
+
+
 @dataclass(frozen=True)
 class SetFit:
-    """The GGD fitted to one image set's PCA coefficients."""
+    """The GGD fitted to one image set's PCA coefficients (``solver``: the PCA solver that ran)."""
 
     shape: float
     sigma: float
     pca_dim: int
     n_coefficients: int
     n_outliers: int
+    solver: str = "exact"
 
     @property
     def alpha(self) -> float:
         return ggd_alpha(self.shape, self.sigma)
 
 
-def pca_coefficients(features: np.ndarray, pca_dim: int) -> np.ndarray:
-    """All PCA coefficients of one set (PCA fitted on that set, ``random_state=0``), flattened.
+def pca_coefficients(features: np.ndarray, pca_dim: int, solver: str = "auto") -> tuple[np.ndarray, str]:
+    """All PCA coefficients of one set (PCA fitted on that set), flattened, and the solver used.
 
-    Flattened feature maps are much wider than a set is long (128 x 32768 in the default
-    suite), so the scores come from the n x n Gram matrix of the centred features — the same
-    numbers as sklearn's full SVD (signs fixed by sklearn's rule: the largest |loading| of each
-    component is positive) at a fraction of the cost.
+    ``solver="auto"`` is the reference script's call, ``PCA(n_components, random_state=0)``
+    with sklearn's default solver (randomized for large sets, see the module docstring); the
+    returned name is the solver sklearn chose. ``solver="exact"`` computes exact scores: flattened
+    feature maps are much wider than a set is long (128 x 32768 in the default suite), so they
+    come from the n x n Gram matrix of the centred features — the same numbers as sklearn's full
+    SVD (signs fixed by sklearn's rule: the largest |loading| of each component is positive) at a
+    fraction of the cost.
     """
+    if solver not in PCA_SOLVERS:
+        raise ValueError(f"unknown PCA solver {solver!r}; use one of {', '.join(PCA_SOLVERS)}")
+    from sklearn.decomposition import PCA  # lazy: sklearn costs a second of start-up
+
     n_components = effective_pca_dim(*features.shape, pca_dim)
     n_samples, n_features = features.shape
     with single_threaded_blas():
-        if n_features <= 2 * n_samples:
+        if solver == "auto":
             pca = PCA(n_components=n_components, random_state=SRGA_PCA_RANDOM_STATE)
-            return pca.fit_transform(features).ravel()
-        return _gram_pca_scores(features, n_components).ravel()
+            scores = pca.fit_transform(features).ravel()
+            return scores, str(getattr(pca, "_fit_svd_solver", pca.svd_solver))
+        if n_features <= 2 * n_samples:
+            pca = PCA(n_components=n_components, svd_solver="full")
+            return pca.fit_transform(features).ravel(), "exact"
+        return _gram_pca_scores(features, n_components).ravel(), "exact"
 
 
 def _gram_pca_scores(features: np.ndarray, n_components: int) -> np.ndarray:
@@ -141,21 +169,22 @@ def drop_outliers(values: np.ndarray, outlier_sigma: float) -> np.ndarray:
     return values[keep]
 
 
-def fit_set(features: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0, what: str = "features") -> SetFit:
+def fit_set(features: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0, what: str = "features",
+            pca_solver: str = "auto") -> SetFit:
     """Steps 1–3 of SRGA for one set of features (samples x features)."""
     features = check_features(features, what)
-    coefficients = pca_coefficients(features, pca_dim)
+    coefficients, solver = pca_coefficients(features, pca_dim, pca_solver)
     kept = drop_outliers(coefficients, outlier_sigma)
     shape, sigma = fit_ggd(kept)
     used_dim = effective_pca_dim(*features.shape, pca_dim)
-    return SetFit(shape, sigma, used_dim, coefficients.size, coefficients.size - kept.size)
+    return SetFit(shape, sigma, used_dim, coefficients.size, coefficients.size - kept.size, solver)
 
 
 class _FitMemo:
     """The last few :func:`fit_set` results, keyed by the features' bytes.
 
     A suite scores every degradation set against the same reference set, so without this the
-    reference PCA (the costly step: a 128 x 32768 Gram matrix per set in the default suite) is
+    reference PCA (the costly step: a 128 x 32768 PCA per set in the default suite) is
     refitted once per test set. Hashing the bytes costs a few percent of a fit and cannot go
     stale the way a key on the array object could.
     """
@@ -164,16 +193,17 @@ class _FitMemo:
         self.size = size
         self.fits: OrderedDict[tuple, SetFit] = OrderedDict()
 
-    def fit(self, features: np.ndarray, pca_dim: int, outlier_sigma: float, what: str) -> SetFit:
+    def fit(self, features: np.ndarray, pca_dim: int, outlier_sigma: float, what: str,
+            pca_solver: str = "auto") -> SetFit:
         features = np.ascontiguousarray(features)
         if features.dtype.hasobject:  # not hashable as bytes; fit_set's checks say what is wrong
-            return fit_set(features, pca_dim, outlier_sigma, what)
+            return fit_set(features, pca_dim, outlier_sigma, what, pca_solver)
         digest = hashlib.sha256(features.view(np.uint8)).hexdigest()  # hardware-accelerated: ~1.7 GB/s here
-        key = (digest, features.shape, features.dtype.str, pca_dim, outlier_sigma)
+        key = (digest, features.shape, features.dtype.str, pca_dim, outlier_sigma, pca_solver)
         if key in self.fits:
             self.fits.move_to_end(key)
             return self.fits[key]
-        fit = self.fits[key] = fit_set(features, pca_dim, outlier_sigma, what)
+        fit = self.fits[key] = fit_set(features, pca_dim, outlier_sigma, what, pca_solver)
         while len(self.fits) > self.size:
             self.fits.popitem(last=False)
         return fit
@@ -182,17 +212,25 @@ class _FitMemo:
 _FITS = _FitMemo()
 
 
+def solver_note(reference_solver: str, test_solver: str) -> str:
+    """The row note naming the PCA solver that ran, e.g. ``pca solver: randomized``."""
+    if reference_solver == test_solver:
+        return f"pca solver: {reference_solver}"
+    return f"pca solver: {reference_solver} (reference), {test_solver} (test)"
+
+
 def srga_index(kl: float) -> float:
     """The published log scale: ``log10(KL + 1e-5) + 5`` (KL clipped at 0 against round-off)."""
     return float(np.log10(max(kl, 0.0) + KL_FLOOR) + 5)
 
 
 def srga(
-    reference_features: np.ndarray, test_features: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0
+    reference_features: np.ndarray, test_features: np.ndarray, pca_dim: int = 300, outlier_sigma: float = 5.0,
+    pca_solver: str = "auto",
 ) -> float:
     """SRGA of ``test_features`` against ``reference_features`` (both samples x features)."""
-    reference = fit_set(reference_features, pca_dim, outlier_sigma, "reference features")
-    test = fit_set(test_features, pca_dim, outlier_sigma, "test features")
+    reference = fit_set(reference_features, pca_dim, outlier_sigma, "reference features", pca_solver)
+    test = fit_set(test_features, pca_dim, outlier_sigma, "test features", pca_solver)
     return srga_index(ggd_kl(reference.shape, reference.alpha, test.shape, test.alpha))
 
 
@@ -219,18 +257,23 @@ class SrgaMetric(Metric):
     pooling: Literal["gap", "gmp", "flatten"] | None = Field(
         "flatten", description="the published recipe flattens the feature maps"
     )
+    pca_solver: Literal["auto", "exact"] = Field(
+        "auto", description="auto: the reference script's sklearn PCA (randomized on large sets); exact: exact PCA"
+    )
 
     def name_params(self) -> list[str]:
         params = [f"pca{self.pca_dim}"]
         if self.outlier_sigma != 5.0:
             params.append(f"sigma{self.outlier_sigma:g}")
+        if self.pca_solver != "auto":
+            params.append(self.pca_solver)
         return params
 
     def compute(self, reference: np.ndarray, test: np.ndarray, seed: int) -> MetricResult:
         # the fits check both sets and see them as given (float32 from extraction: half the bytes
         # to hash); the replicates resample them as they are, and srga() checks each resample
-        reference_fit = _FITS.fit(reference, self.pca_dim, self.outlier_sigma, "reference features")
-        test_fit = _FITS.fit(test, self.pca_dim, self.outlier_sigma, "test features")
+        reference_fit = _FITS.fit(reference, self.pca_dim, self.outlier_sigma, "reference features", self.pca_solver)
+        test_fit = _FITS.fit(test, self.pca_dim, self.outlier_sigma, "test features", self.pca_solver)
         reference, test = np.asarray(reference), np.asarray(test)
         kl = ggd_kl(reference_fit.shape, reference_fit.alpha, test_fit.shape, test_fit.alpha)
         value = srga_index(kl)
@@ -241,11 +284,13 @@ class SrgaMetric(Metric):
             for what, features in (("reference", reference), ("test", test))
             if (clip := pca_clip_warning(*features.shape, self.pca_dim))
         ]
+        warnings.append(solver_note(reference_fit.solver, test_fit.solver))
         extra = {
             "kl": kl,
             "reference_ggd": {"shape": reference_fit.shape, "sigma": reference_fit.sigma},
             "test_ggd": {"shape": test_fit.shape, "sigma": test_fit.sigma},
             "pca_dim": {"reference": reference_fit.pca_dim, "test": test_fit.pca_dim},
+            "pca_solver": {"reference": reference_fit.solver, "test": test_fit.solver},
             "outliers_dropped": {"reference": reference_fit.n_outliers, "test": test_fit.n_outliers},
             "n_samples": {"reference": int(reference.shape[0]), "test": int(test.shape[0])},
             "bootstrap": self.bootstrap,
@@ -261,7 +306,8 @@ class SrgaMetric(Metric):
             test_rows = rng.integers(0, test.shape[0], test.shape[0])
             try:
                 replicates.append(
-                    srga(reference[reference_rows], test[test_rows], self.pca_dim, self.outlier_sigma)
+                    srga(reference[reference_rows], test[test_rows], self.pca_dim, self.outlier_sigma,
+                         self.pca_solver)
                 )
             except DegenerateInputError:
                 continue  # a resample can be constant for tiny sets; the interval uses the rest

@@ -121,9 +121,27 @@ def _read_torchscript(path: Path) -> tuple[StateDict, dict[str, str]]:
     return _strip_module_prefix(dict(scripted.state_dict())), {"format": "torchscript"}
 
 
+def _weights_only_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` without torch's chatter about the pickle protocol.
+
+    torch warns (twice for a legacy file) when a pickle uses protocol 3 or higher, which
+    ``torch.save`` itself writes on request and every hostile pickle can; the warning says nothing
+    the load's outcome does not. Warnings raised during a load that fails are dropped (the
+    refusal is the one line a user sees); those of a load that succeeds, other than the protocol
+    notice, are passed on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    for warning in caught:
+        if not str(warning.message).startswith("Detected pickle protocol"):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return payload
+
+
 def _read_pickle(path: Path) -> tuple[StateDict, dict[str, str]]:
     try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+        payload = _weights_only_load(path)
     except pickle.UnpicklingError as exc:
         message = str(exc)
         if "Weights only load failed" in message:

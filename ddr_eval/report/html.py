@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import io
 import re
+from pathlib import Path
 from html import escape
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 from tabulate import tabulate
@@ -30,7 +30,8 @@ from ddr_eval.report.plots import (
     quality_vs_srga_figure,
     strength_curves_figure,
     training_curves_figure,
-    tsne_figure,
+    tsne_plot_name,
+    tsne_png,
 )
 from ddr_eval.report.tables import (
     SUMMARY_SETS,
@@ -93,15 +94,16 @@ def tsne_labels(result) -> list[str]:
 TsneKey = tuple[str, str, str]  # model, layer, label
 
 
-def tsne_pngs(result) -> dict[TsneKey, bytes]:
-    """Every t-SNE scatter of the run as PNG bytes (drawn once, saved as files and embedded)."""
+def tsne_pngs(result, previous_dir: Path | None = None) -> dict[TsneKey, bytes]:
+    """Every t-SNE scatter of the run as PNG bytes (drawn once, saved as files and embedded);
+    a PNG in ``previous_dir`` drawn from the same inputs is reused (see ``plots.keyed_png``)."""
     pngs = {}
     for (model, layer), data in result.embeddings.items():
         for label in tsne_labels(result):
             if label in data:
                 title = f"{model} / {layer}: t-SNE by {label}"
-                pngs[(model, layer, label)] = figure_png(tsne_figure(np.asarray(data["xy"]), np.asarray(data[label]),
-                                                                     title))
+                previous = Path(previous_dir) / tsne_plot_name(model, layer, label) if previous_dir else None
+                pngs[(model, layer, label)] = tsne_png(data["xy"], data[label], title, previous)
     return pngs
 
 

@@ -142,7 +142,7 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
         (tmp / "leaderboard.md").write_text(leaderboard_markdown(result, sections))
         frame.to_csv(tmp / "results.csv", index=False)
         wants_tsne = result.suite.outputs.tsne_plots
-        pngs = tsne_pngs(result) if wants_tsne else {}
+        pngs = tsne_pngs(result, previous_dir=out_dir) if wants_tsne else {}  # unchanged plots are reused
         plots = _write_plots(pngs, tmp)
         if result.suite.outputs.html:
             (tmp / REPORT_HTML).write_text(render_html(result, sections, tsne=pngs), encoding="utf-8")

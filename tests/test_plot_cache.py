@@ -1,0 +1,59 @@
+"""Unchanged t-SNE scatters are not redrawn: the PNG's stored key decides (report/plots.py)."""
+
+import numpy as np
+import pytest
+
+from ddr_eval.report import plots
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Counts the figures actually drawn."""
+    calls = []
+    real = plots.tsne_figure
+    monkeypatch.setattr(plots, "tsne_figure", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    return calls
+
+
+def embedding(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(30, 2)), np.array(["clean", "blur", "noise"] * 10)
+
+
+def test_same_inputs_reuse_the_stored_png(tmp_path, drawn):
+    xy, labels = embedding()
+    path = tmp_path / "tsne.png"
+    path.write_bytes(plots.tsne_png(xy, labels, "m / deep"))
+    assert len(drawn) == 1 and plots.stored_plot_key(path) == plots.plot_key("tsne", xy, labels, "m / deep")
+    again = plots.tsne_png(xy.copy(), labels.copy(), "m / deep", previous=path)
+    assert len(drawn) == 1 and again == path.read_bytes()
+
+
+@pytest.mark.parametrize("change", ["point", "label", "title"])
+def test_a_changed_input_redraws(tmp_path, drawn, change):
+    xy, labels = embedding()
+    path = tmp_path / "tsne.png"
+    path.write_bytes(plots.tsne_png(xy, labels, "m / deep"))
+    title = "m / deep"
+    if change == "point":
+        xy = xy.copy()
+        xy[3, 1] += 1e-9
+    elif change == "label":
+        labels = labels.copy()
+        labels[0] = "jpeg"
+    else:
+        title = "m / shallow"
+    redrawn = plots.tsne_png(xy, labels, title, previous=path)
+    assert len(drawn) == 2
+    assert plots.stored_plot_key_bytes(redrawn) == plots.plot_key("tsne", xy, labels, title)
+
+
+def test_a_png_without_key_or_a_broken_file_is_redrawn(tmp_path, drawn):
+    xy, labels = embedding()
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(plots.figure_png(plots.tsne_figure(xy, labels, "t")))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    for previous in (plain, broken, tmp_path / "missing.png"):
+        plots.tsne_png(xy, labels, "t", previous=previous)
+    assert len(drawn) == 4
