@@ -117,3 +117,24 @@ def test_tensorboard_sink_writes_scalars_when_installed(tmp_path):
     monitor.step(copy.deepcopy(tiny_model()), 0)
     monitor.finish()
     assert monitor.status["tensorboard"] == "ok" and list((tmp_path / "tb").iterdir())
+
+
+def test_zoo_trainer_logs_ddr_of_each_snapshot_without_changing_the_weights(tmp_path):
+    from test_training import _tiny_recipe
+
+    from ddr_eval.models.checkpoint import load_model
+    from ddr_eval.training.trainer import Trainer
+
+    recipe = _tiny_recipe(iterations=4, snapshots=(0, 2, 4))
+    watched = Trainer(recipe, tmp_path / "watched", progress=False).train()
+    rng_watched = torch.random.get_rng_state()
+    plain = Trainer(recipe, tmp_path / "plain", progress=False, monitor=False).train()
+    rng_plain = torch.random.get_rng_state()
+    a, b = (load_model(r.checkpoint).module.state_dict() for r in (watched, plain))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(rng_watched, rng_plain)
+    assert watched.metrics["psnr"] == plain.metrics["psnr"]
+    log = pd.read_csv(tmp_path / "watched" / "ddr_log.csv")
+    assert list(log["iteration"]) == [0, 2, 4] and log["value"].notna().all()
+    assert (tmp_path / "watched" / "ddr_over_training.png").exists()
+    assert not (tmp_path / "plain" / "ddr_log.csv").exists()
