@@ -147,3 +147,17 @@ def test_cli_and_api_give_identical_results(tmp_path):
     assert cli_rows == api_rows and len(cli_rows) >= 3
     assert (tmp_path / "cli" / "leaderboard.md").read_text().split("## Leaderboard")[1] == \
         (api / "leaderboard.md").read_text().split("## Leaderboard")[1]
+
+
+def test_the_notebook_example_runs(tmp_path):
+    """docs/notebook_example.py with tiny sizes: it trains, monitors, ranks against the zoo and plots."""
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "docs" / "notebook_example.py"
+    env = {**__import__("os").environ, "DDR_EXAMPLE_TINY": "1", "DDR_EXAMPLE_OUT": str(tmp_path), "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "mynet" in done.stdout
+    for name in ("leaderboard_chi.png", "monitor/ddr_over_training.png", "monitor/ddr_log.csv",
+                 "report/results.json"):
+        assert (tmp_path / name).exists(), name
