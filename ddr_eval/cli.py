@@ -37,18 +37,18 @@ def run(
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
+    from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
-    from ddr_eval.pipeline.runner import check_output_dir, run_suite
-    from ddr_eval.report import write_report
+    from ddr_eval.pipeline.runner import check_output_dir
     from ddr_eval.suite.loader import load_suite
 
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
     loaded = load_suite(suite)
     check_output_dir(out or loaded.suite.output_dir())
-    result = run_suite(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
-    out_dir = write_report(result, out or loaded.suite.output_dir())  # with the suite's findings
+    results = evaluate(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
+    out_dir = results.write(out or loaded.suite.output_dir())
     if not quiet:
-        _print_summary(result, out_dir)
+        _print_summary(results.run, out_dir)
 
 
 def _print_summary(result, out_dir: Path) -> None:

@@ -198,13 +198,12 @@ def compare_model(model_path: str | Path, suite_path: str | Path | None = None, 
     (:func:`suite_for_model`). The report goes to ``reports/<suite>/compare-<model>/`` unless
     ``out_dir`` is given.
     """
-    from ddr_eval.pipeline.runner import run_suite
-    from ddr_eval.report import write_report
+    from ddr_eval.api import evaluate
 
     suite_path = suite_path or suite_for_model(model_path, arch)
     base, loaded, label = suite_with_model(suite_path, model_path, arch, name)
-    result = run_suite(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
-    comparison = compare_board(result.leaderboard, label, base.suite.name)
+    results = evaluate(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
+    comparison = compare_board(results.run.leaderboard, label, base.suite.name)
     target = out_dir or base.suite.output_dir() / f"compare-{slug(label)}"
-    write_report(result, target, sections=comparison.sections())
-    return CompareOutcome(comparison, result, Path(target))
+    results.write(target, sections=comparison.sections())
+    return CompareOutcome(comparison, results.run, Path(target))

@@ -98,9 +98,16 @@ def _resolve_layers(descriptor: ModelDescriptor, requested: tuple[str, ...], lab
     return layers
 
 
-def build_sources(specs: list[ModelSpec], default_layers: tuple[str, ...], scale: int, seed: int) -> list[FeatureSource]:
+def build_sources(specs: list[ModelSpec | FeatureSource | ModelDescriptor], default_layers: tuple[str, ...], scale: int,
+                  seed: int) -> list[FeatureSource]:
+    """One feature source per model: specs are resolved (zoo, checkpoint, baseline); a ready
+    :class:`FeatureSource` (an in-memory model from :mod:`ddr_eval.api`) or a
+    :class:`ModelDescriptor` is taken as it is, after the same scale and weight checks."""
     sources = []
     for spec in specs:
+        if isinstance(spec, (FeatureSource, ModelDescriptor)):
+            sources.append(_ready_source(spec, default_layers, scale))
+            continue
         if spec.baseline == "image_statistics":
             sources.append(FeatureSource(spec.label, {"stats": "stats"}, identity="baseline:image_statistics:v1"))
             continue
@@ -112,3 +119,15 @@ def build_sources(specs: list[ModelSpec], default_layers: tuple[str, ...], scale
         layers = _resolve_layers(descriptor, spec.layers or default_layers, spec.label)
         sources.append(FeatureSource(spec.label, layers, descriptor, identity))
     return sources
+
+
+def _ready_source(ready: FeatureSource | ModelDescriptor, default_layers: tuple[str, ...], scale: int) -> FeatureSource:
+    if isinstance(ready, ModelDescriptor):
+        layers = _resolve_layers(ready, default_layers, ready.name)
+        ready = FeatureSource(ready.name, layers, ready, ready.sha256 or f"descriptor:{ready.source}")
+    if ready.descriptor is not None:
+        require_finite_weights(ready.descriptor, ready.label)
+        if ready.is_sr and ready.descriptor.scale != scale:
+            raise UserError(f"model {ready.label} is x{ready.descriptor.scale} but the suite is x{scale}; "
+                            f"{suite_hint(ready.descriptor.scale)}")
+    return ready

@@ -134,16 +134,18 @@ def _unavailable(part: MetricPart) -> bool:
 
 
 def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
-              progress: bool = True, executor: Callable | None = None) -> RunResult:
+              progress: bool = True, executor: Callable | None = None, models: list | None = None) -> RunResult:
     """Run every cell of ``loaded`` and reduce them to metric rows.
 
     ``executor`` runs the cells (see ``pipeline/executors.py``); the default runs them in this process.
+    ``models`` stands in for ``suite.models`` (same order): specs, or ready feature sources of
+    in-memory networks (``ddr_eval.api``).
     """
     suite = loaded.suite
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # models first: a bad checkpoint or layer name fails in a second, before images are degraded
-    sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
+    sources = build_sources(models if models is not None else suite.models, suite.layers, loaded.scale, suite.seed)
     timings["models"] = time.perf_counter() - t0
 
     t = time.perf_counter()

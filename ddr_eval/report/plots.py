@@ -253,7 +253,7 @@ def quality_vs_srga_figure(points: pd.DataFrame) -> Figure:
     sets = list(dict.fromkeys(points["set"]))
     colors = dict(zip(models, _palette(len(models))))
     markers = {name: _MARKERS[i % len(_MARKERS)] for i, name in enumerate(sets)}
-    fig = Figure(figsize=(6.4, 4.6), dpi=DPI)
+    fig = _figure(figsize=(6.4, 4.6), dpi=DPI)
     ax = fig.subplots()
     for row in points.itertuples(index=False):
         ax.scatter(row.srga, row.psnr, color=colors[row.model], marker=markers[row.set], s=36)

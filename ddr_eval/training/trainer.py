@@ -29,6 +29,22 @@ from ddr_eval.training.recipe import Recipe, dump_recipe
 from ddr_eval.training.sampler import PairSampler
 
 RESUME_FILE = "resume.pt"
+MONITOR_PATCHES_PER_IMAGE = 8  # 4 held-out photographs x 8 patches x 3 sets: a second per snapshot on a CPU
+
+
+def snapshot_monitor_suite(recipe: Recipe) -> dict:
+    """The fixed inputs the trainer's DDRMonitor measures every snapshot on: held-out photographs,
+    clean / blur / noise at the recipe's scale, CHI by degradation on standardized deep features."""
+    return {
+        "name": f"{recipe.name}-snapshots", "seed": recipe.seed, "scale": recipe.scale,
+        "data": {"source": recipe.data.source, "test_images": recipe.data.test_images, "patch_size": 64,
+                 "patches_per_image": MONITOR_PATCHES_PER_IMAGE},
+        "degradations": [{"name": "clean", "chain": [{"type": "bicubic"}]},
+                         {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic"}]},
+                         {"name": "noise", "chain": [{"type": "bicubic"}, {"type": "gaussian_noise", "sigma": 20}]}],
+        "models": [recipe.name], "layers": ["deep"],
+        "metrics": [{"type": "chi", "label": "degradation", "projection": "raw"}],
+    }
 
 
 @dataclass
@@ -54,10 +70,14 @@ def _lr_at(recipe: Recipe, step: int) -> float:
 class Trainer:
     """Trains one recipe into ``out_dir`` (model.safetensors, snapshots/, train_log.jsonl, metrics.json)."""
 
-    def __init__(self, recipe: Recipe, out_dir: Path, init_checkpoint: Path | None = None, progress: bool = True):
+    def __init__(self, recipe: Recipe, out_dir: Path, init_checkpoint: Path | None = None, progress: bool = True,
+                 monitor: bool = True):
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.progress = progress
+        # DDR of each snapshot (ddr_log.csv, ddr_over_training.png); it never changes the trained numbers
+        self.monitor_snapshots = monitor and recipe.task == "sr"
+        self._monitor = None
         torch.manual_seed(recipe.seed)
         self.model = _build(recipe.arch, recipe.arch_kwargs)
         if init_checkpoint is not None:
@@ -82,6 +102,8 @@ class Trainer:
         step = self._resume()
         if step == 0:
             (self.out_dir / "train_log.jsonl").unlink(missing_ok=True)
+            if self.monitor_snapshots:
+                self.monitor().truncate(-1)
             self._maybe_snapshot(0)
         bar = tqdm(total=self.recipe.iterations, initial=step, desc=self.recipe.name, disable=not self.progress)
         running: dict[str, list[float]] = {}
@@ -170,6 +192,17 @@ class Trainer:
     def _maybe_snapshot(self, step: int) -> None:
         if step in self.recipe.snapshots:
             self._save(self.out_dir / "snapshots" / f"iter_{step:06d}.safetensors", step)
+            if self.monitor_snapshots:
+                self.monitor().step(self.model, step, force=True)
+
+    def monitor(self):
+        """The DDRMonitor of the snapshot series, built on first use (its inputs once per run)."""
+        if self._monitor is None:
+            from ddr_eval.monitor import DDRMonitor
+
+            self._monitor = DDRMonitor(snapshot_monitor_suite(self.recipe), every=1, name=self.recipe.name,
+                                       seed=self.recipe.seed, log_dir=self.out_dir)
+        return self._monitor
 
     def _resume_state(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -193,6 +226,8 @@ class Trainer:
             self.discriminator.load_state_dict(state["discriminator"])
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         self._truncate_log(state["step"])
+        if self.monitor_snapshots:
+            self.monitor().truncate(int(state["step"]))
         return int(state["step"])
 
     def _truncate_log(self, step: int) -> None:
@@ -208,6 +243,8 @@ class Trainer:
         metrics["train_seconds"] = round(seconds, 1)
         (self.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (self.out_dir / RESUME_FILE).unlink(missing_ok=True)
+        if self._monitor is not None:
+            self._monitor.finish()
         return TrainResult(checkpoint, metrics, self._series(checkpoint), seconds)
 
     def _series(self, checkpoint: Path) -> list[tuple[int, Path]]:

@@ -1,0 +1,496 @@
+"""The Python API: evaluate a suite in a notebook or a script and get DataFrames back.
+
+The CLI reads files and writes reports; a researcher usually holds an ``nn.Module`` in memory
+instead. :func:`evaluate` runs the same pipeline as ``ddr-eval run`` (same inputs, same cells,
+same caches, same numbers) on a suite given as a path, a dict or a ``Suite``, with models added
+or replaced by zoo names, checkpoint paths or in-memory modules, and returns :class:`Results`
+(pandas DataFrames, feature arrays, and ``.write(dir)`` for the CLI's report).
+
+An in-memory module is checked before any work starts, like a checkpoint: its output must be
+``scale`` x its input, its layers must exist (the error lists the nearest names) and its input
+channels must match the LR patches; each problem is a :class:`ModelInputError` naming the model.
+Its cache identity is the sha256 of its state_dict bytes and its class name, so a re-run of
+the same weights reuses cached features and a trained step never does.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ddr_eval.errors import UserError
+from ddr_eval.features import FeatureBatch, extract_features
+from ddr_eval.metrics.base import MetricResult
+from ddr_eval.models import ModelDescriptor
+from ddr_eval.pipeline.models import FeatureSource
+from ddr_eval.suite.schema import ModelSpec, Suite
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
+IN_MEMORY_PREFIX = "in-memory:"  # the suite spec standing for an in-memory model (name shown in results.json)
+
+
+class ModelInputError(UserError, ValueError):
+    """An in-memory model that does not fit its input: wrong scale, unknown layer, wrong channel count."""
+
+
+# --------------------------------------------------------------------------- in-memory models
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """sha256 of a module's class name and every state_dict tensor (name, dtype, shape, bytes).
+
+    This is an in-memory model's cache identity, the analogue of a checkpoint file's sha256: two
+    modules share cached features only when they would compute the same function.
+    """
+    digest = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for key, tensor in sorted(module.state_dict().items()):
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"\0{key}\0{flat.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _module_names(module: nn.Module) -> list[str]:
+    return [name for name, _ in module.named_modules() if name]
+
+
+def _in_channels(module: nn.Module) -> int | None:
+    declared = getattr(module, "in_channels", None)
+    if isinstance(declared, int):
+        return declared
+    first = next((m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    if isinstance(first, nn.Conv2d):
+        return int(first.in_channels)
+    return None
+
+
+def _taps(module: nn.Module) -> dict[str, str]:
+    feature_taps = getattr(module, "feature_taps", None)
+    return dict(feature_taps()) if callable(feature_taps) else {}
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    parameter = next(module.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+@dataclass
+class InMemoryModel:
+    """A network held in memory, with what a suite needs to know about it.
+
+    ``layers`` are module names (``net.named_modules()``) or, for ddr-eval's own architectures,
+    tap aliases (``deep``, ``block0``, ...); ``None`` takes the suite's layers. ``scale`` defaults
+    to the suite's. ``purpose`` is ``"sr"`` (checked for ``scale`` x output) or ``"classification"``.
+    """
+
+    module: nn.Module
+    name: str | None = None
+    scale: int | None = None
+    layers: Sequence[str] | None = None
+    purpose: str = "sr"
+    taps: dict[str, str] | None = None
+    identity: str | None = None  # a checkpoint's sha256, when known; else computed from the state_dict
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.module, nn.Module):
+            raise ModelInputError(f"expected a torch nn.Module, got {type(self.module).__name__}")
+        self.name = self.name or type(self.module).__name__
+        if self.taps is None:
+            self.taps = _taps(self.module)
+
+    @classmethod
+    def from_descriptor(cls, descriptor: ModelDescriptor, layers: Sequence[str] | None = None) -> "InMemoryModel":
+        return cls(descriptor.module, descriptor.name, descriptor.scale, layers, descriptor.purpose,
+                   dict(descriptor.taps), descriptor.sha256)
+
+    def resolve_layers(self, default_layers: Sequence[str]) -> dict[str, str]:
+        """Shown layer name -> module name; an unknown name lists the nearest module names."""
+        names = _module_names(self.module)
+        known = set(names)
+        resolved = {}
+        for layer in self.layers or default_layers:
+            module = self.taps.get(layer, layer)
+            if layer == "sweep" and self.taps:
+                resolved.update({k: v for k, v in self.taps.items() if k.startswith("block")})
+                continue
+            if module not in known:
+                candidates = [*self.taps, *names]
+                nearest = difflib.get_close_matches(layer, candidates, n=5, cutoff=0.4) or candidates[:8]
+                raise ModelInputError(f"model {self.name}: no layer {layer!r}; nearest names: {', '.join(nearest)}")
+            resolved[layer] = module
+        if not resolved:
+            raise ModelInputError(f"model {self.name}: no layers to tap; pass layers= (module names)")
+        return resolved
+
+    def check_input(self, lr_shape: tuple[int, int, int], scale: int) -> None:
+        """One zero patch through the network (eval mode, inference mode, mode restored):
+        channel count and, for SR networks, an output of ``scale`` x the input."""
+        height, width, channels = lr_shape
+        expected = _in_channels(self.module)
+        if expected is not None and expected != channels:
+            raise ModelInputError(f"model {self.name}: takes {expected} input channels, the LR patches have {channels}")
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode():
+                x = torch.zeros(1, channels, height, width, device=_device_of(self.module))
+                output = self.module(x)
+        except RuntimeError as exc:
+            raise ModelInputError(f"model {self.name}: fails on a 1x{channels}x{height}x{width} LR batch: "
+                                  f"{str(exc).splitlines()[0]}") from None
+        finally:
+            self.module.train(was_training)
+        if self.purpose != "sr":
+            return
+        while isinstance(output, (tuple, list)) and output:
+            output = output[0]
+        shape = tuple(getattr(output, "shape", ()))
+        wanted = (1, 3, height * scale, width * scale)
+        if len(shape) != 4 or shape[2:] != wanted[2:]:
+            raise ModelInputError(f"model {self.name}: maps a {height}x{width} input to {shape}, not x{scale} "
+                                  f"({wanted[2]}x{wanted[3]}); pass the right scale= or fix the module")
+
+    def source(self, default_layers: Sequence[str], scale: int, lr_shape: tuple[int, int, int],
+               identity: bool = True) -> FeatureSource:
+        """A checked feature source for a run (``identity=False`` skips hashing: no caching)."""
+        if self.scale is not None and self.purpose == "sr" and self.scale != scale:
+            raise ModelInputError(f"model {self.name} is x{self.scale} but the suite is x{scale}")
+        layers = self.resolve_layers(default_layers)
+        self.check_input(lr_shape, scale)
+        out_channels = getattr(self.module, "out_channels", 3)
+        descriptor = ModelDescriptor(
+            name=self.name, arch=type(self.module).__name__, arch_kwargs={}, scale=scale if self.purpose == "sr" else 1,
+            in_channels=lr_shape[2], out_channels=int(out_channels) if isinstance(out_channels, int) else 3,
+            purpose=self.purpose, taps=dict(self.taps), module=self.module, sha256=None, source="in-memory")
+        key = (self.identity or f"module:{state_dict_sha256(self.module)}") if identity else ""
+        descriptor.sha256 = key or None
+        return FeatureSource(self.name, layers, descriptor, key)
+
+
+# --------------------------------------------------------------------------- suites and models
+
+
+def _raw_suite(suite: Any) -> tuple[dict[str, Any], str]:
+    from ddr_eval.suite.errors import load_yaml_mapping
+    from ddr_eval.suite.loader import LoadedSuite
+
+    if isinstance(suite, LoadedSuite):
+        return suite.suite.model_dump(mode="json", by_alias=True), suite.source
+    if isinstance(suite, Suite):
+        return suite.model_dump(mode="json", by_alias=True), f"<suite {suite.name}>"
+    if isinstance(suite, dict):
+        return copy.deepcopy(suite), f"<suite {suite.get('name', 'dict')}>"
+    if isinstance(suite, (str, Path)):
+        return load_yaml_mapping(suite), str(suite)
+    raise UserError(f"suite: expected a path, a dict or a Suite, got {type(suite).__name__}")
+
+
+def _entry(model: Any, name: str | None, scale: int | None, layers: Sequence[str] | None) -> dict | InMemoryModel:
+    """One ``models=`` entry as a suite spec (dict) or an :class:`InMemoryModel`."""
+    if isinstance(model, InMemoryModel):
+        return model
+    if isinstance(model, nn.Module):
+        return InMemoryModel(model, name, scale, layers)
+    if isinstance(model, ModelDescriptor):
+        return InMemoryModel.from_descriptor(model, layers)
+    if isinstance(model, ModelSpec):
+        return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    if isinstance(model, dict):
+        return dict(model)
+    if isinstance(model, Path) or (isinstance(model, str) and (Path(model).suffix in CHECKPOINT_SUFFIXES
+                                                              or Path(model).is_file())):
+        spec: dict[str, Any] = {"path": str(Path(model).resolve())}
+        return {**spec, "as": name} if name else spec
+    if isinstance(model, str):
+        return {"name": model}
+    raise UserError(f"models: cannot evaluate a {type(model).__name__}; give a zoo name, a checkpoint path, "
+                    "an nn.Module or a ModelDescriptor")
+
+
+def _label(entry: dict | InMemoryModel) -> str:
+    if isinstance(entry, InMemoryModel):
+        return entry.name
+    try:
+        return ModelSpec.model_validate(entry).label
+    except Exception:  # noqa: BLE001 - the suite's validation reports it with its YAML path
+        return str(entry)
+
+
+def prepare(suite: Any, models: Any = None, *, replace: bool = False, name: str | None = None,
+            scale: int | None = None, layers: Sequence[str] | None = None, identity: bool = True):
+    """The suite with ``models`` added (an entry with an existing model's name replaces it; with
+    ``replace`` they replace all of them), and the models list for the run: a spec per suite
+    model, or a checked feature source for an in-memory one. Nothing is extracted yet."""
+    from ddr_eval.suite.loader import LoadedSuite, compile_suite
+
+    if models is None and isinstance(suite, LoadedSuite):
+        return suite, None
+    raw, source = _raw_suite(suite)
+    if models is None:
+        return compile_suite(raw, source), None
+    entries = [_entry(m, name, scale, layers) for m in (models if isinstance(models, (list, tuple)) else [models])]
+    specs: list[dict | InMemoryModel] = [] if replace else list(raw.get("models") or [])
+    labels = [_label(s if not isinstance(s, str) else {"name": s}) for s in specs]
+    for entry in entries:
+        label = _label(entry)
+        if label in labels:
+            specs[labels.index(label)] = entry
+        else:
+            specs.append(entry)
+            labels.append(label)
+    in_memory = {label: e for label, e in zip(labels, specs) if isinstance(e, InMemoryModel)}
+    raw["models"] = [{"name": f"{IN_MEMORY_PREFIX}{type(e.module).__name__}", "as": e.name}
+                     if isinstance(e, InMemoryModel) else e for e in specs]
+    loaded = compile_suite(raw, source + (f" (+ {', '.join(in_memory)})" if in_memory else ""))
+    suite_obj = loaded.suite
+    lr_side = suite_obj.data.patch_size // loaded.scale
+    run_models = [in_memory[spec.label].source(suite_obj.layers, loaded.scale, (lr_side, lr_side, 3), identity)
+                  if spec.label in in_memory else spec for spec in suite_obj.models]
+    return loaded, run_models
+
+
+# --------------------------------------------------------------------------- results
+
+
+def result_frames(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The one adapter from a run's typed results to DataFrames: (every row, the leaderboard).
+
+    Rows come from :class:`~ddr_eval.results.ResultRow` (``status`` says why a value is empty);
+    the leaderboard is the run's one :class:`~ddr_eval.results.Leaderboard`, as every report reads it.
+    """
+    rows = pd.DataFrame([row.to_dict() for row in run.rows])
+    board = pd.DataFrame(list(run.leaderboard.rows)) if run.leaderboard is not None else pd.DataFrame()
+    return rows, board
+
+
+class Results:
+    """What :func:`evaluate` returns: the run's numbers as DataFrames, its features, its report.
+
+    ``leaderboard`` has one row per (model, layer), ranked; ``rows`` has one row per (model,
+    layer, metric, set) with the value, its 95% interval and a ``status`` (an empty value always
+    says why). ``write(dir)`` writes the same report as ``ddr-eval run``.
+    """
+
+    def __init__(self, run, *, use_cache: bool = True, cache_dir: Path | None = None):
+        self.run = run  # ddr_eval.pipeline.runner.RunResult
+        self._use_cache = use_cache
+        self._cache_dir = cache_dir
+
+    def __repr__(self) -> str:
+        return f"<Results of suite {self.run.suite.name}: {len(self.leaderboard)} leaderboard rows>\n{self.leaderboard}"
+
+    @cached_property
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return result_frames(self.run)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        return self._frames[0]
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        return self._frames[1]
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.run.provenance
+
+    @cached_property
+    def findings(self) -> list:
+        """The paper findings the suite asks for (``findings:``), each with its verdict; else empty."""
+        from ddr_eval.findings import compute_findings
+
+        return compute_findings(self.run)
+
+    def features(self, model: str, layer: str = "deep", set: str | None = None, *, split: str | None = None,
+                 pooling: str | None = None) -> np.ndarray:
+        """Pooled features (N x D) of ``model`` at ``layer`` on degradation set ``set`` (default: the reference).
+
+        Features a run did not need to extract (its metric results were cached) are extracted
+        now, through the feature cache.
+        """
+        from ddr_eval.features.cache import FeatureCache
+        from ddr_eval.pipeline.cells import Cell, run_cells
+
+        run, suite = self.run, self.run.suite
+        source = next((s for s in run.sources if s.label == model), None)
+        if source is None:
+            raise UserError(f"features: no model {model!r}; models: {', '.join(s.label for s in run.sources)}")
+        if layer not in source.layers:
+            raise UserError(f"features: model {model} has no layer {layer!r}; layers: {', '.join(source.layers)}")
+        split = split or suite.data.eval_split
+        sets = run.inputs.eval_sets if split == suite.data.eval_split else run.inputs.train_sets
+        set = set or suite.reference_set
+        if set not in sets:
+            raise UserError(f"features: no degradation set {set!r} on split {split}; sets: {', '.join(sets)}")
+        pooling = pooling or suite.pooling
+        batch = run.features.get((model, split, set, pooling))
+        if batch is None:
+            cache = FeatureCache(self._cache_dir, enabled=self._use_cache and suite.runtime.cache)
+            (batch,) = run_cells([Cell(source, sets[set], pooling, False)], cache, suite.runtime.batch_size,
+                                 _device_of(source.descriptor.module) if source.descriptor else "cpu",
+                                 suite.runtime.amp_dtype)
+            run.features[(model, split, set, pooling)] = batch
+        return np.asarray(batch.features[source.layers[layer]])
+
+    def write(self, out_dir: str | Path | None = None, sections: Iterable = ()) -> Path:
+        """Write the report (leaderboard.md, results.csv, results.json, plots, report.html, findings)
+        into ``out_dir`` (default: the suite's ``reports/<name>``), exactly as ``ddr-eval run`` does."""
+        from ddr_eval.findings import findings_files, findings_sections
+        from ddr_eval.pipeline.runner import check_output_dir
+        from ddr_eval.report.writer import write_report
+
+        target = Path(out_dir) if out_dir is not None else self.run.suite.output_dir()
+        check_output_dir(target)
+        return write_report(self.run, target, extra_files=findings_files(self.findings),
+                            sections=[*findings_sections(self.findings), *sections])
+
+
+def evaluate(suite: Any, models: Any = None, *, replace: bool = False, name: str | None = None,
+             scale: int | None = None, layers: Sequence[str] | None = None, use_cache: bool = True,
+             cache_dir: str | Path | None = None, progress: bool = False, executor=None) -> Results:
+    """Run a suite, as ``ddr-eval run`` does, and return its :class:`Results`.
+
+    ``suite`` is a YAML path, a dict or a ``Suite``. ``models`` (one or a list) adds models to the
+    suite's, or replaces the one of the same name (all of them with ``replace=True``): zoo names
+    (``"srresnet-gr"``), checkpoint paths, spec dicts (``{"name": "srresnet-gr", "iteration": 500}``),
+    ``nn.Module`` objects, :class:`InMemoryModel` or ``ModelDescriptor``. ``name``, ``scale`` and
+    ``layers`` (module names) describe bare modules. Every model is checked before the first
+    forward pass, so bad input raises a :class:`~ddr_eval.errors.UserError` and nothing runs::
+
+        results = ddr_eval.evaluate("suites/smoke.yaml", models=net, name="mine", layers=["body.7"])
+        results.leaderboard            # DataFrame, ranked
+        results.features("mine", "body.7", "blur")   # N x C array
+        results.write("reports/mine")  # the CLI's report
+
+    The feature and metric-result caches work as for the CLI (``use_cache``, ``cache_dir``).
+    """
+    from ddr_eval.pipeline.runner import run_suite
+
+    loaded, run_models = prepare(suite, models, replace=replace, name=name, scale=scale, layers=layers)
+    cache_dir = Path(cache_dir) if cache_dir is not None else None
+    run = run_suite(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress, executor=executor,
+                    models=run_models)
+    return Results(run, use_cache=use_cache, cache_dir=cache_dir)
+
+
+# --------------------------------------------------------------------------- features and metrics
+
+
+def extract(model: Any, lr_patches: np.ndarray, layers: Sequence[str] = ("deep",), pooling: str = "gap", *,
+            batch_size: int = 64, device: str | None = None, return_outputs: bool = False) -> FeatureBatch:
+    """Deep features of LR patches: ``.features[layer]`` is N x D (``gap``/``gmp``: one value per channel).
+
+    ``model`` is an ``nn.Module``, a ``ModelDescriptor``, a zoo name or a checkpoint path;
+    ``lr_patches`` an N,h,w,C float32 batch in [0, 1] (NHWC, RGB). ``layers`` are module names or,
+    for ddr-eval's architectures, tap aliases (``deep`` = the body's output, before upsampling,
+    where the DDR paper reads its features). Pooling over space is what turns a feature map into
+    a *degradation representation*: content averages out, the degradation's statistics remain.
+    The model runs in eval mode under ``torch.inference_mode`` and its mode is restored.
+    """
+    if isinstance(model, (str, Path)):
+        from ddr_eval.models.zoo import resolve_model
+
+        model = resolve_model(model)
+    wrapped = InMemoryModel.from_descriptor(model, layers) if isinstance(model, ModelDescriptor) \
+        else InMemoryModel(model, layers=layers, purpose="any")
+    lr = np.asarray(lr_patches)
+    if lr.ndim != 4:
+        raise ModelInputError(f"lr_patches: expected an N,h,w,C batch, got shape {lr.shape}")
+    resolved = wrapped.resolve_layers(layers)
+    expected = _in_channels(wrapped.module)
+    if expected is not None and expected != lr.shape[-1]:
+        raise ModelInputError(f"model {wrapped.name}: takes {expected} input channels, lr_patches have {lr.shape[-1]} "
+                              f"(shape {lr.shape}; NHWC expected)")
+    batch = extract_features(wrapped.module, lr, list(resolved.values()), pooling, batch_size, device or
+                             _device_of(wrapped.module), return_outputs=return_outputs)
+    return FeatureBatch({shown: batch.features[module] for shown, module in resolved.items()}, batch.outputs)
+
+
+def _separability(metric_type: str, features, labels, projection: str, seed: int, **params) -> MetricResult:
+    from ddr_eval.metrics import build_metric
+
+    return build_metric({"type": metric_type, "projection": projection, **params}).compute(
+        np.asarray(features), np.asarray(labels), seed)
+
+
+def chi(features, labels, projection: str = "raw", *, seed: int = 0, bootstrap: int = 200, pca_dim: int = 50) -> MetricResult:
+    """Calinski–Harabasz index of ``features`` (N x D) grouped by ``labels`` (N,): higher = better separated.
+
+    CHI is between-class dispersion over within-class dispersion, each divided by its degrees of
+    freedom. On DDR it answers "do the features of one degradation sit together, apart from the
+    others?": a network with a global residual scores an order of magnitude above one without.
+    ``projection``: ``raw`` standardizes each feature first (else a channel with large activations
+    dominates), ``pca`` then keeps ``pca_dim`` components, ``tsne`` uses a seeded 2-D embedding.
+    Returns a ``MetricResult`` (``.value``, a 95% within-class bootstrap interval ``.ci_low``/``.ci_high``).
+    """
+    return _separability("chi", features, labels, projection, seed, bootstrap=bootstrap, pca_dim=pca_dim)
+
+
+def silhouette(features, labels, projection: str = "raw", *, seed: int = 0, bootstrap: int = 200,
+               pca_dim: int = 50) -> MetricResult:
+    """Mean silhouette coefficient in [-1, 1]: how much closer each sample is to its own class than to the next.
+
+    Unlike CHI it is bounded and compares distances point by point, so it penalises overlapping
+    tails that a centroid-based index hides; it needs all pairwise distances (O(N²)). Parameters
+    as for :func:`chi`.
+    """
+    return _separability("silhouette", features, labels, projection, seed, bootstrap=bootstrap, pca_dim=pca_dim)
+
+
+def davies_bouldin(features, labels, projection: str = "raw", *, seed: int = 0, bootstrap: int = 200,
+                   pca_dim: int = 50) -> MetricResult:
+    """Davies–Bouldin index: the mean worst ratio of class scatter to centroid distance; lower = better."""
+    return _separability("davies_bouldin", features, labels, projection, seed, bootstrap=bootstrap, pca_dim=pca_dim)
+
+
+def srga(reference_features, test_features, pca_dim: int = 300, outlier_sigma: float = 5.0) -> float:
+    """SRGA, the published generalization index of a network on a degraded set: lower = generalizes better.
+
+    Both sets (samples x features, usually flattened maps) go through PCA, a generalized
+    Gaussian is fitted to each by moment matching, and the index is ``log10(KL(ref || test) +
+    1e-5) + 5``: how far the degradation moves the feature distribution away from the clean one.
+    """
+    from ddr_eval.metrics.srga import srga as _srga
+
+    return _srga(np.asarray(reference_features), np.asarray(test_features), pca_dim, outlier_sigma)
+
+
+def _as_uint8(image) -> np.ndarray:
+    from ddr_eval.metrics.quality import to_uint8
+
+    image = np.asarray(image)
+    return image if image.dtype == np.uint8 else to_uint8(image)
+
+
+def psnr(img1, img2, crop_border: int = 0, test_y_channel: bool = False) -> float:
+    """PSNR in dB between two HWC RGB images (uint8, or float in [0, 1]), with BasicSR's conventions.
+
+    Float images are rounded to 8 bits first (as saved results are, so numbers match papers);
+    SR papers crop ``crop_border = scale`` pixels, where the network sees padding, and measure
+    the Y channel (BT.601), where the eye is most sensitive. ``inf`` for identical images.
+    """
+    from ddr_eval.metrics.quality import psnr as _psnr
+
+    return _psnr(_as_uint8(img1), _as_uint8(img2), crop_border, test_y_channel)
+
+
+def ssim(img1, img2, crop_border: int = 0, test_y_channel: bool = False) -> float:
+    """SSIM between two HWC RGB images (uint8 or float in [0, 1]; 11x11 Gaussian window, sigma 1.5).
+
+    SSIM compares local means, contrasts and structure, so it tracks blur and ringing that PSNR
+    averages away; the conventions (rounding, crop, Y channel) are those of :func:`psnr`.
+    """
+    from ddr_eval.metrics.quality import ssim as _ssim
+
+    return _ssim(_as_uint8(img1), _as_uint8(img2), crop_border, test_y_channel)
