@@ -43,16 +43,18 @@ COLD_TARGET_S = 60.0
 WARM_TARGET_S = 5.0
 PROCESS_WARM_TARGET_S = 3.0  # `ddr-eval run` command start to exit, cached features and results
 PROCESS_COLD_TARGET_RATIO = 1.4  # cold whole process / bare forward of the suite's cells
+SUITE_X4 = ROOT / "suites" / "generalization-x4.yaml"
+X4_COLD_TARGET_S = 90.0  # `ddr-eval run suites/generalization-x4.yaml`, cold, whole process
 TSNE_MAX_SHARE = 0.5  # of the metric phase
 
 
-def available_suite(snapshot_dir):
+def available_suite(snapshot_dir, suite=SUITE):
     """The suite with the models trained here, and the names of those that are not.
 
     Checkpoints are copied to ``snapshot_dir`` first and the suite points at the copies (labels
     unchanged), so zoo training running alongside cannot swap a model between the two runs.
     """
-    raw = yaml.safe_load(SUITE.read_text())
+    raw = yaml.safe_load(suite.read_text())
     zoo = Zoo.load()
     trained = {entry.name: zoo.checkpoint_path(entry) for entry in zoo.models}
     models, missing = [], []
@@ -191,3 +193,24 @@ def test_generalization_suite_whole_process(benchmark, tmp_path):
     })
     assert timings["process_warm_s"] <= PROCESS_WARM_TARGET_S, f"warm process {timings['process_warm_s']:.1f} s"
     assert ratio <= PROCESS_COLD_TARGET_RATIO, f"cold process is {ratio:.2f}x the bare forward time"
+
+
+def test_x4_suite_cold_beside_x2(benchmark, tmp_path):
+    """The x4 main job cold (<= 90 s, whole process, empty caches) and the x2 one in the same run."""
+    suites = {}
+    for label, path in (("x2", SUITE), ("x4", SUITE_X4)):
+        raw, missing = available_suite(tmp_path / label / "checkpoints", path)
+        if missing:
+            pytest.skip(f"{path.name}: models not trained yet: {', '.join(missing)}")
+        suites[label] = tmp_path / label / path.name
+        suites[label].write_text(yaml.safe_dump(raw))
+    timings = {}
+
+    def both_cold():
+        for label, path in suites.items():
+            timings[f"{label}_cold_s"] = process_seconds(path, tmp_path / label / "cache", tmp_path / label / "report")
+
+    benchmark.pedantic(both_cold, rounds=1, iterations=1)
+    benchmark.extra_info.update({**timings, "x4_cold_target_s": X4_COLD_TARGET_S, "cpus": cpu_count(),
+                                 "x4_over_x2": timings["x4_cold_s"] / timings["x2_cold_s"]})
+    assert timings["x4_cold_s"] <= X4_COLD_TARGET_S, f"x4 suite cold {timings['x4_cold_s']:.1f} s"

@@ -262,6 +262,23 @@ def _efficiency_value(name: str, value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _training_budget(benches: list[dict[str, Any]]) -> list[str]:
+    rows = [[b["extra_info"]["recipe"], b["extra_info"]["iterations"], _number(b["extra_info"]["step_s"]),
+             _number(b["extra_info"]["projected_train_s"] / 60),
+             _status(b["extra_info"]["projected_train_s"] <= b["extra_info"]["budget_s"])] for b in benches]
+    return ["Each recipe's steps x its median step time, measured here (budget: 20 min on this machine's "
+            f"{benches[0]['extra_info'].get('threads')} torch threads).", "",
+            _table(rows, headers=["recipe", "steps", "s/step", "projected min", "within budget"])]
+
+
+def _x4_suite(benches: list[dict[str, Any]]) -> list[str]:
+    info = benches[0]["extra_info"]
+    return [f"`ddr-eval run` cold (empty caches), whole process, on {info.get('cpus')} CPUs: "
+            f"`generalization.yaml` (x2) {_number(info.get('x2_cold_s'))} s, `generalization-x4.yaml` "
+            f"{_number(info.get('x4_cold_s'))} s (target {_number(info.get('x4_cold_target_s'))} s: "
+            f"{_status(_within(info.get('x4_cold_s'), info.get('x4_cold_target_s')))})."]
+
+
 def _others(benches: list[dict[str, Any]]) -> list[str]:
     """Benchmarks this summary has no section for: their median and their scalar ``extra_info``."""
     rows = []
@@ -283,4 +300,7 @@ SECTIONS = [
     ("End-to-end suite", "test_generalization_suite_cold_and_warm", _suite),
     ("End-to-end suite as processes", "test_generalization_suite_whole_process", _suite_process),
     ("Efficiency of the zoo architectures", "test_efficiency_profile", _efficiency),
+    ("Public x4 shapes: extraction throughput", "test_public_shape_extraction_vs_bare_forward", _throughput),
+    ("The x4 main job beside the x2 one", "test_x4_suite_cold_beside_x2", _x4_suite),
+    ("Training budget per recipe", "test_recipe_fits_the_training_budget", _training_budget),
 ]
