@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from benchlib import SUITE_PATCH, lr_patches, paired, random_descriptor, requires_cuda, zoo_architectures
+from ddr_eval.bench_gpu import CudaEventTimer
 from ddr_eval.features import autocast_context, extract_features
 from ddr_eval.metrics.efficiency import torch_threads
 
@@ -116,15 +117,6 @@ GPU_VARIANTS = {
 }
 
 
-def cuda_event_seconds(fn) -> float:
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1000.0
-
-
 @requires_cuda
 @pytest.mark.parametrize("variant", list(GPU_VARIANTS))
 @pytest.mark.parametrize("name", ARCHS)
@@ -154,7 +146,7 @@ def test_gpu_extraction_throughput(benchmark, name, variant):
     result = paired(benchmark, subject=harness, baseline=bare, target=TARGET)
     resident = [b.to(device).contiguous(memory_format=memory_format) for b in batches]
     with torch.inference_mode(), autocast_context(device, options["amp_dtype"]):
-        device_seconds = cuda_event_seconds(lambda: [model(b) for b in resident])
+        device_seconds = CudaEventTimer()(lambda: [model(b) for b in resident])
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats(device)
     harness()

@@ -40,10 +40,7 @@ def train_zoo_entry(
 ) -> TrainResult:
     """Train recipe ``name``; ``iterations`` overrides the length (tests train a few steps)."""
     root = root or zoo_dir()
-    path = recipe_path(name, root)
-    if not path.exists():
-        raise UserError(f"no recipe named {name!r} in {path.parent}; known: {', '.join(available_recipes(root))}")
-    recipe = load_recipe(path)
+    recipe = _named_recipe(name, root)
     if iterations is not None:
         snapshots = tuple(s for s in recipe.snapshots if s <= iterations)
         recipe = recipe.model_copy(update={"iterations": iterations, "snapshots": snapshots})
@@ -94,12 +91,7 @@ def reevaluate_entry(name: str, root: Path | None = None) -> dict[str, float]:
     old = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     metrics = {**trainer.evaluate(), **{k: v for k, v in old.items() if k == "train_seconds"}}
     metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
-    with _locked(root / "zoo.yaml"):
-        data = yaml.safe_load((root / "zoo.yaml").read_text()) or {}
-        for entry in data.get("models") or []:
-            if entry["name"] == name:
-                entry["metrics"] = metrics
-        _atomic_yaml(root / "zoo.yaml", data)
+    _update_entry(root, name, metrics=metrics)
     return metrics
 
 
@@ -110,10 +102,7 @@ def reevaluate_series(name: str, root: Path | None = None) -> list[dict]:
     nets in particular) was trained until its PSNR plateaued.
     """
     root = root or zoo_dir()
-    path = recipe_path(name, root)
-    if not path.exists():
-        raise UserError(f"no recipe named {name!r} in {path.parent}; known: {', '.join(available_recipes(root))}")
-    recipe = load_recipe(path)
+    recipe = _named_recipe(name, root)
     with _locked(root / "zoo.yaml"):
         data = yaml.safe_load((root / "zoo.yaml").read_text()) or {}
     (entry,) = [e for e in data.get("models") or [] if e["name"] == name] or [None]
@@ -125,13 +114,25 @@ def reevaluate_series(name: str, root: Path | None = None) -> list[dict]:
                           progress=False)
         measured = trainer.evaluate()
         points.append({**point, "psnr": measured["psnr"], "ssim": measured["ssim"]})
+    _update_entry(root, name, series=points)
+    return points
+
+
+def _named_recipe(name: str, root: Path) -> Recipe:
+    path = recipe_path(name, root)
+    if not path.exists():
+        raise UserError(f"no recipe named {name!r} in {path.parent}; known: {', '.join(available_recipes(root))}")
+    return load_recipe(path)
+
+
+def _update_entry(root: Path, name: str, **fields) -> None:
+    """Replace ``fields`` of entry ``name`` in zoo.yaml, under the lock, atomically."""
     with _locked(root / "zoo.yaml"):
         data = yaml.safe_load((root / "zoo.yaml").read_text()) or {}
-        for stored in data.get("models") or []:
-            if stored["name"] == name:
-                stored["series"] = points
+        for entry in data.get("models") or []:
+            if entry["name"] == name:
+                entry.update(fields)
         _atomic_yaml(root / "zoo.yaml", data)
-    return points
 
 
 def _atomic_yaml(path: Path, data: dict) -> None:
