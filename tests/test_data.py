@@ -52,6 +52,17 @@ def test_grey_embedded_photos_are_replicated_and_colour_kept(small_embedded):
         assert channels_equal is (not colour[image.name])
 
 
+def test_every_embedded_photo_equals_scikit_images_own_loader():
+    """Read from the packaged file with Pillow, each photo is skimage.data's, pixel for pixel."""
+    from skimage import data
+    from skimage.util import img_as_float32
+
+    for image in load_embedded():
+        expected = img_as_float32(getattr(data, image.name)())
+        expected = expected if expected.ndim == 3 else np.repeat(expected[..., None], 3, axis=2)
+        assert np.array_equal(image.pixels, expected), image.name
+
+
 def test_coins_values_are_scaled_uint8():
     from skimage import data
 

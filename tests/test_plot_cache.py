@@ -57,3 +57,31 @@ def test_a_png_without_key_or_a_broken_file_is_redrawn(tmp_path, drawn):
     for previous in (plain, broken, tmp_path / "missing.png"):
         plots.tsne_png(xy, labels, "t", previous=previous)
     assert len(drawn) == 4
+
+
+def test_report_html_figures_are_reused_when_their_data_is_unchanged(tmp_path, monkeypatch):
+    """The PSNR-vs-SRGA figure of report.html is drawn once; the next page takes it from the last
+    report.html (by its stored key), and a changed point redraws it."""
+    import pandas as pd
+
+    from ddr_eval.report import html
+
+    calls = []
+    real = html.quality_vs_srga_figure
+    monkeypatch.setattr(html, "quality_vs_srga_figure", lambda points: calls.append(1) or real(points))
+    points = pd.DataFrame({"model": ["a", "b"], "set": ["blur", "blur"], "srga": [1.0, 2.0], "psnr": [27.0, 26.5]})
+
+    def page_for(frame, previous=None):
+        page = html._Page(html.embedded_pngs(previous))
+        page.figure("quality_vs_srga", lambda: html.quality_vs_srga_figure(frame), "caption", frame)
+        path = tmp_path / "report.html"
+        path.write_text("\n".join(page.parts))
+        return path
+
+    first = page_for(points)
+    first_text = first.read_text()
+    assert len(calls) == 1 and html.embedded_pngs(first)
+    assert page_for(points, first).read_text() == first_text and len(calls) == 1
+    moved = points.assign(psnr=[27.0, 26.6])
+    page_for(moved, first)
+    assert len(calls) == 2

@@ -128,6 +128,35 @@ def test_default_srga_equals_the_authors_script_where_sklearn_goes_randomized():
     assert "pca solver: randomized" in result.extra["warnings"]
 
 
+@pytest.mark.parametrize("shape, n_components", [
+    ((120, 600), 30), ((120, 600), 96), ((120, 600), 120), ((400, 30), 30), ((300, 400), 300),
+    ((128, 32768), 128), ((800, 65536), 300), ((2000, 100), 50), ((501, 20), 10), ((60, 3000), 47),
+])
+def test_auto_solver_rule_is_sklearns(shape, n_components):
+    from ddr_eval.metrics.srga import sklearn_auto_solver
+
+    features = np.random.default_rng(0).normal(size=shape) if shape[1] < 20_000 else None
+    if features is None:  # too large to fit in a test: sklearn's rule for it is randomized (300 < 0.8 * 800)
+        expected = "randomized" if n_components < 0.8 * min(shape) else "full"
+    else:
+        pca = PCA(n_components=n_components, random_state=0).fit(features)
+        expected = pca._fit_svd_solver
+    assert sklearn_auto_solver(*shape, n_components) == expected
+
+
+def test_default_srga_equals_the_authors_script_where_sklearn_goes_exact():
+    """Wide sets whose components are clipped to the sample count (the default suite's case):
+    sklearn's ``auto`` runs its full SVD; the default computes the exact scores its own way."""
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=(100, 1500)) * np.linspace(3.0, 0.2, 1500)
+    test = rng.laplace(size=(100, 1500)) * np.linspace(2.0, 0.5, 1500)
+    expected, solver = script_srga(reference, test, pca_dim=100)
+    assert solver == "full"
+    result = build_metric({"type": "srga", "pca_dim": 300}).compute(reference, test, seed=0)
+    assert abs(result.value - expected) < 1e-9
+    assert result.extra["pca_solver"] == {"reference": "full", "test": "full"}
+
+
 def test_exact_pca_solver_gives_the_exact_value_and_says_so():
     reference, test = randomized_shaped_sets()
     exact, _ = script_srga(reference, test, pca_dim=30, svd_solver="full")

@@ -16,7 +16,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy import special
 
 __all__ = [
     "KERNEL_TYPES",
@@ -87,6 +86,8 @@ def circular_lowpass_kernel(cutoff: float, kernel_size: int, pad_to: int = 0) ->
     centre = (kernel_size - 1) / 2
     rows, cols = np.meshgrid(np.arange(kernel_size), np.arange(kernel_size), indexing="ij")
     radius = np.hypot(rows - centre, cols - centre)
+    from scipy import special
+
     with np.errstate(divide="ignore", invalid="ignore"):
         kernel = cutoff * special.j1(cutoff * radius) / (2 * np.pi * radius)
     kernel[kernel_size // 2, kernel_size // 2] = cutoff**2 / (4 * np.pi)

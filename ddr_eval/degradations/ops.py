@@ -20,7 +20,6 @@ from typing import Annotated, ClassVar, Literal, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from scipy import ndimage
 
 from ddr_eval.degradations.resize import imresize
 from ddr_eval.registry import Registry
@@ -275,6 +274,8 @@ def _correlate_2d(arr: np.ndarray, kernel: np.ndarray, spatial_axes: tuple[int, 
     kernel_nd = np.expand_dims(kernel, [axis for axis in range(arr.ndim) if axis not in spatial_axes])
     pad = kernel.shape[0] // 2
     if min(arr.shape[axis] for axis in spatial_axes) <= pad:  # reflection would wrap more than once
+        from scipy import ndimage
+
         return ndimage.correlate(arr, kernel_nd, mode="mirror")
     widths = [(pad, pad) if axis in spatial_axes else (0, 0) for axis in range(arr.ndim)]
     padded = np.pad(arr.astype(np.float64), widths, mode="reflect")  # numpy "reflect" == scipy "mirror"
@@ -285,6 +286,8 @@ def _correlate_2d(arr: np.ndarray, kernel: np.ndarray, spatial_axes: tuple[int, 
 
 
 def _correlate_separable(arr: np.ndarray, kernel_1d: np.ndarray, axes: tuple[int, int]) -> np.ndarray:
+    from scipy import ndimage  # lazy: a quarter second of start-up for runs that blur nothing
+
     out = ndimage.correlate1d(arr, kernel_1d, axis=axes[0], mode="mirror")
     return ndimage.correlate1d(out, kernel_1d, axis=axes[1], mode="mirror")
 

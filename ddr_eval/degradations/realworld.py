@@ -19,7 +19,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-from scipy import linalg
 
 from ddr_eval.degradations import kernels
 from ddr_eval.degradations.ops import (
@@ -390,6 +389,8 @@ class BSRGAN(_WholeChain):
             noise = rng.normal(0, level, (*img.shape[:2], 1))
         else:
             top = self.noise_range[1] / 255.0
+            from scipy import linalg
+
             basis = linalg.orth(rng.uniform(size=(3, 3)))
             covariance = np.abs(top**2 * (basis.T @ np.diag(rng.uniform(size=3)) @ basis))
             noise = rng.multivariate_normal(np.zeros(3), covariance, img.shape[:2])

@@ -27,7 +27,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.ndimage import correlate1d
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.metrics.base import (
@@ -107,6 +106,8 @@ def _gaussian_kernel() -> np.ndarray:
 def _filter_valid(channel: np.ndarray) -> np.ndarray:
     """Gaussian-window average at every position where the whole window fits."""
     kernel = _gaussian_kernel()
+    from scipy.ndimage import correlate1d  # lazy: scipy.ndimage is a quarter second of start-up
+
     filtered = correlate1d(correlate1d(channel, kernel, axis=0), kernel, axis=1)
     margin = SSIM_WINDOW_SIZE // 2
     return filtered[margin:-margin, margin:-margin]

@@ -28,9 +28,11 @@ features with 100 components), so the default ``pca_solver="auto"`` makes that v
 the same seed, and reproduces the published numbers (the features are handed to sklearn in
 float64, as every metric here validates them; the script fed float32 features computes its PCA
 in float32 and differs at that rounding level). ``pca_solver="exact"`` computes the exact PCA
-instead (a Gram-matrix eigendecomposition for wide features, sklearn's full SVD otherwise). The
-metric records the solver that ran per set in ``extra["pca_solver"]`` (sklearn's own choice,
-e.g. ``randomized`` or ``covariance_eigh``, or ``exact``) and in the result row.
+instead (a Gram-matrix eigendecomposition for wide features, sklearn's full SVD otherwise); the
+default uses that exact path too where sklearn's choice would be an exact solver (same numbers
+to round-off, a fraction of the time on wide flattened features). The metric records the solver
+per set in ``extra["pca_solver"]`` (sklearn's choice, e.g. ``randomized`` or ``full``, or
+``exact``) and in the result row.
 
 Fallback: PCA cannot have more components than ``min(n_samples, n_features)``; ``pca_dim`` is
 clipped to that per set (pooled features often have fewer than 300 channels), and the metric
@@ -45,13 +47,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.special import gamma as gamma_function
-from scipy.special import gammaln
 
 from ddr_eval.errors import DegenerateInputError
 from ddr_eval.metrics.base import (
@@ -66,10 +67,15 @@ from ddr_eval.metrics.separability import ChiMetric, effective_pca_dim, pca_clip
 
 SHAPE_GRID = np.arange(0.2, 10.0, 0.001)
 """Candidate GGD shapes, exactly the reference grid (``np.arange`` excludes 10.0)."""
-SHAPE_GRID_RATIO = (
-    gamma_function(1 / SHAPE_GRID) * gamma_function(3 / SHAPE_GRID) / gamma_function(2 / SHAPE_GRID) ** 2
-)
-"""``Γ(1/γ)Γ(3/γ)/Γ(2/γ)^2`` on the grid, computed once at import (decreasing in γ)."""
+
+
+@lru_cache(maxsize=1)
+def shape_grid_ratio() -> np.ndarray:
+    """``Γ(1/γ)Γ(3/γ)/Γ(2/γ)^2`` on :data:`SHAPE_GRID`, computed once, on first use (decreasing in γ)."""
+    from scipy.special import gamma
+
+    return gamma(1 / SHAPE_GRID) * gamma(3 / SHAPE_GRID) / gamma(2 / SHAPE_GRID) ** 2
+
 KL_FLOOR = 1e-5
 SRGA_PCA_RANDOM_STATE = 0
 
@@ -84,17 +90,21 @@ def fit_ggd(values: np.ndarray) -> tuple[float, float]:
     if mean_abs_deviation == 0.0:
         raise DegenerateInputError("GGD fit is undefined: all values are equal")
     ratio = second_moment / mean_abs_deviation**2
-    shape = float(SHAPE_GRID[np.argmin(np.abs(ratio - SHAPE_GRID_RATIO))])
+    shape = float(SHAPE_GRID[np.argmin(np.abs(ratio - shape_grid_ratio()))])
     return shape, float(np.sqrt(second_moment))
 
 
 def ggd_alpha(shape: float, sigma: float) -> float:
     """GGD scale ``α`` for standard deviation ``sigma`` and shape ``γ``."""
-    return float(sigma * np.sqrt(gamma_function(1 / shape) / gamma_function(3 / shape)))
+    from scipy.special import gamma
+
+    return float(sigma * np.sqrt(gamma(1 / shape) / gamma(3 / shape)))
 
 
 def ggd_kl(shape1: float, alpha1: float, shape2: float, alpha2: float) -> float:
     """Closed-form ``KL(p1 || p2)`` between zero-mean GGDs given shapes and scales ``α``."""
+    from scipy.special import gammaln
+
     log_ratio = (
         np.log(shape1) - np.log(shape2) + np.log(alpha2) - np.log(alpha1) + gammaln(1 / shape2) - gammaln(1 / shape1)
     )
@@ -123,32 +133,50 @@ class SetFit:
         return ggd_alpha(self.shape, self.sigma)
 
 
+def sklearn_auto_solver(n_samples: int, n_features: int, n_components: int) -> str:
+    """The solver ``PCA(n_components, svd_solver="auto")`` picks for dense data of this shape.
+
+    sklearn's own rule (``PCA._fit``, sklearn >= 1.5), restated so that the exact cases need no
+    sklearn fit; ``tests/test_srga.py`` checks it against sklearn's ``_fit_svd_solver``.
+    """
+    if n_features <= 1_000 and n_samples >= 10 * n_features:
+        return "covariance_eigh"
+    if max(n_samples, n_features) <= 500:
+        return "full"
+    if 1 <= n_components < 0.8 * min(n_samples, n_features):
+        return "randomized"
+    return "full"
+
+
 def pca_coefficients(features: np.ndarray, pca_dim: int, solver: str = "auto") -> tuple[np.ndarray, str]:
     """All PCA coefficients of one set (PCA fitted on that set), flattened, and the solver used.
 
-    ``solver="auto"`` is the reference script's call, ``PCA(n_components, random_state=0)``
-    with sklearn's default solver (randomized for large sets, see the module docstring); the
-    returned name is the solver sklearn chose. ``solver="exact"`` computes exact scores: flattened
-    feature maps are much wider than a set is long (128 x 32768 in the default suite), so they
-    come from the n x n Gram matrix of the centred features — the same numbers as sklearn's full
-    SVD (signs fixed by sklearn's rule: the largest |loading| of each component is positive) at a
-    fraction of the cost.
+    ``solver="auto"`` gives the reference script's numbers, ``PCA(n_components, random_state=0)``
+    with sklearn's default solver: where sklearn would go randomized that very call runs (the
+    returned name is ``randomized``); where it would pick an exact solver (``full``,
+    ``covariance_eigh``: the default suite's 128 flattened maps, clipped to 128 components) the
+    exact scores are computed here, the same numbers to round-off, and the name is sklearn's
+    choice. ``solver="exact"`` always computes exact scores. Flattened feature maps are much
+    wider than a set is long, so exact scores come from the n x n Gram matrix of the centred
+    features — sklearn's full SVD to round-off (signs fixed by sklearn's rule: the largest
+    |loading| of each component is positive) at a small fraction of its cost.
     """
     if solver not in PCA_SOLVERS:
         raise ValueError(f"unknown PCA solver {solver!r}; use one of {', '.join(PCA_SOLVERS)}")
-    from sklearn.decomposition import PCA  # lazy: sklearn costs a second of start-up
-
     n_components = effective_pca_dim(*features.shape, pca_dim)
     n_samples, n_features = features.shape
+    chosen = sklearn_auto_solver(n_samples, n_features, n_components) if solver == "auto" else "exact"
+    from sklearn.decomposition import PCA  # lazy: sklearn costs a second of start-up
+
     with single_threaded_blas():
-        if solver == "auto":
+        if chosen == "randomized":
             pca = PCA(n_components=n_components, random_state=SRGA_PCA_RANDOM_STATE)
             scores = pca.fit_transform(features).ravel()
             return scores, str(getattr(pca, "_fit_svd_solver", pca.svd_solver))
         if n_features <= 2 * n_samples:
             pca = PCA(n_components=n_components, svd_solver="full")
-            return pca.fit_transform(features).ravel(), "exact"
-        return _gram_pca_scores(features, n_components).ravel(), "exact"
+            return pca.fit_transform(features).ravel(), chosen
+        return _gram_pca_scores(features, n_components).ravel(), chosen
 
 
 def _gram_pca_scores(features: np.ndarray, n_components: int) -> np.ndarray:

@@ -157,6 +157,12 @@ class ZooFile(_Strict):
 # -- the registry ----------------------------------------------------------------------------
 
 
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it: the zoo file with its series parses many times faster."""
+_PARSED: dict[tuple, "ZooFile"] = {}
+"""The last zoo file parsed, keyed by path, mtime and size: a run resolves every model through it."""
+
+
 class Zoo:
     """The parsed zoo file plus the directory its relative paths start from."""
 
@@ -173,8 +179,17 @@ class Zoo:
             path = path / "zoo.yaml"
         if not path.is_file():
             raise UserError(f"zoo file {path} does not exist")
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in _PARSED:
+            _PARSED.clear()  # one zoo file at a time is the rule; a rewritten file gets a new key
+            _PARSED[key] = cls._parse(path)
+        return cls(_PARSED[key], root=path.parent, path=path)
+
+    @staticmethod
+    def _parse(path: Path) -> ZooFile:
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.load(path.read_text(), Loader=YAML_LOADER) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"zoo file {path} is not valid YAML ({' '.join(str(exc).split())})") from None
         if not isinstance(raw, dict):
@@ -184,7 +199,7 @@ class Zoo:
             content = ZooFile.model_validate(raw)
         except ValidationError as exc:
             raise UserError(f"zoo file {path}: {validation_message(exc)}") from None
-        return cls(content, root=path.parent, path=path)
+        return content
 
     # -- lookup ----------------------------------------------------------------------------
     @property

@@ -68,14 +68,13 @@ def code_commit() -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
-    import pandas
-    import scipy
-    import sklearn
-    import torch
+    """Installed versions from package metadata: importing sklearn or pandas for a version costs seconds."""
+    from importlib.metadata import version
 
-    return {"ddr_eval": ddr_eval.__version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-            "pandas": pandas.__version__}
+    names = {"torch": "torch", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "scikit-learn",
+             "pandas": "pandas"}
+    return {"ddr_eval": ddr_eval.__version__, "python": platform.python_version(),
+            **{label: version(dist) for label, dist in names.items()}}
 
 
 def check_output_dir(path: Path, what: str = "report directory") -> None:

@@ -145,7 +145,8 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
         pngs = tsne_pngs(result, previous_dir=out_dir) if wants_tsne else {}  # unchanged plots are reused
         plots = _write_plots(pngs, tmp)
         if result.suite.outputs.html:
-            (tmp / REPORT_HTML).write_text(render_html(result, sections, tsne=pngs), encoding="utf-8")
+            page = render_html(result, sections, tsne=pngs, previous_html=out_dir / REPORT_HTML)
+            (tmp / REPORT_HTML).write_text(page, encoding="utf-8")
         document = results_document(result)
         document["plots"] = plots
         for name, text in (extra_files or {}).items():
