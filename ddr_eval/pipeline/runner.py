@@ -23,7 +23,8 @@ from ddr_eval.features import select_device
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
-from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
+from ddr_eval.pipeline.inputs import SuiteInputs
+from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
 from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import Reducer, metric_pooling
@@ -149,11 +150,11 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
 
     t = time.perf_counter()
     need_train = any("train_split" in m.needs for m in loaded.metrics)
-    inputs = prepare_inputs(loaded, need_train)
+    cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
+    inputs = cached_inputs(loaded, need_train, InputsCache(cache.root / INPUTS_SUBDIR, enabled=cache.enabled))
     timings["inputs"] = time.perf_counter() - t
 
     device = select_device(suite.runtime.device)
-    cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
     results_cache = ResultCache(cache.root / RESULTS_SUBDIR, enabled=cache.enabled)
     keys = _result_keys(loaded, sources, inputs)
     cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
