@@ -180,3 +180,13 @@ def _check_divisible(spatial: tuple[int, int], scale: int) -> None:
             f"patch size {spatial[0]}x{spatial[1]} is not divisible by the degradation scale {scale}; "
             f"choose a patch size that is a multiple of {scale}"
         )
+
+
+def blur_and_noise_sigmas(specs: Sequence[Mapping]) -> tuple[float, float]:
+    """(Gaussian blur sigma, Gaussian noise sigma 0-255) of a chain spec with fixed values, 0 for
+    a step the chain lacks: the true parameters an oracle-conditioned SR model is told."""
+    found = {"gaussian_blur": 0.0, "gaussian_noise": 0.0}
+    for spec in specs:
+        if spec.get("type") in found:
+            found[spec["type"]] = float(spec["sigma"])
+    return found["gaussian_blur"], found["gaussian_noise"]

@@ -83,6 +83,19 @@ class IdentificationSpec(_Strict):
         return (*self.ddr, *self.baselines)
 
 
+class BlindSrSpec(_Strict):
+    """DDR-guided blind SR against the same mix without a condition and against the oracle."""
+
+    blind: str = Field(description="the DDR-conditioned model (DDRConditionedSR, condition ddr)")
+    unconditioned: str = Field(description="an SR model trained on the same mix, no condition")
+    oracle: str = Field(description="the generator conditioned on the true blur/noise sigmas")
+    inside: tuple[str, ...] = Field(description="sets whose strengths lie inside the training ranges")
+    outside: tuple[str, ...] = Field((), description="held-out strengths outside the training ranges")
+
+    def model_names(self) -> tuple[str, ...]:
+        return (self.blind, self.unconditioned, self.oracle)
+
+
 class FindingsSpec(_Strict):
     layer: str = "deep"
     bootstrap: int = Field(200, ge=0)
@@ -93,3 +106,4 @@ class FindingsSpec(_Strict):
     spectrum: SpectrumSpec | None = None
     generalization: GeneralizationSpec | None = None
     identification: IdentificationSpec | None = None
+    blind_sr: BlindSrSpec | None = None

@@ -47,7 +47,8 @@ class Recipe(_Strict):
 
     name: str
     description: str = ""
-    task: Literal["sr", "classification"] = "sr"
+    task: Literal["sr", "conditioned_sr", "classification"] = Field(
+        "sr", description="conditioned_sr: a DDRConditionedSR generator, fed the true degradation parameters")
     arch: str
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
     scale: int = Field(2, ge=1)
@@ -59,6 +60,8 @@ class Recipe(_Strict):
     loss: LossSpec = LossSpec()
     discriminator: DiscriminatorSpec | None = None
     init_from: str | None = Field(None, description="zoo name whose weights start this run")
+    extractor_from: str | None = Field(
+        None, description="conditioned_sr with a DDR condition: the zoo SR model whose weights are the frozen extractor")
     iterations: int = Field(gt=0)
     batch_size: int = Field(16, gt=0)
     lr: float = Field(2e-4, gt=0)
@@ -73,6 +76,8 @@ class Recipe(_Strict):
     def _check_consistency(self) -> "Recipe":
         if self.loss.gan_weight > 0 and self.discriminator is None:
             raise ValueError("loss.gan_weight > 0 needs a `discriminator:` section")
+        if self.extractor_from is not None and self.task != "conditioned_sr":
+            raise ValueError("extractor_from needs task: conditioned_sr")
         if any(s < 0 or s > self.iterations for s in self.snapshots):
             raise ValueError(f"snapshots must lie in [0, {self.iterations}]")
         return self

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ddr_eval.data import Image
-from ddr_eval.degradations import DegradationChain
+from ddr_eval.degradations import DegradationChain, build_chain
+from ddr_eval.degradations.chain import blur_and_noise_sigmas
 from ddr_eval.errors import UserError
 
 
@@ -20,6 +21,7 @@ class Batch:
     lr: np.ndarray  # N,h,w,3 float32
     hr: np.ndarray  # N,H,W,3 float32
     image_index: np.ndarray  # N int64: the content label
+    degradation: np.ndarray | None = None  # N,2 float32: (blur sigma, noise sigma 0-255), 0 = absent
 
 
 class PairSampler:
@@ -67,3 +69,45 @@ def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
     return np.ascontiguousarray(np.rot90(patch, int(rng.integers(4))))
+
+
+def _draw(spec: dict, rng: np.random.Generator) -> dict:
+    """A step spec with each ``[low, high]`` range replaced by a uniform draw from it."""
+    return {key: float(rng.uniform(*value)) if isinstance(value, (list, tuple)) else value
+            for key, value in spec.items()}
+
+
+class ConditionedSampler(PairSampler):
+    """:class:`PairSampler` that also returns each patch's true degradation parameters.
+
+    A chain with ranges (``sigma: [0.5, 2.5]``) draws its values inside the op, out of sight;
+    conditioned training (the oracle model) needs them, so this sampler draws every range
+    itself from the step's generator and applies a chain with those fixed values.
+    """
+
+    def __init__(self, images: list[Image], chain_specs: list[list[dict]], patch_size: int, seed: int):
+        self.chain_specs = [[dict(step) for step in chain] for chain in chain_specs]
+        super().__init__(images, [build_chain(chain) for chain in chain_specs], patch_size, seed)
+
+    def batch(self, step: int, batch_size: int) -> Batch:
+        rng = np.random.default_rng([self.seed, step])
+        lrs, hrs, labels, params = [], [], [], []
+        for _ in range(batch_size):
+            index = int(rng.integers(len(self.images)))
+            hr = _augment(self._crop(self.images[index].pixels, rng), rng)
+            drawn = [_draw(spec, rng) for spec in self.chain_specs[int(rng.integers(len(self.chain_specs)))]]
+            lrs.append(build_chain(drawn).apply(hr, rng))
+            hrs.append(hr)
+            labels.append(index)
+            params.append(blur_and_noise_sigmas(drawn))
+        return Batch(np.stack(lrs).astype(np.float32), np.stack(hrs), np.asarray(labels, dtype=np.int64),
+                     np.asarray(params, dtype=np.float32))
+
+    def midpoint_chains(self) -> list[tuple[list[dict], tuple[float, float]]]:
+        """Each chain family at the middle of its ranges, with its parameters: the held-out check."""
+        chains = []
+        for chain in self.chain_specs:
+            fixed = [{k: float(np.mean(v)) if isinstance(v, (list, tuple)) else v for k, v in step.items()}
+                     for step in chain]
+            chains.append((fixed, blur_and_noise_sigmas(fixed)))
+        return chains

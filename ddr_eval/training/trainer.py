@@ -24,9 +24,10 @@ from ddr_eval.data.images import DEFAULT_TEST_IMAGES
 from ddr_eval.degradations import build_chain
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model, save_model
-from ddr_eval.training.evaluate import evaluate_classifier, evaluate_sr
+from ddr_eval.models.archs.conditioned import normalise_oracle
+from ddr_eval.training.evaluate import evaluate_classifier, evaluate_conditioned, evaluate_sr
 from ddr_eval.training.recipe import Recipe, dump_recipe
-from ddr_eval.training.sampler import PairSampler
+from ddr_eval.training.sampler import ConditionedSampler, PairSampler
 
 RESUME_FILE = "resume.pt"
 MONITOR_PATCHES_PER_IMAGE = 8  # 4 held-out photographs x 8 patches x 3 sets: a second per snapshot on a CPU
@@ -71,7 +72,7 @@ class Trainer:
     """Trains one recipe into ``out_dir`` (model.safetensors, snapshots/, train_log.jsonl, metrics.json)."""
 
     def __init__(self, recipe: Recipe, out_dir: Path, init_checkpoint: Path | None = None, progress: bool = True,
-                 monitor: bool = True):
+                 monitor: bool = True, extractor_checkpoint: Path | None = None):
         self.recipe = recipe
         self.out_dir = Path(out_dir)
         self.progress = progress
@@ -80,9 +81,12 @@ class Trainer:
         self._monitor = None
         torch.manual_seed(recipe.seed)
         self.model = _build(recipe.arch, recipe.arch_kwargs)
+        if extractor_checkpoint is not None:  # the frozen DDR extractor of a conditioned model
+            self.model.extractor.load_state_dict(load_model(extractor_checkpoint).module.state_dict())
         if init_checkpoint is not None:
             self.model.load_state_dict(load_model(init_checkpoint).module.state_dict())
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=recipe.lr, betas=(0.9, 0.99))
         self.discriminator = None
         if recipe.discriminator is not None:
             spec = recipe.discriminator
@@ -91,8 +95,12 @@ class Trainer:
         images = load_images(recipe.data.source)
         test_names = recipe.data.test_images or DEFAULT_TEST_IMAGES
         self.train_images, self.test_images = split_images(images, test_names=test_names)
-        chains = [build_chain(chain) for chain in recipe.degradations]
-        self.sampler = PairSampler(self.train_images, chains, recipe.data.patch_size, recipe.seed)
+        if recipe.task == "conditioned_sr":
+            self.sampler = ConditionedSampler(self.train_images, recipe.degradations, recipe.data.patch_size,
+                                              recipe.seed)
+        else:
+            chains = [build_chain(chain) for chain in recipe.degradations]
+            self.sampler = PairSampler(self.train_images, chains, recipe.data.patch_size, recipe.seed)
 
     # -- loop ---------------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -133,11 +141,13 @@ class Trainer:
             loss = F.cross_entropy(self.model(x), torch.from_numpy(batch.image_index))
             self._apply(self.optimizer, loss)
             return {"ce": loss.item()}
-        return self._sr_step(x, _to_nchw(batch.hr))
+        condition = normalise_oracle(batch.degradation) if self.recipe.task == "conditioned_sr" else None
+        return self._sr_step(x, _to_nchw(batch.hr), condition)
 
-    def _sr_step(self, x: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    def _sr_step(self, x: torch.Tensor, target: torch.Tensor, condition: torch.Tensor | None = None
+                 ) -> dict[str, float]:
         loss_spec = self.recipe.loss
-        sr = self.model(x)
+        sr = self.model(x) if condition is None else self.model(x, condition)
         pixel = F.l1_loss(sr, target) if loss_spec.pixel == "l1" else F.mse_loss(sr, target)
         losses = {"pixel": pixel.item()}
         total = loss_spec.pixel_weight * pixel
@@ -179,7 +189,7 @@ class Trainer:
             log.write(json.dumps(record) + "\n")
 
     def _save(self, path: Path, iteration: int) -> None:
-        purpose = "classification" if self.recipe.task == "classification" else "sr"
+        purpose = "classification" if self.recipe.task == "classification" else "sr"  # conditioned_sr is SR
         save_model(
             path,
             self.model,
@@ -260,6 +270,8 @@ class Trainer:
         if self.recipe.task == "classification":
             batch = self.sampler.batch(step=10**9, batch_size=512)  # a step index training never reaches
             return evaluate_classifier(self.model, batch.lr, batch.image_index)
+        if self.recipe.task == "conditioned_sr":
+            return evaluate_conditioned(self.model, self.test_images, self.sampler, self.recipe.seed)
         degraded = len(self.sampler.chains) > 1 or len(self.sampler.chains[0].steps) > 1
         metrics = evaluate_sr(self.model, self.test_images, self.sampler.scale,
                               chains=self.sampler.chains if degraded else None, seed=self.recipe.seed)

@@ -45,8 +45,9 @@ def train_zoo_entry(
         snapshots = tuple(s for s in recipe.snapshots if s <= iterations)
         recipe = recipe.model_copy(update={"iterations": iterations, "snapshots": snapshots})
     init = _init_checkpoint(recipe, root)
+    extractor = _zoo_checkpoint(recipe, recipe.extractor_from, root)
     out_dir = Path(out_dir) if out_dir else root / "checkpoints" / name
-    result = Trainer(recipe, out_dir, init_checkpoint=init, progress=progress).train()
+    result = Trainer(recipe, out_dir, init_checkpoint=init, progress=progress, extractor_checkpoint=extractor).train()
     if register:
         register_entry(recipe, result, root)
     return result
@@ -55,7 +56,8 @@ def train_zoo_entry(
 def training_order(names: list[str], root: Path | None = None) -> list[str]:
     """Recipes ordered so that each runs after the entry it starts from (``init_from``)."""
     root = root or zoo_dir()
-    parents = {name: load_recipe(recipe_path(name, root)).init_from for name in names}
+    recipes = {name: load_recipe(recipe_path(name, root)) for name in names}
+    parents = {name: r.init_from or r.extractor_from for name, r in recipes.items()}
     ordered: list[str] = []
 
     def visit(name: str) -> None:
@@ -70,11 +72,15 @@ def training_order(names: list[str], root: Path | None = None) -> list[str]:
 
 
 def _init_checkpoint(recipe: Recipe, root: Path) -> Path | None:
-    if recipe.init_from is None:
+    return _zoo_checkpoint(recipe, recipe.init_from, root)
+
+
+def _zoo_checkpoint(recipe: Recipe, name: str | None, root: Path) -> Path | None:
+    if name is None:
         return None
-    path = root / "checkpoints" / recipe.init_from / "model.safetensors"
+    path = root / "checkpoints" / name / "model.safetensors"
     if not path.exists():
-        raise UserError(f"recipe {recipe.name} starts from {recipe.init_from!r}: train it first ({path} missing)")
+        raise UserError(f"recipe {recipe.name} starts from {name!r}: train it first ({path} missing)")
     return path
 
 
@@ -167,7 +173,7 @@ def _write_entry(recipe: Recipe, result: TrainResult, root: Path, zoo_file: Path
         "description": recipe.description,
         "arch": recipe.arch,
         "arch_kwargs": dict(recipe.arch_kwargs),
-        "scale": recipe.scale if recipe.task == "sr" else 1,
+        "scale": recipe.scale if recipe.task != "classification" else 1,
         "purpose": "classification" if recipe.task == "classification" else "sr",
         "checkpoint": rel(result.checkpoint),
         "sha256": sha256_file(result.checkpoint),

@@ -9,8 +9,11 @@ import inspect
 from ddr_eval.errors import UserError
 from ddr_eval.models.archs.registry import ARCHS
 from ddr_eval.models.archs.base import Arch
-from ddr_eval.models.archs import classifier, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet  # noqa: F401
+from ddr_eval.models.archs import (  # noqa: F401
+    classifier, conditioned, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet,
+)
 from ddr_eval.models.archs.classifier import ContentClassifier
+from ddr_eval.models.archs.conditioned import DDRConditionedSR
 from ddr_eval.models.archs.discriminator import VGGStyleDiscriminator
 from ddr_eval.models.archs.edsr import EDSR
 from ddr_eval.models.archs.rcan import RCAN
@@ -29,5 +32,5 @@ def build_arch(arch: str, **arch_kwargs) -> Arch:
     return cls(**arch_kwargs)
 
 
-__all__ = ["ARCHS", "Arch", "build_arch", "ContentClassifier", "EDSR", "MSRResNet", "RCAN", "RRDBNet", "SRCNN",
-           "VGGStyleDiscriminator"]
+__all__ = ["ARCHS", "Arch", "build_arch", "ContentClassifier", "DDRConditionedSR", "EDSR", "MSRResNet", "RCAN",
+           "RRDBNet", "SRCNN", "VGGStyleDiscriminator"]
