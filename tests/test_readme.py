@@ -25,3 +25,14 @@ def test_the_table_shows_both_scales_per_finding():
     table = _script().render()
     assert "x2 verdict" in table and "x4 verdict" in table
     assert all(line.count("**") >= 4 for line in table.splitlines()[2:] if "| 1 |" in line)
+
+
+def test_readme_zoo_tables_match_zoo_yaml():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_zoo", ROOT / "scripts" / "readme_zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "README.md").read_text()
+    assert module.render(text) == text, "README's zoo numbers are stale: run `python scripts/readme_zoo.py`"
+    assert text.count("| `srresnet-gr") >= 4  # the rows the script rewrites are there
