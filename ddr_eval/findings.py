@@ -21,6 +21,7 @@ from ddr_eval.results import ReportSection
 from ddr_eval.suite.findings_spec import (
     AdversarialSpec,
     BlindSrSpec,
+    CincganSpec,
     ContentSpec,
     FindingsSpec,
     GeneralizationSpec,
@@ -111,7 +112,7 @@ class FindingsComputer:
     # -- findings -------------------------------------------------------------------------
     def compute(self) -> list[Finding]:
         names = ["global_residual", "adversarial", "training", "sr_vs_classification", "spectrum",
-                 "generalization", "identification", "blind_sr"]
+                 "generalization", "identification", "blind_sr", "cincgan"]
         return [getattr(self, f"_{n}")(getattr(self.spec, n)) for n in names if getattr(self.spec, n)]
 
     def _global_residual(self, spec: GlobalResidualSpec) -> Finding:
@@ -297,6 +298,28 @@ class FindingsComputer:
         return Finding("blind_sr", "DDR-guided blind SR", "conditioning on DDR beats the same generator without "
                        "it on degradations inside its training range, below the oracle", verdict, summary, table,
                        numbers)
+
+    def _cincgan(self, spec: CincganSpec) -> Finding:
+        """CHI by degradation of CinCGAN's SR-network features against the baseline's, same layer.
+
+        Rule: reproduced when CinCGAN's CHI is clearly above the baseline's (intervals apart) and
+        its deep features separate degradations more than content; partly when only one holds.
+        """
+        model, base = self.chi_by(spec.model, spec.sets), self.chi_by(spec.baseline, spec.sets)
+        content = self.chi_by(spec.model, spec.sets, "content")
+        above, by_degradation = clearly_above(model, base), model.value > content.value
+        verdict = REPRODUCED if above and by_degradation else PARTLY if above or by_degradation else NOT
+        table = [{"model": spec.model, "CHI (degradation)": _ci(model), "CHI (content)": _ci(content),
+                  "PSNR (clean, dB)": self.psnr(spec.model)},
+                 {"model": spec.baseline, "CHI (degradation)": _ci(base), "CHI (content)": "",
+                  "PSNR (clean, dB)": self.psnr(spec.baseline)}]
+        summary = (f"CHI by degradation {model.value:.3g} for {spec.model} vs {base.value:.3g} for {spec.baseline} "
+                   f"({model.value / max(base.value, 1e-12):.1f}x{', intervals apart' if above else ''}); "
+                   f"by content {content.value:.3g}.")
+        return Finding("cincgan", "CinCGAN's SR features cluster by degradation",
+                       "CinCGAN's deep SR features separate degradations (above a pixel-loss net without GR)",
+                       verdict, summary, table, {"chi": model.value, "chi_baseline": base.value,
+                                                 "chi_content": content.value})
 
     def _patch_quality(self, label: str, set_name: str) -> dict[str, np.ndarray]:
         """Y-channel PSNR and SSIM per patch (crop border = scale) of ``label`` on ``set_name``;

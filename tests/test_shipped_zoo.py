@@ -19,11 +19,17 @@ def _measure(entry, tmp_path) -> dict[str, float]:
     return Trainer(recipe, tmp_path, init_checkpoint=ZOO.checkpoint_path(entry), progress=False).evaluate()
 
 
+UNPAIRED = {"cincgan"}
+"""Trained without pairs (adversarial cycles only): not required to beat bicubic PSNR, and it does
+not (README, the model zoo); its stated numbers are still re-measured."""
+
+
 @pytest.mark.parametrize("entry", SR_ENTRIES, ids=[e.name for e in SR_ENTRIES])
 def test_shipped_sr_model_beats_bicubic_as_stated(entry, tmp_path):
     measured = _measure(entry, tmp_path)
-    assert measured["psnr"] > measured["bicubic_psnr"], f"{entry.name}: {measured}"
-    assert measured["ssim"] > measured["bicubic_ssim"], f"{entry.name}: {measured}"
+    if entry.name not in UNPAIRED:
+        assert measured["psnr"] > measured["bicubic_psnr"], f"{entry.name}: {measured}"
+        assert measured["ssim"] > measured["bicubic_ssim"], f"{entry.name}: {measured}"
     for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
         assert measured[key] == pytest.approx(entry.metrics[key], abs=2e-3), f"{entry.name} {key}: zoo.yaml is stale"
 

@@ -96,6 +96,17 @@ class BlindSrSpec(_Strict):
         return (self.blind, self.unconditioned, self.oracle)
 
 
+class CincganSpec(_Strict):
+    """CinCGAN's SR features by degradation against a pixel-loss net without a global residual."""
+
+    model: str = Field("cincgan", description="the CinCGAN model")
+    baseline: str = Field(description="e.g. srresnet-nogr, read at the same layer")
+    sets: tuple[str, ...]
+
+    def model_names(self) -> tuple[str, ...]:
+        return (self.model, self.baseline)
+
+
 class FindingsSpec(_Strict):
     layer: str = "deep"
     bootstrap: int = Field(200, ge=0)
@@ -107,3 +118,4 @@ class FindingsSpec(_Strict):
     generalization: GeneralizationSpec | None = None
     identification: IdentificationSpec | None = None
     blind_sr: BlindSrSpec | None = None
+    cincgan: CincganSpec | None = None

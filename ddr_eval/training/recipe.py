@@ -42,13 +42,24 @@ class DiscriminatorSpec(_Strict):
     lr: float = Field(1e-4, gt=0)
 
 
+class CycleLossSpec(_Strict):
+    """CinCGAN's loss weights (Yuan et al. 2018: GAN 1, cycle 10, identity 5, TV 0.5 inner / 2 outer)."""
+
+    gan: float = Field(1.0, ge=0)
+    cycle: float = Field(10.0, ge=0)
+    identity: float = Field(5.0, ge=0)
+    tv_lr: float = Field(0.5, ge=0)
+    tv_hr: float = Field(2.0, ge=0)
+
+
 class Recipe(_Strict):
     """One zoo entry's training run."""
 
     name: str
     description: str = ""
-    task: Literal["sr", "conditioned_sr", "classification"] = Field(
-        "sr", description="conditioned_sr: a DDRConditionedSR generator, fed the true degradation parameters")
+    task: Literal["sr", "conditioned_sr", "cincgan", "classification"] = Field(
+        "sr", description="conditioned_sr: a DDRConditionedSR generator, fed the true degradation parameters; "
+        "cincgan: unpaired cycle-in-cycle training (ddr_eval.training.cincgan)")
     arch: str
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
     scale: int = Field(2, ge=1)
@@ -58,6 +69,7 @@ class Recipe(_Strict):
         description="chains sampled uniformly per patch; each chain must downsample by `scale`",
     )
     loss: LossSpec = LossSpec()
+    cincgan: CycleLossSpec = CycleLossSpec()
     discriminator: DiscriminatorSpec | None = None
     init_from: str | None = Field(None, description="zoo name whose weights start this run")
     extractor_from: str | None = Field(

@@ -47,10 +47,20 @@ def train_zoo_entry(
     init = _init_checkpoint(recipe, root)
     extractor = _zoo_checkpoint(recipe, recipe.extractor_from, root)
     out_dir = Path(out_dir) if out_dir else root / "checkpoints" / name
-    result = Trainer(recipe, out_dir, init_checkpoint=init, progress=progress, extractor_checkpoint=extractor).train()
+    result = make_trainer(recipe, out_dir, init_checkpoint=init, progress=progress,
+                          extractor_checkpoint=extractor).train()
     if register:
         register_entry(recipe, result, root)
     return result
+
+
+def make_trainer(recipe: Recipe, out_dir: Path, **kwargs) -> Trainer:
+    """The trainer of ``recipe.task`` (CinCGAN's two cycles have their own)."""
+    if recipe.task == "cincgan":
+        from ddr_eval.training.cincgan import CinCGANTrainer
+
+        return CinCGANTrainer(recipe, out_dir, **kwargs)
+    return Trainer(recipe, out_dir, **kwargs)
 
 
 def training_order(names: list[str], root: Path | None = None) -> list[str]:

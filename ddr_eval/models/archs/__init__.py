@@ -10,7 +10,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.models.archs.registry import ARCHS
 from ddr_eval.models.archs.base import Arch
 from ddr_eval.models.archs import (  # noqa: F401
-    classifier, conditioned, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet,
+    cincgan, classifier, conditioned, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet,
 )
 from ddr_eval.models.archs.classifier import ContentClassifier
 from ddr_eval.models.archs.conditioned import DDRConditionedSR
