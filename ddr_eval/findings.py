@@ -116,7 +116,8 @@ class FindingsComputer:
     def _global_residual(self, spec: GlobalResidualSpec) -> Finding:
         """CHI with vs without GR; with ``matched_fit``, also a GR snapshot at the no-GR net's PSNR.
 
-        Rule: reproduced when CHI with GR is >= 10x CHI without (at matched fit too, if given);
+        Rule: reproduced when CHI with GR is >= ``thresholds.gr_ratio`` (10) x CHI without (at matched
+        fit too, if given);
         partly when the intervals are apart (every comparison); otherwise not reproduced.
         """
         without = self.chi_by(spec.without_gr, spec.sets)
@@ -125,7 +126,7 @@ class FindingsComputer:
             compared.append((spec.matched_fit, self.chi_by(spec.matched_fit, spec.sets)))
         ratios = {m: r.value / max(without.value, 1e-12) for m, r in compared}
         apart = all(clearly_above(r, without) for _, r in compared)
-        verdict = REPRODUCED if min(ratios.values()) >= 10 else PARTLY if apart else NOT
+        verdict = REPRODUCED if min(ratios.values()) >= self.spec.thresholds.gr_ratio else PARTLY if apart else NOT
         table = [{"model": m, "CHI (degradation)": _ci(r), "PSNR (clean, dB)": self.psnr(m)}
                  for m, r in (*compared, (spec.without_gr, without))]
         with_gr, ratio = compared[0][1], ratios[spec.with_gr]
@@ -176,7 +177,7 @@ class FindingsComputer:
         rho, p = spearmanr(iterations, [c.value for c in chis])
         table = [{"iteration": it, "CHI (degradation)": _ci(c), "PSNR (clean, dB)": self.psnr(label)}
                  for (it, label), c in zip(points, chis)]
-        verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT
+        verdict = REPRODUCED if rho > self.spec.thresholds.spearman else PARTLY if rho > 0 else NOT
         return Finding("training", "DDR grows during training", "CHI rises with iterations (Spearman > 0)",
                        verdict, f"Spearman rho(iteration, CHI) = {rho:.2f} (p = {p:.3f}) over {len(points)} snapshots.",
                        table, {"spearman": float(rho), "p": float(p), "iterations": iterations,
@@ -219,7 +220,7 @@ class FindingsComputer:
 
         rho, p = spearmanr([d for d, *_ in pairs], [c for *_, c in pairs])
         neighbours = [round(c, 3) for d, a, b, c in pairs if spec.sets.index(b) == spec.sets.index(a) + 1]
-        verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT
+        verdict = REPRODUCED if rho > self.spec.thresholds.spearman else PARTLY if rho > 0 else NOT
         table = [{"pair": f"{a} vs {b}", "sigma distance": d, "CHI": round(c, 3)} for d, a, b, c in pairs]
         return Finding("spectrum", "Blur strengths form an ordered path in DDR space",
                        "CHI between two blur levels grows with their sigma distance", verdict,
@@ -241,7 +242,8 @@ class FindingsComputer:
                               spec.baseline: round(base, 4), "lower for degraded-trained": trained < base})
         if not total:
             raise UserError("findings.generalization: the suite computes none of srga, ddr_chi_to_reference, psnr_drop")
-        verdict = REPRODUCED if better == total else PARTLY if better > total / 2 else NOT
+        verdict = (REPRODUCED if better == total
+                   else PARTLY if better > total * self.spec.thresholds.generalization_partly else NOT)
         return Finding("generalization", "Training on degradations generalizes to them",
                        "lower SRGA, DDR-CHI-to-clean and PSNR drop for the model trained on degraded inputs",
                        verdict, f"{better} of {total} comparisons favour {spec.trained}.", table,
