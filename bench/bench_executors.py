@@ -73,7 +73,7 @@ def planned_cells(loaded):
 
     suite = loaded.suite
     sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
-    need_train = any(m.kind == "identification" for m in loaded.metrics)
+    need_train = any("train_split" in m.needs for m in loaded.metrics)
     inputs = prepare_inputs(loaded, need_train)
     return plan_cells(sources, inputs, loaded.metrics, suite.pooling)
 

@@ -110,8 +110,9 @@ class DDRMonitor:
             if layers:
                 raw["layers"] = list(layers)
             loaded = compile_suite(raw, "<DDRMonitor sets>")
-            if any(m.kind == "identification" for m in loaded.metrics):
-                raise UserError("DDRMonitor: identification needs a train split; pass a suite, not sets")
+            needing = [m.name for m in loaded.metrics if "train_split" in m.needs]
+            if needing:
+                raise UserError(f"DDRMonitor: {needing[0]} needs a train split; pass a suite, not sets")
             return loaded, SuiteInputs(sets, {})
         raw, source = _raw_suite(sets_or_suite)
         if metric_specs:
@@ -120,7 +121,7 @@ class DDRMonitor:
             raw["layers"] = list(layers)
         raw["models"] = [{"name": "monitored"}]
         loaded = compile_suite(raw, source)
-        inputs = prepare_inputs(loaded, any(m.kind == "identification" for m in loaded.metrics))
+        inputs = prepare_inputs(loaded, any("train_split" in m.needs for m in loaded.metrics))
         return loaded, inputs
 
     def _add_optional(self, what: str, make: Callable) -> None:

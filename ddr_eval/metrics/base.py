@@ -1,4 +1,4 @@
-"""Metric registry, result types and the input checks every metric shares.
+"""Metric registry, result types, the reduce protocol and the input checks every metric shares.
 
 A metric is a small frozen pydantic model built from a suite entry ``{"type": name, **params}``
 by :func:`build_metric`. Its class declares, as class variables, what ranking, ``compare`` and
@@ -8,21 +8,43 @@ by :func:`build_metric`. Its class declares, as class variables, what ranking, `
 * ``aggregation`` – a field (default ``"mean"``) naming the :data:`AGGREGATIONS` function that
   reduces a per-set metric's values over the non-reference sets to its leaderboard summary
   (the summary row's ``set`` is the function's name); pooled metrics take none;
-* ``kind`` – which inputs its ``compute`` takes: ``"separability"`` (features, labels),
-  ``"generalization"`` (reference and test features), ``"identification"`` (train/test split),
-  ``"quality"`` (SR outputs and targets) or ``"efficiency"`` (the module and an LR patch shape);
-* ``needs`` – the inputs ``compute`` reads (:data:`METRIC_INPUTS`), from which the planner, the
+* ``kind`` – a free-form family name written into every row (``separability``,
+  ``generalization``, ``identification``, ``quality``, ``efficiency`` ship; a new kind is just a
+  new name);
+* ``needs`` – the inputs ``reduce`` reads (:data:`METRIC_INPUTS`), from which the planner, the
   result-cache keys and the run's training split are derived;
 * ``cacheable`` – whether a stored result may stand in for running it (``pipeline/results_cache.py``).
 
+**The reduce protocol** (scikit-learn's "estimators say what they need" / lm-evaluation-harness's
+``output_type``): the pipeline never knows what a kind of metric does. For each (metric, model) it
+hands :meth:`Metric.reduce` a :class:`MetricInputs` view holding exactly the declared inputs
+(stacked features with their labels, per-set features, SR outputs and HR targets, the module,
+other metrics' rows, each row's source image) and gets back a :class:`MetricOutput`: draft rows
+(:class:`MetricRow`), confusion matrices and embeddings. The reducer stamps the model and the
+metric's identity on each draft and that is the whole pipeline side, so a new kind of metric is
+one class: declare ``needs``, implement ``compute`` and ``reduce``, decorate with
+:func:`register_metric`. The view refuses to hand out an input that was not declared
+(:class:`UndeclaredInputError`), so the declarations the planner and the cache keys trust
+cannot drift from what a metric actually reads.
+
 Numbers a metric cannot be computed on (one class, non-finite or constant features, too few
-samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of producing NaN.
+samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of producing NaN;
+:meth:`MetricOutput.guarded` turns that into an ``unavailable: why`` row.
+
+**Intervals over patches or over images.** Patches cut from one photograph are not
+independent samples: they share its content, texture and noise. A bootstrap that resamples
+patches treats 128 patches of 4 photographs as 128 independent draws and understates the
+uncertainty. :func:`cluster_bootstrap_indices` / :func:`cluster_bootstrap_weights` resample
+whole source images instead (within each degradation set, so every set keeps its number of
+images), and metrics deriving from :class:`ImageIntervalMetric` take ``interval: patches |
+images | both`` to choose which interval they report (see there).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Protocol, Sequence
 
 import numpy as np
 import pydantic
@@ -33,12 +55,22 @@ from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.registry import Registry
 from ddr_eval.specs import build_typed
 
+# The kinds that ship. Not a closed list: a metric class may name any kind (see the module docstring).
 METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")
 # What a metric can need. ``features``: pooled deep features of the evaluated sets (in the
 # metric's pooling); ``train_split``: the same on the training images; ``sr_outputs``: SR
-# images and their HR targets; ``module``: the network itself; ``rows``: other metrics' rows.
-METRIC_INPUTS = ("features", "train_split", "sr_outputs", "module", "rows")
+# images and their HR targets; ``module``: the network itself; ``rows``: other metrics' rows;
+# ``image_groups``: the source image of every patch (for intervals over images, not patches).
+METRIC_INPUTS = ("features", "train_split", "sr_outputs", "module", "rows", "image_groups")
 CONFIDENCE_LEVEL = 0.95
+Interval = Literal["patches", "images", "both"]
+IMAGE_BOOTSTRAP_STREAM = 1
+"""Spawn key of the image-cluster bootstrap's generator (see :func:`image_bootstrap_rng`)."""
+
+# Row coordinates of rows that are not about one tapped layer or one degradation set.
+ALL = "all"  # a metric computed on all evaluated sets pooled
+OUTPUT_LAYER = "output"  # rows about the SR output image (quality metrics)
+MODEL_LAYER = "model"  # rows about the whole network (efficiency metrics)
 
 # How per-set values become one summary number, by name (as lm-evaluation-harness's
 # ``aggregation:`` keys). The median resists one outlying degradation set.
@@ -62,12 +94,17 @@ class MetricResult:
 
     ``extra`` carries what a reader needs to interpret the number: sample counts, the
     projection actually used, and ``warnings`` for any documented fallback that was taken.
+    ``ci_low``/``ci_high`` is the interval the metric's ``interval`` names; with ``interval:
+    both`` the image-cluster interval is ``ci_images`` too. ``n_source_images`` is the number of
+    distinct source photographs behind the value, set whenever images were resampled.
     """
 
     value: float
     ci_low: float | None = None
     ci_high: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    ci_images: tuple[float | None, float | None] | None = None
+    n_source_images: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +128,179 @@ class IdentificationResult:
         return self.accuracy
 
 
+class UndeclaredInputError(RuntimeError):
+    """A metric read an input its class does not list in ``needs``: a bug in the metric.
+
+    The planner extracts, and the result cache keys, only what metrics declare; reading
+    anything else would work by accident today and return stale or missing data tomorrow.
+    """
+
+
+@dataclass(frozen=True)
+class ImageGroups:
+    """The source photograph of every row and the stratum (degradation set) it belongs to.
+
+    ``image`` and ``stratum`` are (N,) arrays of labels of any type (the pipeline gives
+    photograph names and set names). A cluster bootstrap resamples (stratum, image) pairs:
+    within each stratum, that stratum's images with replacement, each with all its rows.
+    """
+
+    image: np.ndarray
+    stratum: np.ndarray
+
+    def __post_init__(self) -> None:
+        image, stratum = np.asarray(self.image), np.asarray(self.stratum)
+        if image.ndim != 1 or image.shape != stratum.shape:
+            raise ValueError(f"image groups need two 1-D arrays of one length, got {image.shape} and {stratum.shape}")
+        object.__setattr__(self, "image", image)
+        object.__setattr__(self, "stratum", stratum)
+
+    def __len__(self) -> int:
+        return self.image.shape[0]
+
+    @property
+    def n_images(self) -> int:
+        """Distinct source photographs (one photograph seen under five degradations counts once)."""
+        return int(np.unique(self.image).size)
+
+    def subset(self, rows: np.ndarray) -> ImageGroups:
+        return ImageGroups(self.image[rows], self.stratum[rows])
+
+    @classmethod
+    def of_sets(cls, images_by_set: dict[str, np.ndarray]) -> ImageGroups:
+        """Rows of several sets stacked in the given order, each set its own stratum."""
+        images = [np.asarray(images) for images in images_by_set.values()]
+        strata = [np.full(len(ids), name, dtype=object) for name, ids in zip(images_by_set, images)]
+        return cls(np.concatenate(images), np.concatenate(strata).astype(str))
+
+    @classmethod
+    def pair(cls, reference_images: np.ndarray, test_images: np.ndarray) -> ImageGroups:
+        """Rows of a reference set then of a test set (what two-set metrics such as SRGA take)."""
+        return cls.of_sets({"reference": reference_images, "test": test_images})
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """Features of several sets stacked in suite order, with per-row labels.
+
+    ``labels["degradation"]`` names each row's set, ``labels["content"]`` its source image;
+    ``groups`` is set only for metrics that declare ``image_groups``.
+    """
+
+    features: np.ndarray
+    labels: dict[str, np.ndarray]
+    groups: ImageGroups | None = None
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """A metric's draft row for one (layer, set): value, interval, caveats and extra fields.
+
+    The reducer turns it into a :class:`~ddr_eval.results.rows.ResultRow` by adding the model
+    and the metric's identity; ``unavailable`` (a reason) becomes an ``unavailable`` status and
+    ``warnings`` a ``fallback`` status. A non-finite value becomes an unavailable row there.
+    """
+
+    layer: str
+    set: str
+    value: float | None = None
+    ci: tuple[float | None, float | None] = (None, None)
+    unavailable: str | None = None
+    warnings: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def usable_value(self) -> float | None:
+        """The value a summary may aggregate: finite and not unavailable, else None."""
+        if self.unavailable is not None or self.value is None or not math.isfinite(float(self.value)):
+            return None
+        return float(self.value)
+
+
+@dataclass
+class MetricOutput:
+    """What one metric produced for one model: draft rows, confusion matrices, embeddings.
+
+    ``confusions`` are dicts with a ``layer`` key (the reducer adds model and metric);
+    ``embeddings`` maps a layer to the arrays the report plots (``xy`` and per-point labels).
+    """
+
+    rows: list[MetricRow] = field(default_factory=list)
+    confusions: list[dict[str, Any]] = field(default_factory=list)
+    embeddings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def add(self, layer: str, set_name: str, value: float | None = None, ci=(None, None),
+            warnings: Sequence[str] = (), **extra: Any) -> MetricRow:
+        row = MetricRow(layer, set_name, value, tuple(ci), None, tuple(str(w) for w in warnings), extra)
+        self.rows.append(row)
+        return row
+
+    def unavailable(self, layer: str, set_name: str, reason: str) -> MetricRow:
+        row = MetricRow(layer, set_name, unavailable=str(reason))
+        self.rows.append(row)
+        return row
+
+    def result(self, layer: str, set_name: str, result: Any, ci: bool = True, **extra: Any) -> MetricRow:
+        """The row of a :class:`MetricResult` (or any result with ``value``, ``ci_*``, ``extra``):
+        its documented fallbacks (``extra["warnings"]``) become the row's warnings and an
+        image-cluster interval its ``ci_images`` / ``n_images`` fields."""
+        interval = (getattr(result, "ci_low", None), getattr(result, "ci_high", None)) if ci else (None, None)
+        warnings = (getattr(result, "extra", None) or {}).get("warnings") or ()
+        return self.add(layer, set_name, result.value, interval, warnings, **extra, **image_interval_fields(result))
+
+    def guarded(self, layer: str, set_name: str, compute: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``compute(*args, **kwargs)``, or None after an unavailable row when the data is
+        degenerate or an optional package is missing (a cell that says why, never a crash or a NaN)."""
+        try:
+            return compute(*args, **kwargs)
+        except (DegenerateInputError, ImportError) as exc:
+            self.unavailable(layer, set_name, str(exc))
+            return None
+
+
+def image_interval_fields(result: Any) -> dict[str, Any]:
+    """The row fields of an image-cluster interval: ``ci_images: [low, high]`` (``interval:
+    both``) and ``n_images`` (whenever images were resampled); nothing for a patch interval."""
+    fields: dict[str, Any] = {}
+    ci_images = getattr(result, "ci_images", None)
+    if ci_images is not None:
+        fields["ci_images"] = [ci_images[0], ci_images[1]]
+    n_images = getattr(result, "n_source_images", None)
+    if n_images is not None:
+        fields["n_images"] = int(n_images)
+    return fields
+
+
+class MetricInputs(Protocol):
+    """What the reducer hands :meth:`Metric.reduce` for one model (``pipeline/reduce.py``).
+
+    Attributes describe the suite and the model and are always there. Each method hands out
+    one declared input and raises :class:`UndeclaredInputError` for an undeclared one:
+    ``features`` and ``stack`` (``"features"``; ``stack(layer, "train")``: ``"train_split"``),
+    ``sr_outputs``/``hr_targets`` (``"sr_outputs"``), ``module`` (``"module"``), ``rows``
+    (``"rows"``), ``image_groups`` (``"image_groups"``). Features are in the metric's pooling.
+    """
+
+    model: str  # the model's label
+    layers: tuple[str, ...]  # its tapped layers (shown names)
+    sets: tuple[str, ...]  # evaluated degradation sets, suite order
+    test_sets: tuple[str, ...]  # the same without the reference set
+    reference: str
+    seed: int
+    scale: int
+    patch_shape: tuple[int, ...]  # one LR patch, (H, W, C)
+    is_sr: bool  # a super-resolution network (has SR outputs)
+
+    def features(self, layer: str, set_name: str) -> np.ndarray: ...
+    def stack(self, layer: str, split: Literal["eval", "train"] = "eval") -> Stacked: ...
+    def image_groups(self, set_name: str) -> np.ndarray: ...
+    def has_hr(self, set_name: str) -> bool: ...
+    def sr_outputs(self, set_name: str) -> np.ndarray | None: ...
+    def hr_targets(self, set_name: str) -> np.ndarray: ...
+    def module(self) -> Any | None: ...
+    def rows(self, metric_type: str) -> dict[str, float | None]: ...
+
+
 class Metric(BaseModel):
     """Base class: parameters are validated fields; directions and kind are class variables."""
 
@@ -101,7 +311,7 @@ class Metric(BaseModel):
     kind: ClassVar[str]
     # True for metrics with one value per degradation set, summarised by ``aggregation``.
     per_set: ClassVar[bool] = False
-    # What ``compute`` reads (names in METRIC_INPUTS): the planner extracts cells, the result
+    # What ``reduce`` reads (names in METRIC_INPUTS): the planner extracts cells, the result
     # cache keys its entries and the run prepares a training split from these declarations.
     needs: ClassVar[frozenset[str]] = frozenset({"features"})
     # True for measurements of this machine, now (latency): shown, but never cached, never in a
@@ -148,6 +358,33 @@ class Metric(BaseModel):
     def applies_to(self, model_label: str) -> bool:
         return self.models is None or model_label in self.models
 
+    def for_patch(self, patch_shape: tuple[int, ...]) -> Metric:
+        """This metric as it names its rows in a suite whose LR patches have ``patch_shape``
+        (H, W, C). Most metrics do not depend on it; efficiency metrics take it as their input size."""
+        return self
+
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        """Rows (and confusions, embeddings) of this metric for the one model ``inputs`` describes.
+
+        The one method a new kind of metric implements besides ``compute``: read the declared
+        inputs, call ``compute`` under :meth:`MetricOutput.guarded`, add rows. Per-kind base
+        classes (``SeparabilityMetric``, ``QualityMetric``, ...) implement it once for their kind.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement reduce()")
+
+    def summarise(self, output: MetricOutput, inputs: MetricInputs, layer: str, values: Sequence[float]) -> None:
+        """The summary a leaderboard shows for a per-set metric: its aggregation over the
+        non-reference sets, in a row whose ``set`` is the aggregation's name; unavailable when no
+        set has a value, so a model never just drops out of a column."""
+        summary = self.aggregation
+        if values:
+            output.add(layer, summary, self.aggregate(values), n_sets=len(values))
+        elif not inputs.test_sets:
+            output.unavailable(layer, summary,
+                               f"the suite has no degradation set besides the reference `{inputs.reference}`")
+        else:
+            output.unavailable(layer, summary, "no degradation set has a value")
+
     def name_params(self) -> list[str]:
         """The parameters that distinguish two instances of this metric in a table."""
         return []
@@ -166,16 +403,69 @@ class Metric(BaseModel):
         return {"type": self.metric_type, **self.model_dump()}
 
 
+class ImageIntervalMetric(Metric):
+    """A metric whose bootstrap can resample source images instead of patches.
+
+    ``interval`` chooses what ``ci_low``/``ci_high`` mean:
+
+    * ``patches`` (default, the numbers committed so far): rows resampled independently;
+    * ``images``: the cluster bootstrap over source images (within each degradation set);
+      honest when patches of one photograph are correlated, and wider then;
+    * ``both``: ``ci_low``/``ci_high`` stay the patch interval and the image interval is
+      recorded beside it (``ci_images`` in the result, ``extra["ci_images"]`` in the row).
+
+    With ``images`` or ``both`` the result also carries ``n_source_images`` (row:
+    ``n_images``), the number of distinct photographs the number rests on. The patch and image
+    bootstraps draw from separate generators seeded from the suite seed (``default_rng(seed)``
+    and :func:`image_bootstrap_rng`), so asking for ``both`` leaves the patch interval
+    bit-identical to ``patches`` and the image interval identical to ``images``. Subclasses
+    declare ``image_groups`` in ``needs`` so the reducer hands them each row's source image.
+    """
+
+    interval: Interval = Field("patches", description="bootstrap over patches, source images, or both (images in extra)")
+
+    @property
+    def wants_patches(self) -> bool:
+        return self.interval in ("patches", "both")
+
+    @property
+    def wants_images(self) -> bool:
+        return self.interval in ("images", "both")
+
+    def require_groups(self, groups: ImageGroups | None, n_rows: int) -> ImageGroups | None:
+        """``groups`` checked against the rows, when the image interval needs them; else None."""
+        if not self.wants_images:
+            return None
+        if groups is None:
+            raise UserError(f"{self.name}: interval={self.interval} needs the source image of every row (groups=...)")
+        if len(groups) != n_rows:
+            raise UserError(f"{self.name}: {len(groups)} image groups for {n_rows} rows")
+        return groups
+
+    def interval_result(self, value: float, patches: tuple[float | None, float | None] | None,
+                        images: tuple[float | None, float | None] | None, groups: ImageGroups | None,
+                        extra: dict[str, Any]) -> MetricResult:
+        """The result with the interval ``interval`` names (``patches``/``images``: the
+        intervals computed, None when not asked for)."""
+        main = images if self.interval == "images" else patches
+        low, high = main if main is not None else (None, None)
+        return MetricResult(value, low, high, extra, ci_images=images if self.interval == "both" else None,
+                            n_source_images=groups.n_images if groups is not None else None)
+
+
 METRICS: Registry[type[Metric]] = Registry("metric")
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
-    """Class decorator: check the declared class variables and register under ``metric_type``."""
+    """Class decorator: check the declared class variables and ``reduce``, and register under
+    ``metric_type``. Any ``kind`` name is fine: the pipeline only calls ``reduce``."""
     for attribute in ("metric_type", "higher_is_better", "kind"):
         if not hasattr(cls, attribute):
             raise TypeError(f"metric class {cls.__name__} does not declare {attribute}")
-    if cls.kind not in METRIC_KINDS:
-        raise TypeError(f"metric class {cls.__name__} has unknown kind {cls.kind!r}")
+    if not isinstance(cls.kind, str) or not cls.kind:
+        raise TypeError(f"metric class {cls.__name__} needs a kind name, got {cls.kind!r}")
+    if cls.reduce is Metric.reduce:
+        raise TypeError(f"metric class {cls.__name__} does not implement reduce(inputs)")
     if not cls.needs or not cls.needs <= set(METRIC_INPUTS):
         raise TypeError(f"metric class {cls.__name__} needs unknown inputs {sorted(cls.needs)}")
     return METRICS.register(cls.metric_type)(cls)
@@ -291,4 +581,82 @@ def bootstrap_mean_interval(
         return None, None
     draws = rng.integers(0, values.size, size=(n_resamples, values.size))
     low, high, _ = percentile_interval(values[draws].mean(axis=1), float(values.mean()))
+    return low, high
+
+
+
+# --------------------------------------------------------------------------- cluster bootstrap
+
+
+def image_bootstrap_rng(seed: int) -> np.random.Generator:
+    """The image-cluster bootstrap's generator: the suite seed's child stream
+    :data:`IMAGE_BOOTSTRAP_STREAM`, independent of the patch bootstrap's ``default_rng(seed)``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(IMAGE_BOOTSTRAP_STREAM,)))
+
+
+def _clusters(groups: np.ndarray, strata: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per stratum (sorted): its rows and each row's cluster code 0..k-1 within the stratum."""
+    groups = np.asarray(groups)
+    strata = np.zeros(groups.shape[0], dtype=np.int64) if strata is None else np.asarray(strata)
+    if groups.ndim != 1 or strata.shape != groups.shape:
+        raise ValueError(f"groups and strata must be 1-D of one length, got {groups.shape} and {strata.shape}")
+    out = []
+    for stratum in np.unique(strata):
+        rows = np.flatnonzero(strata == stratum)
+        out.append((rows, np.unique(groups[rows], return_inverse=True)[1].ravel()))
+    return out
+
+
+def cluster_bootstrap_indices(groups: np.ndarray, strata: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    """Row indices of one cluster-bootstrap resample: within each stratum, that stratum's
+    clusters (``groups``, e.g. source images) drawn with replacement, each with all its rows.
+
+    Why clusters: patches of one photograph share content and noise, so resampling patches
+    pretends to more independent samples than there are. Why strata: every degradation set
+    keeps its number of images, so no resample loses a set (a class of a separability index)
+    and the spread is sampling noise, not changes in the design. With ``strata=None`` all rows
+    are one stratum. The resample's length varies when clusters differ in size.
+    """
+    picked = []
+    for rows, codes in _clusters(groups, strata):
+        members = [rows[codes == code] for code in range(int(codes.max()) + 1)]
+        picked += [members[code] for code in rng.integers(0, len(members), len(members))]
+    return np.concatenate(picked) if picked else np.empty(0, dtype=np.int64)
+
+
+def cluster_bootstrap_weights(groups: np.ndarray, strata: np.ndarray | None, n_resamples: int,
+                              rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, N) per-row counts of :func:`cluster_bootstrap_indices` resamples: a row's
+    weight is how often its cluster was drawn. The form the vectorised weighted indices
+    (separability) and weighted means (quality) take."""
+    n_rows = np.asarray(groups).shape[0]
+    weights = np.zeros((n_resamples, n_rows), dtype=np.int64)
+    for rows, codes in _clusters(groups, strata):
+        k = int(codes.max()) + 1
+        draws = rng.integers(0, k, size=(n_resamples, k))
+        offsets = (np.arange(n_resamples) * k)[:, None]
+        counts = np.bincount((draws + offsets).ravel(), minlength=n_resamples * k).reshape(n_resamples, k)
+        weights[:, rows] = counts[:, codes]
+    return weights
+
+
+def resamplable_clusters(groups: np.ndarray, strata: np.ndarray | None) -> bool:
+    """Whether some stratum has two clusters: otherwise every resample is the data itself and
+    a cluster interval would be a point, which would look like certainty."""
+    return any(int(codes.max()) >= 1 for _, codes in _clusters(groups, strata))
+
+
+def cluster_bootstrap_mean_interval(
+    values: np.ndarray, groups: np.ndarray, strata: np.ndarray | None, n_resamples: int, rng: np.random.Generator
+) -> tuple[float | None, float | None]:
+    """95% percentile interval of the mean of ``values`` over cluster-bootstrap resamples
+    (``(None, None)`` when there is nothing to resample: no replicates, one value, non-finite
+    values, or a single cluster per stratum)."""
+    values = np.asarray(values, dtype=np.float64)
+    if n_resamples == 0 or values.size < 2 or not np.isfinite(values).all():
+        return None, None
+    if not resamplable_clusters(groups, strata):
+        return None, None
+    weights = cluster_bootstrap_weights(groups, strata, n_resamples, rng)
+    low, high, _ = percentile_interval(weights @ values / weights.sum(axis=1), float(values.mean()))
     return low, high

@@ -45,7 +45,16 @@ from pydantic import Field
 from torch import nn
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import Metric, MetricResult, MetricUnavailableError, register_metric
+from ddr_eval.metrics.base import (
+    ALL,
+    MODEL_LAYER,
+    Metric,
+    MetricInputs,
+    MetricOutput,
+    MetricResult,
+    MetricUnavailableError,
+    register_metric,
+)
 
 MIB = 2**20
 FLOP_COUNT_NOTE = "2 x MACs of convolutions and matrix products (torch.utils.flop_counter)"
@@ -201,11 +210,24 @@ class EfficiencyMetric(Metric):
     )
     batch_size: int = Field(1, ge=1, description="patches per forward pass")
 
-    def for_patch(self, patch_shape: tuple[int, ...]) -> "EfficiencyMetric":
+    def for_patch(self, patch_shape: tuple[int, ...]) -> EfficiencyMetric:
         """This metric with ``input_size`` taken from ``patch_shape`` (H, W, C) unless it was given."""
         if self.input_size is not None:
             return self
         return self.model_copy(update={"input_size": (int(patch_shape[0]), int(patch_shape[1]))})
+
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        """The cost of the network itself on one LR patch of the suite's size: one row, layer
+        ``model`` (the reducer hands this metric already sized by :meth:`for_patch`)."""
+        output = MetricOutput()
+        module = inputs.module()
+        if module is None:
+            output.unavailable(MODEL_LAYER, ALL, f"{inputs.model} is not a network")
+            return output
+        result = output.guarded(MODEL_LAYER, ALL, self.compute, module, inputs.patch_shape, inputs.seed)
+        if result is not None:
+            output.result(MODEL_LAYER, ALL, result, ci=False, measured=result.extra.get("unit", ""))
+        return output
 
     def name_params(self) -> list[str]:
         if not self.sized:

@@ -29,8 +29,11 @@ if TYPE_CHECKING:  # sklearn is imported where it is used: it costs start-up tim
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.metrics.base import (
+    ALL,
     IdentificationResult,
     Metric,
+    MetricInputs,
+    MetricOutput,
     bootstrap_mean_interval,
     check_features,
     encode_labels,
@@ -180,6 +183,22 @@ class IdentificationMetric(Metric):
 
     def name_params(self) -> list[str]:
         return [self.classifier, f"k{self.k}" if self.classifier == "knn" else f"C{self.C:g}"]
+
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        """Per layer: fit on the training split's sets, score on the evaluated sets; one row
+        (accuracy, with ``macro_f1``) and one confusion matrix."""
+        output = MetricOutput()
+        for layer in inputs.layers:
+            train, test = inputs.stack(layer, "train"), inputs.stack(layer)
+            result = output.guarded(layer, ALL, self.compute, train.features, train.labels["degradation"],
+                                    test.features, test.labels["degradation"], inputs.seed)
+            if result is None:
+                continue
+            output.result(layer, ALL, result, macro_f1=float(result.macro_f1))
+            output.confusions.append({
+                "layer": layer, "classes": list(result.classes), "matrix": np.asarray(result.confusion).tolist(),
+                "accuracy": float(result.accuracy), "macro_f1": float(result.macro_f1)})
+        return output
 
     def compute(
         self, train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray, seed: int

@@ -30,10 +30,17 @@ from pydantic import Field
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.metrics.base import (
+    OUTPUT_LAYER,
+    ImageGroups,
+    ImageIntervalMetric,
     Metric,
+    MetricInputs,
+    MetricOutput,
     MetricResult,
     MetricUnavailableError,
     bootstrap_mean_interval,
+    cluster_bootstrap_mean_interval,
+    image_bootstrap_rng,
     register_metric,
 )
 
@@ -171,14 +178,63 @@ def _check_batches(outputs: np.ndarray, targets: np.ndarray) -> None:
         raise DegenerateInputError("no images to score")
 
 
-class QualityMetric(Metric):
-    """Mean over images of a per-image score, with a bootstrap interval over images."""
+def outputs_as_uint8(outputs: np.ndarray | None) -> np.ndarray:
+    """SR outputs as the uint8 images quality metrics score; NaN/Inf would be cast to arbitrary bytes."""
+    if outputs is None:
+        raise DegenerateInputError("the model produced no SR outputs")
+    if not np.isfinite(outputs).all():
+        raise DegenerateInputError(f"SR outputs contain {int(np.size(outputs) - np.isfinite(outputs).sum())} NaN/Inf values")
+    return to_uint8(outputs)
+
+
+def no_hr(set_name: str) -> str:
+    """Why a metric that needs HR (PSNR, SSIM, PSNR drop, LPIPS) has no value on an LR-only set:
+    such a cell is "unavailable", never NaN or an error."""
+    return f"no HR for set {set_name}"
+
+
+class QualityMetric(ImageIntervalMetric):
+    """Mean over images of a per-image score, with a bootstrap interval over images.
+
+    "Images" here are the SR outputs, one per LR patch; ``interval: images`` resamples the
+    source photographs those patches were cut from instead (all of a photograph's patches at
+    once), which is the honest interval when patches of one photograph are alike. The kind
+    scores each evaluated set's SR outputs against its HR patches (``crop_border`` = the
+    scale, Y channel), one row per set at layer ``output``, and summarises the non-reference
+    sets. Feature sources that are not SR networks get no rows.
+    """
 
     kind: ClassVar[str] = "quality"
-    needs: ClassVar[frozenset[str]] = frozenset({"sr_outputs"})
+    needs: ClassVar[frozenset[str]] = frozenset({"sr_outputs", "image_groups"})
     per_set: ClassVar[bool] = True
 
     bootstrap: int = Field(200, ge=0)
+
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        output = MetricOutput()
+        if not inputs.is_sr:
+            return output
+        values = []
+        for name in inputs.sets:
+            if not inputs.has_hr(name):
+                output.unavailable(OUTPUT_LAYER, name, no_hr(name))
+                continue
+            result = output.guarded(OUTPUT_LAYER, name, self._score_set, inputs, name)
+            if result is None:
+                continue
+            value = output.result(OUTPUT_LAYER, name, result).usable_value
+            if name != inputs.reference and value is not None:
+                values.append(value)
+        self.summarise(output, inputs, OUTPUT_LAYER, values)
+        return output
+
+    def _score_set(self, inputs: MetricInputs, name: str) -> MetricResult:
+        """One set as the published protocol scores it: uint8, ``crop_border`` = scale, Y channel."""
+        targets = to_uint8(inputs.hr_targets(name))
+        images = inputs.image_groups(name)
+        return self.compute(outputs_as_uint8(inputs.sr_outputs(name)), targets, crop_border=inputs.scale,
+                            test_y_channel=True, seed=inputs.seed,
+                            groups=ImageGroups(images, np.full(len(images), name)))
 
     def score_image(self, output: np.ndarray, target: np.ndarray, crop_border: int, test_y_channel: bool) -> float:
         raise NotImplementedError
@@ -190,16 +246,25 @@ class QualityMetric(Metric):
         crop_border: int = 0,
         test_y_channel: bool = False,
         seed: int = 0,
+        *,
+        groups: ImageGroups | None = None,
     ) -> MetricResult:
-        """Score SR ``outputs`` against ``targets`` (both uint8 NHWC RGB)."""
+        """Score SR ``outputs`` against ``targets`` (both uint8 NHWC RGB); ``groups`` (each
+        output's source photograph) is needed for ``interval: images`` or ``both`` only."""
         _check_batches(outputs, targets)
+        groups = self.require_groups(groups, outputs.shape[0])
         per_image = np.array(
             [self.score_image(o, t, crop_border, test_y_channel) for o, t in zip(outputs, targets)]
         )
         warnings = []
         if np.isinf(per_image).any():
             warnings.append(f"{int(np.isinf(per_image).sum())} image(s) identical to the target (infinite score)")
-        ci_low, ci_high = bootstrap_mean_interval(per_image, self.bootstrap, np.random.default_rng(seed))
+        patches = images = None
+        if self.wants_patches:
+            patches = bootstrap_mean_interval(per_image, self.bootstrap, np.random.default_rng(seed))
+        if groups is not None:
+            images = cluster_bootstrap_mean_interval(per_image, groups.image, groups.stratum, self.bootstrap,
+                                                     image_bootstrap_rng(seed))
         extra = {
             "n_images": int(per_image.size),
             "per_image": per_image.tolist(),
@@ -207,7 +272,7 @@ class QualityMetric(Metric):
             "test_y_channel": test_y_channel,
             "warnings": warnings,
         }
-        return MetricResult(float(per_image.mean()), ci_low, ci_high, extra)
+        return self.interval_result(float(per_image.mean()), patches, images, groups, extra)
 
 
 @register_metric
@@ -256,12 +321,14 @@ class LpipsMetric(QualityMetric):
         crop_border: int = 0,
         test_y_channel: bool = False,
         seed: int = 0,
+        *,
+        groups: ImageGroups | None = None,
     ) -> MetricResult:
         available, reason = lpips_available()
         if not available:
             raise MetricUnavailableError(f"LPIPS needs the optional lpips package: {reason}")
         self._model()  # fail early, once, if the weights cannot be loaded
-        return super().compute(outputs, targets, crop_border, False, seed)
+        return super().compute(outputs, targets, crop_border, False, seed, groups=groups)
 
     def _model(self):
         return _lpips_model(self.net)
@@ -307,6 +374,31 @@ class PsnrDropMetric(Metric):
     per_set: ClassVar[bool] = True
 
     bootstrap: int = Field(200, ge=0)
+
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        """One row per test set from this model's ``psnr`` rows (the earlier metric's values)."""
+        output = MetricOutput()
+        if not inputs.is_sr:
+            return output
+        summary = self.aggregation
+        psnr = inputs.rows("psnr")
+        if inputs.reference not in psnr:
+            output.unavailable(OUTPUT_LAYER, summary, "list a `psnr` metric before `psnr_drop`")
+            return output
+        if psnr[inputs.reference] is None:
+            output.unavailable(OUTPUT_LAYER, summary, f"no psnr on the reference `{inputs.reference}`")
+            return output
+        drops = []
+        for name in inputs.test_sets:
+            if not inputs.has_hr(name):
+                output.unavailable(OUTPUT_LAYER, name, no_hr(name))
+            elif psnr.get(name) is None:
+                output.unavailable(OUTPUT_LAYER, name, f"no psnr on `{name}`")
+            else:
+                drops.append(psnr[inputs.reference] - psnr[name])
+                output.add(OUTPUT_LAYER, name, drops[-1])
+        self.summarise(output, inputs, OUTPUT_LAYER, drops)
+        return output
 
     def compute(self, reference_psnr, test_psnr, seed: int = 0) -> MetricResult:
         reference = np.atleast_1d(np.asarray(reference_psnr, dtype=np.float64))

@@ -29,6 +29,13 @@ re-centred on the estimate by the bootstrap bias (recorded as ``extra["bootstrap
 spurious separation and the plain interval lies beside the estimate). Point estimates come
 from scikit-learn; the replicates use the vectorised weighted numpy forms below (a resample is
 a vector of per-patch counts), which agree with scikit-learn on unit weights.
+
+``interval: images`` (or ``both``) resamples source images instead, within each degradation set
+(:func:`~ddr_eval.metrics.base.cluster_bootstrap_weights`; bias in
+``extra["bootstrap_bias_images"]``): patches of one photograph are correlated, so the patch
+interval is too narrow. By ``degradation`` every class keeps its size; by ``content`` a
+resample can miss a photograph in every set, and that replicate (an index with an empty class)
+is left out of the interval.
 """
 
 from __future__ import annotations
@@ -42,10 +49,16 @@ from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError
 from ddr_eval.metrics.base import (
-    Metric,
+    ALL,
+    ImageGroups,
+    ImageIntervalMetric,
+    MetricInputs,
+    MetricOutput,
     MetricResult,
     check_features,
+    cluster_bootstrap_weights,
     encode_labels,
+    image_bootstrap_rng,
     percentile_interval,
     register_metric,
     single_threaded_blas,
@@ -242,10 +255,15 @@ def bootstrap_weights(codes: np.ndarray, n_resamples: int, rng: np.random.Genera
 # --------------------------------------------------------------------------- metrics
 
 
-class SeparabilityMetric(Metric):
-    """Common parameters and the compute pipeline: check, project, score, bootstrap."""
+class SeparabilityMetric(ImageIntervalMetric):
+    """Common parameters and the compute pipeline: check, project, score, bootstrap.
+
+    Its kind reads every evaluated set of a layer stacked (``Stacked``) and gives one row per
+    layer, over all sets (``set: all``).
+    """
 
     kind: ClassVar[str] = "separability"
+    needs: ClassVar[frozenset[str]] = frozenset({"features", "image_groups"})
     ranked_by_default: ClassVar[bool] = False  # high CHI by degradation is DDR; whether that is good is the question
     bounds: ClassVar[tuple[float, float]] = (0.0, np.inf)
 
@@ -259,11 +277,32 @@ class SeparabilityMetric(Metric):
         projection = f"pca{self.pca_dim}" if self.projection == "pca" else self.projection
         return [self.label, projection]
 
-    def compute(self, features: np.ndarray, labels: np.ndarray, seed: int) -> MetricResult:
-        """Score ``features`` (N, D) grouped by ``labels`` (N,); ``seed`` drives PCA/t-SNE/bootstrap."""
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        """One row per layer on all evaluated sets stacked; t-SNE projections keep their embedding."""
+        output = MetricOutput()
+        for layer in inputs.layers:
+            stacked = inputs.stack(layer)
+            result = output.guarded(layer, ALL, self.compute, stacked.features, stacked.labels[self.label],
+                                    inputs.seed, groups=stacked.groups)
+            if result is None:
+                continue
+            output.result(layer, ALL, result, label=self.label, projection=self.projection)
+            embedding = result.extra.get("embedding")
+            if embedding is not None:
+                output.embeddings.setdefault(layer, {"xy": embedding, **stacked.labels})
+        return output
+
+    def compute(self, features: np.ndarray, labels: np.ndarray, seed: int, *,
+                groups: ImageGroups | None = None) -> MetricResult:
+        """Score ``features`` (N, D) grouped by ``labels`` (N,); ``seed`` drives PCA/t-SNE/bootstrap.
+
+        ``groups`` (each row's source image and degradation set) is needed for ``interval:
+        images`` or ``both`` only.
+        """
         features = check_features(features)
         codes, classes = encode_labels(labels, features.shape[0])
         self._check_counts(codes, classes)
+        groups = self.require_groups(groups, features.shape[0])
         warnings: list[str] = []
         started = time.perf_counter()
         if self.projection == "tsne":
@@ -281,8 +320,16 @@ class SeparabilityMetric(Metric):
             value = float(self._score(projected, codes))
             if not np.isfinite(value):
                 raise DegenerateInputError(f"{self.name} is not finite ({value}) for these features")
-            replicates = self._replicates(projected, codes, np.random.default_rng(seed), warnings)
-        ci_low, ci_high, bias = percentile_interval(replicates, value, self.bounds)
+            patches = images = None
+            bias = bias_images = None
+            if self.wants_patches:
+                replicates = self._replicates(projected, codes, np.random.default_rng(seed), warnings)
+                low, high, bias = percentile_interval(replicates, value, self.bounds)
+                patches = (low, high)
+            if groups is not None:
+                replicates = self._replicates(projected, codes, image_bootstrap_rng(seed), warnings, groups)
+                low, high, bias_images = percentile_interval(replicates, value, self.bounds)
+                images = (low, high)
         extra = {
             "label": self.label,
             "projection": self.projection,
@@ -295,9 +342,11 @@ class SeparabilityMetric(Metric):
             "projection_seconds": round(projection_seconds, 3),
             "warnings": warnings,
         }
+        if groups is not None:
+            extra["bootstrap_bias_images"] = bias_images
         if self.projection == "tsne":
             extra["embedding"] = projected  # (N, 2), for the report's t-SNE plots
-        return MetricResult(value, ci_low, ci_high, extra)
+        return self.interval_result(value, patches, images, groups, extra)
 
     def _check_counts(self, codes: np.ndarray, classes: list[str]) -> None:
         if codes.size <= len(classes):
@@ -312,12 +361,19 @@ class SeparabilityMetric(Metric):
         raise NotImplementedError
 
     def _replicates(
-        self, projected: np.ndarray, codes: np.ndarray, rng: np.random.Generator, warnings: list[str]
+        self, projected: np.ndarray, codes: np.ndarray, rng: np.random.Generator, warnings: list[str],
+        groups: ImageGroups | None = None,
     ) -> np.ndarray:
-        """The index on ``self.bootstrap`` within-class resamples (empty when disabled)."""
+        """The index on ``self.bootstrap`` resamples (empty when disabled): within-class patch
+        resamples, or with ``groups`` image-cluster resamples."""
         if self.bootstrap == 0:
             return np.empty(0)
-        return self._weighted_scores(projected, codes, bootstrap_weights(codes, self.bootstrap, rng))
+        return self._weighted_scores(projected, codes, self._weights(codes, rng, groups))
+
+    def _weights(self, codes: np.ndarray, rng: np.random.Generator, groups: ImageGroups | None) -> np.ndarray:
+        if groups is None:
+            return bootstrap_weights(codes, self.bootstrap, rng)
+        return cluster_bootstrap_weights(groups.image, groups.stratum, self.bootstrap, rng)
 
 
 @register_metric
@@ -367,20 +423,22 @@ class SilhouetteMetric(SeparabilityMetric):
         return silhouette_score(projected, codes)
 
     def _replicates(
-        self, projected: np.ndarray, codes: np.ndarray, rng: np.random.Generator, warnings: list[str]
+        self, projected: np.ndarray, codes: np.ndarray, rng: np.random.Generator, warnings: list[str],
+        groups: ImageGroups | None = None,
     ) -> np.ndarray:
         if self.bootstrap == 0:
             return np.empty(0)
         if codes.size > self.bootstrap_max_points:
             subset = np.sort(rng.choice(codes.size, self.bootstrap_max_points, replace=False))
             projected, codes = projected[subset], np.unique(codes[subset], return_inverse=True)[1]
-            warnings.append(
-                f"silhouette bootstrap on a random subset of {self.bootstrap_max_points} samples"
-            )
+            groups = None if groups is None else groups.subset(subset)
+            note = f"silhouette bootstrap on a random subset of {self.bootstrap_max_points} samples"
+            if note not in warnings:
+                warnings.append(note)
         squared = np.einsum("nd,nd->n", projected, projected)
         distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * projected @ projected.T, 0))
         np.fill_diagonal(distances, 0.0)
-        return weighted_silhouette(distances, codes, bootstrap_weights(codes, self.bootstrap, rng))
+        return weighted_silhouette(distances, codes, self._weights(codes, rng, groups))
 
 
 @register_metric

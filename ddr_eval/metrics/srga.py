@@ -56,9 +56,14 @@ from pydantic import Field
 
 from ddr_eval.errors import DegenerateInputError
 from ddr_eval.metrics.base import (
-    Metric,
+    ImageGroups,
+    ImageIntervalMetric,
+    MetricInputs,
+    MetricOutput,
     MetricResult,
     check_features,
+    cluster_bootstrap_indices,
+    image_bootstrap_rng,
     percentile_interval,
     register_metric,
     single_threaded_blas,
@@ -262,8 +267,41 @@ def srga(
     return srga_index(ggd_kl(reference.shape, reference.alpha, test.shape, test.alpha))
 
 
+class GeneralizationMetric(ImageIntervalMetric):
+    """A test set's features against the reference set's: one row per (layer, test set), and
+    the summary over the test sets (``aggregation``).
+
+    ``compute(reference, test, seed, groups=...)`` scores one pair; ``groups`` (built with
+    :meth:`ImageGroups.pair`: reference rows, then test rows) carries each row's source image,
+    for ``interval: images`` or ``both``.
+    """
+
+    kind: ClassVar[str] = "generalization"
+    needs: ClassVar[frozenset[str]] = frozenset({"features", "image_groups"})
+    per_set: ClassVar[bool] = True
+
+    def reduce(self, inputs: MetricInputs) -> MetricOutput:
+        output = MetricOutput()
+        reference_images = inputs.image_groups(inputs.reference)
+        for layer in inputs.layers:
+            reference = inputs.features(layer, inputs.reference)
+            values = []
+            for name in inputs.test_sets:
+                groups = ImageGroups.pair(reference_images, inputs.image_groups(name))
+                result = output.guarded(layer, name, self.compute, reference, inputs.features(layer, name),
+                                        inputs.seed, groups=groups)
+                if result is not None and (value := output.result(layer, name, result).usable_value) is not None:
+                    values.append(value)
+            self.summarise(output, inputs, layer, values)
+        return output
+
+    def compute(self, reference: np.ndarray, test: np.ndarray, seed: int, *,
+                groups: ImageGroups | None = None) -> MetricResult:
+        raise NotImplementedError
+
+
 @register_metric
-class SrgaMetric(Metric):
+class SrgaMetric(GeneralizationMetric):
     """SRGA index (lower = the degradation moves the deep features less = better generalization).
 
     With ``bootstrap > 0`` the interval is a percentile bootstrap over samples of *both* sets,
@@ -271,13 +309,13 @@ class SrgaMetric(Metric):
     widen the PCA eigenvalue spread, which lowers the fitted shape: measured 1.84 -> ~1.65 on
     800 x 64 Gaussian features, so uncorrected replicates sit below the estimate). Each
     replicate refits two PCAs (sklearn: ~50 ms for 800 x 64, seconds for 800 x 512 with 300
-    components), so the default is ``bootstrap=0``: no interval unless asked for.
+    components), so the default is ``bootstrap=0``: no interval unless asked for. With
+    ``interval: images`` a replicate draws each set's source images with replacement instead
+    (bias in ``extra["bootstrap_bias_images"]``).
     """
 
     metric_type: ClassVar[str] = "srga"
     higher_is_better: ClassVar[bool] = False
-    kind: ClassVar[str] = "generalization"
-    per_set: ClassVar[bool] = True
 
     pca_dim: int = Field(300, ge=1)
     outlier_sigma: float = Field(5.0, gt=0)
@@ -297,16 +335,26 @@ class SrgaMetric(Metric):
             params.append(self.pca_solver)
         return params
 
-    def compute(self, reference: np.ndarray, test: np.ndarray, seed: int) -> MetricResult:
+    def compute(self, reference: np.ndarray, test: np.ndarray, seed: int, *,
+                groups: ImageGroups | None = None) -> MetricResult:
         # the fits check both sets and see them as given (float32 from extraction: half the bytes
         # to hash); the replicates resample them as they are, and srga() checks each resample
+        groups = self.require_groups(groups, len(reference) + len(test))
         reference_fit = _FITS.fit(reference, self.pca_dim, self.outlier_sigma, "reference features", self.pca_solver)
         test_fit = _FITS.fit(test, self.pca_dim, self.outlier_sigma, "test features", self.pca_solver)
         reference, test = np.asarray(reference), np.asarray(test)
         kl = ggd_kl(reference_fit.shape, reference_fit.alpha, test_fit.shape, test_fit.alpha)
         value = srga_index(kl)
-        replicates = self._replicates(reference, test, np.random.default_rng(seed))
-        ci_low, ci_high, bias = percentile_interval(replicates, value, (0.0, np.inf))
+        patches = images = None
+        bias = bias_images = None
+        if self.wants_patches:
+            replicates = self._replicates(reference, test, self._row_resampler(reference, test, seed))
+            low, high, bias = percentile_interval(replicates, value, (0.0, np.inf))
+            patches = (low, high)
+        if groups is not None:
+            replicates = self._replicates(reference, test, self._image_resampler(reference, groups, seed))
+            low, high, bias_images = percentile_interval(replicates, value, (0.0, np.inf))
+            images = (low, high)
         warnings = [
             f"{what}: {clip}"
             for what, features in (("reference", reference), ("test", test))
@@ -325,13 +373,31 @@ class SrgaMetric(Metric):
             "bootstrap_bias": bias,
             "warnings": warnings,
         }
-        return MetricResult(value, ci_low, ci_high, extra)
+        if groups is not None:
+            extra["bootstrap_bias_images"] = bias_images
+        return self.interval_result(value, patches, images, groups, extra)
 
-    def _replicates(self, reference: np.ndarray, test: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    @staticmethod
+    def _row_resampler(reference: np.ndarray, test: np.ndarray, seed: int):
+        """Replicate rows: each set's rows drawn with replacement, independently."""
+        rng = np.random.default_rng(seed)
+        return lambda: (rng.integers(0, reference.shape[0], reference.shape[0]),
+                        rng.integers(0, test.shape[0], test.shape[0]))
+
+    @staticmethod
+    def _image_resampler(reference: np.ndarray, groups: ImageGroups, seed: int):
+        """Replicate rows: each set's source images drawn with replacement, with all their patches."""
+        rng, n_reference = image_bootstrap_rng(seed), reference.shape[0]
+
+        def draw():
+            rows = cluster_bootstrap_indices(groups.image, groups.stratum, rng)
+            return rows[rows < n_reference], rows[rows >= n_reference] - n_reference
+        return draw
+
+    def _replicates(self, reference: np.ndarray, test: np.ndarray, draw) -> np.ndarray:
         replicates = []
         for _ in range(self.bootstrap):
-            reference_rows = rng.integers(0, reference.shape[0], reference.shape[0])
-            test_rows = rng.integers(0, test.shape[0], test.shape[0])
+            reference_rows, test_rows = draw()
             try:
                 replicates.append(
                     srga(reference[reference_rows], test[test_rows], self.pca_dim, self.outlier_sigma,
@@ -343,7 +409,7 @@ class SrgaMetric(Metric):
 
 
 @register_metric
-class DdrChiToReference(Metric):
+class DdrChiToReference(GeneralizationMetric):
     """CHI between reference and test features as two clusters (standardized + PCA).
 
     Lower = the model represents the degraded input like the reference (clean) input, i.e. the
@@ -352,8 +418,6 @@ class DdrChiToReference(Metric):
 
     metric_type: ClassVar[str] = "ddr_chi_to_reference"
     higher_is_better: ClassVar[bool] = False
-    kind: ClassVar[str] = "generalization"
-    per_set: ClassVar[bool] = True
 
     pca_dim: int = Field(50, ge=1)
     bootstrap: int = Field(200, ge=0)
@@ -361,7 +425,8 @@ class DdrChiToReference(Metric):
     def name_params(self) -> list[str]:
         return [f"pca{self.pca_dim}"]
 
-    def compute(self, reference: np.ndarray, test: np.ndarray, seed: int) -> MetricResult:
+    def compute(self, reference: np.ndarray, test: np.ndarray, seed: int, *,
+                groups: ImageGroups | None = None) -> MetricResult:
         reference = check_features(reference, "reference features")
         test = check_features(test, "test features")
         if reference.shape[1] != test.shape[1]:
@@ -370,8 +435,9 @@ class DdrChiToReference(Metric):
             )
         pooled = np.concatenate([reference, test])
         labels = np.array(["reference"] * reference.shape[0] + ["test"] * test.shape[0])
-        chi = ChiMetric(projection="pca", pca_dim=self.pca_dim, bootstrap=self.bootstrap)
-        result = chi.compute(pooled, labels, seed)
+        chi = ChiMetric(projection="pca", pca_dim=self.pca_dim, bootstrap=self.bootstrap, interval=self.interval)
+        result = chi.compute(pooled, labels, seed, groups=self.require_groups(groups, pooled.shape[0]))
         extra = {key: value for key, value in result.extra.items() if key not in ("label", "classes")}
         extra["n_samples"] = {"reference": int(reference.shape[0]), "test": int(test.shape[0])}
-        return MetricResult(result.value, result.ci_low, result.ci_high, extra)
+        return MetricResult(result.value, result.ci_low, result.ci_high, extra, result.ci_images,
+                            result.n_source_images)

@@ -1,5 +1,13 @@
 """Stage 4 of a run: cell features -> metric rows (the reduce step).
 
+The reducer knows nothing about kinds of metrics. For each (metric, model) it builds a
+:class:`ModelInputs` view of the inputs the metric declared in ``needs`` (features in its
+pooling, the training split, SR outputs and HR targets, the module, earlier rows, each patch's
+source image), calls ``metric.reduce(view)`` and stamps the model and the metric's identity on
+the draft rows it gets back (:class:`~ddr_eval.metrics.base.MetricOutput`). What a kind of metric
+does with its inputs lives in its class in ``ddr_eval/metrics/``, so a new kind needs no change
+here (see the protocol in ``ddr_eval/metrics/base.py``).
+
 Every row (:class:`~ddr_eval.results.rows.ResultRow`) carries the metric's declared direction
 (``higher_is_better``), aggregation and unit, so ranking, ``compare`` and ``check`` never guess.
 A metric that cannot be computed on the data (one class, constant features, an unavailable
@@ -14,17 +22,24 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ddr_eval.errors import DegenerateInputError
 from ddr_eval.features.extract import FeatureBatch
-from ddr_eval.metrics.quality import to_uint8
+from ddr_eval.metrics.base import (
+    ALL,
+    MODEL_LAYER,
+    OUTPUT_LAYER,
+    ImageGroups,
+    Metric,
+    MetricOutput,
+    MetricRow,
+    Stacked,
+    UndeclaredInputError,
+)
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.results_cache import MetricPart
 from ddr_eval.results.rows import OK, ResultRow, Status
 
-ALL = "all"
-OUTPUT_LAYER = "output"
-MODEL_LAYER = "model"  # rows about the whole network (efficiency metrics)
+__all__ = ["ALL", "MODEL_LAYER", "OUTPUT_LAYER", "ModelInputs", "Reducer", "Reduction", "metric_pooling"]
 
 
 @dataclass
@@ -52,70 +67,45 @@ class Reducer:
         self.scale = scale
         self.result = Reduction()
 
-    # -- helpers ------------------------------------------------------------------------
-    def _batch(self, source: FeatureSource, split: str, set_name: str, pooling: str) -> FeatureBatch:
-        return self.features[(source.label, split, set_name, pooling)]
-
-    def _layer_features(self, source, layer, split, set_name, pooling) -> np.ndarray:
-        return self._batch(source, split, set_name, pooling).features[source.layers[layer]]
-
-    def _stack(self, source, layer, sets: dict[str, DegradedSet], pooling: str, split: str):
-        xs, degradation, content = [], [], []
-        for name, dataset in sets.items():
-            xs.append(self._layer_features(source, layer, split, name, pooling))
-            degradation += [name] * len(dataset.lr)
-            content += [dataset.patches.image_names[i] for i in dataset.patches.image_index]
-        return np.concatenate(xs), {"degradation": np.asarray(degradation), "content": np.asarray(content)}
-
-    def _row(self, metric, source: FeatureSource, layer: str, set_name: str, value=None, ci=(None, None),
-             status: Status = OK, **extra) -> ResultRow:
-        """Append one result row (a non-finite value becomes an unavailable row, see ResultRow)."""
-        row = ResultRow(model=source.label, layer=layer, metric=metric.name, type=metric.metric_type,
-                        kind=metric.kind, set=set_name, value=value, ci_low=ci[0], ci_high=ci[1],
-                        higher_is_better=bool(metric.higher_is_better), aggregation=metric.aggregation,
-                        unit=type(metric).unit, status=status, extra=extra)
-        self.result.rows.append(row)
-        return row
-
-    def _unavailable(self, metric, source, layer, set_name, reason: str) -> ResultRow:
-        return self._row(metric, source, layer, set_name, status=Status.unavailable(reason))
-
-    def _guard(self, metric, source, layer, set_name, compute: Callable[[], Any]):
-        """Run one metric; degenerate data or a missing optional package becomes an unavailable row."""
-        try:
-            return compute()
-        except (DegenerateInputError, ImportError) as exc:
-            self._unavailable(metric, source, layer, set_name, str(exc))
-            return None
-
-    # -- metric kinds -------------------------------------------------------------------
     def run(self, metrics: list[Any], cached: dict[tuple[int, str], MetricPart] | None = None,
             on_computed: Callable[[int, str, MetricPart], None] | None = None) -> Reduction:
         """Every metric for every model, in suite order. ``cached`` parts, keyed by (metric index,
         model label), are taken as they are; each part computed here is passed to ``on_computed``."""
         cached = cached or {}
         for index, metric in enumerate(metrics):
-            handler = getattr(self, f"_{metric.kind}")
             for source in self.sources:
                 if not metric.applies_to(source.label):
                     continue
                 part = cached.get((index, source.label))
-                if part is not None:
-                    self._append(part)
-                    continue
-                start = self._mark()
-                handler(metric, source)
-                if on_computed is not None:
-                    on_computed(index, source.label, self._since(start))
+                if part is None:
+                    part = self.compute(metric, source)
+                    if on_computed is not None:
+                        on_computed(index, source.label, part)
+                self._append(part)
         return self.result
 
-    def _mark(self) -> tuple[int, int, set]:
-        return len(self.result.rows), len(self.result.confusions), set(self.result.embeddings)
+    def compute(self, metric: Metric, source: FeatureSource) -> MetricPart:
+        """One metric on one model: its declared inputs -> ``metric.reduce`` -> stamped rows."""
+        view = ModelInputs(self, metric, source)
+        named = metric.for_patch(view.patch_shape)
+        output: MetricOutput = named.reduce(view)
+        rows = [self._result_row(named, source, draft) for draft in output.rows]
+        confusions = [{"model": source.label, "layer": c["layer"], "metric": named.name,
+                       **{k: v for k, v in c.items() if k != "layer"}} for c in output.confusions]
+        # the first embedding of a (model, layer) is the one plotted; a later metric's is not kept
+        embeddings = {(source.label, layer): data for layer, data in output.embeddings.items()
+                      if (source.label, layer) not in self.result.embeddings}
+        return MetricPart(rows, confusions, embeddings)
 
-    def _since(self, mark: tuple[int, int, set]) -> MetricPart:
-        rows, confusions, embedded = mark
-        return MetricPart(self.result.rows[rows:], self.result.confusions[confusions:],
-                          {k: v for k, v in self.result.embeddings.items() if k not in embedded})
+    @staticmethod
+    def _result_row(metric: Metric, source: FeatureSource, draft: MetricRow) -> ResultRow:
+        """A draft row with the model and the metric's identity (a non-finite value becomes an
+        unavailable row, see ResultRow)."""
+        return ResultRow(model=source.label, layer=draft.layer, metric=metric.name, type=metric.metric_type,
+                         kind=metric.kind, set=draft.set, value=None if draft.unavailable is not None else draft.value,
+                         ci_low=draft.ci[0], ci_high=draft.ci[1], higher_is_better=bool(metric.higher_is_better),
+                         aggregation=metric.aggregation, unit=type(metric).unit, status=_status(draft),
+                         extra=draft.extra)
 
     def _append(self, part: MetricPart) -> None:
         self.result.rows.extend(part.rows)
@@ -123,154 +113,97 @@ class Reducer:
         for key, data in part.embeddings.items():
             self.result.embeddings.setdefault(key, data)
 
-    def _separability(self, metric, source):
-        pooling = metric_pooling(metric, self.default_pooling)
-        for layer in source.layers:
-            x, labels = self._stack(source, layer, self.inputs.eval_sets, pooling, self._eval_split)
-            result = self._guard(metric, source, layer, ALL, lambda: metric.compute(x, labels[metric.label], self.seed))
-            if result is None:
-                continue
-            self._row(metric, source, layer, ALL, result.value, (result.ci_low, result.ci_high), _status(result),
-                      label=metric.label,
-                      projection=getattr(metric, "projection", None))
-            embedding = result.extra.get("embedding") if result.extra else None
-            if embedding is not None:
-                self.result.embeddings.setdefault((source.label, layer), {"xy": embedding, **labels})
 
-    def _generalization(self, metric, source):
-        pooling = metric_pooling(metric, self.default_pooling)
-        for layer in source.layers:
-            ref = self._layer_features(source, layer, self._eval_split, self.reference, pooling)
-            values = []
-            for name in self._test_sets:
-                test = self._layer_features(source, layer, self._eval_split, name, pooling)
-                result = self._guard(metric, source, layer, name, lambda: metric.compute(ref, test, self.seed))
-                if result is not None:
-                    row = self._row(metric, source, layer, name, result.value, (result.ci_low, result.ci_high),
-                                    _status(result))
-                    if row.value is not None:
-                        values.append(row.value)
-            self._summary_row(metric, source, layer, values)
+class ModelInputs:
+    """The inputs one metric declared, for one feature source: the view ``metric.reduce`` reads
+    (it implements :class:`~ddr_eval.metrics.base.MetricInputs`).
 
-    def _quality(self, metric, source):
-        if not source.is_sr:
-            return
-        if metric.metric_type == "psnr_drop":
-            return self._psnr_drop(metric, source)
-        values = []
-        for name, dataset in self.inputs.eval_sets.items():
-            if (missing := self._no_hr(name)) is not None:
-                self._unavailable(metric, source, OUTPUT_LAYER, name, missing)
-                continue
-            batch = self._batch(source, self._eval_split, name, self._output_pooling)
-            targets = to_uint8(dataset.patches.hr)
-            result = self._guard(metric, source, OUTPUT_LAYER, name, lambda: metric.compute(
-                _outputs_as_uint8(batch.outputs), targets, crop_border=self.scale, test_y_channel=True,
-                seed=self.seed))
-            if result is not None:
-                row = self._row(metric, source, OUTPUT_LAYER, name, result.value, (result.ci_low, result.ci_high),
-                                _status(result))
-                if name != self.reference and row.value is not None:
-                    values.append(row.value)
-        self._summary_row(metric, source, OUTPUT_LAYER, values)
+    Each accessor checks the metric's ``needs`` first: the planner extracted, and the result
+    cache keyed, only what was declared, so an undeclared read is a bug made loud.
+    """
 
-    def _psnr_drop(self, metric, source):
-        summary = metric.aggregation
-        psnr = {r.set: r.value for r in self.result.rows
-                if r.model == source.label and r.type == "psnr" and r.set in self.inputs.eval_sets}
-        if self.reference not in psnr:
-            self._unavailable(metric, source, OUTPUT_LAYER, summary, "list a `psnr` metric before `psnr_drop`")
-            return
-        if psnr[self.reference] is None:
-            self._unavailable(metric, source, OUTPUT_LAYER, summary, f"no psnr on the reference `{self.reference}`")
-            return
-        drops = []
-        for name in self._test_sets:
-            if (missing := self._no_hr(name)) is not None:
-                self._unavailable(metric, source, OUTPUT_LAYER, name, missing)
-                continue
-            if psnr.get(name) is None:
-                self._unavailable(metric, source, OUTPUT_LAYER, name, f"no psnr on `{name}`")
-                continue
-            drops.append(psnr[self.reference] - psnr[name])
-            self._row(metric, source, OUTPUT_LAYER, name, drops[-1])
-        self._summary_row(metric, source, OUTPUT_LAYER, drops)
+    def __init__(self, reducer: Reducer, metric: Metric, source: FeatureSource):
+        self._reducer, self._source = reducer, source
+        self._needs = type(metric).needs
+        self._metric_type = metric.metric_type
+        self._pooling = metric_pooling(metric, reducer.default_pooling)
+        eval_sets = reducer.inputs.eval_sets
+        self.model = source.label
+        self.layers = tuple(source.layers)
+        self.sets = tuple(eval_sets)
+        self.reference = reducer.reference
+        self.test_sets = tuple(name for name in self.sets if name != self.reference)
+        self.seed = reducer.seed
+        self.scale = reducer.scale
+        self.patch_shape = tuple(next(iter(eval_sets.values())).lr.shape[1:])
+        self.is_sr = source.is_sr
 
-    def _identification(self, metric, source):
-        pooling = metric_pooling(metric, self.default_pooling)
-        for layer in source.layers:
-            x_train, y_train = self._stack(source, layer, self.inputs.train_sets, pooling, "train")
-            x_test, y_test = self._stack(source, layer, self.inputs.eval_sets, pooling, self._eval_split)
-            result = self._guard(metric, source, layer, ALL, lambda: metric.compute(
-                x_train, y_train["degradation"], x_test, y_test["degradation"], self.seed))
-            if result is None:
-                continue
-            ci = (getattr(result, "ci_low", None), getattr(result, "ci_high", None))
-            self._row(metric, source, layer, ALL, result.accuracy, ci, _status(result),
-                      macro_f1=float(result.macro_f1))
-            self.result.confusions.append({
-                "model": source.label, "layer": layer, "metric": metric.name, "classes": list(result.classes),
-                "matrix": np.asarray(result.confusion).tolist(), "accuracy": float(result.accuracy),
-                "macro_f1": float(result.macro_f1)})
+    def _require(self, need: str) -> None:
+        if need not in self._needs:
+            raise UndeclaredInputError(f"metric {self._metric_type} reads `{need}` without declaring it in `needs`")
 
-    def _efficiency(self, metric, source):
-        """Cost of the network itself on one LR patch of the suite's size: one row, layer ``model``."""
-        patch_shape = next(iter(self.inputs.eval_sets.values())).lr.shape[1:]
-        sized = metric.for_patch(patch_shape)
-        if source.descriptor is None:
-            self._unavailable(sized, source, MODEL_LAYER, ALL, f"{source.label} is not a network")
-            return
-        module = source.descriptor.module
-        result = self._guard(sized, source, MODEL_LAYER, ALL, lambda: sized.compute(module, patch_shape, self.seed))
-        if result is not None:
-            self._row(sized, source, MODEL_LAYER, ALL, result.value, status=_status(result),
-                      measured=result.extra.get("unit", ""))
-
-    def _summary_row(self, metric, source, layer, values):
-        """The summary a leaderboard shows for a per-set metric: its aggregation over the
-        non-reference sets, in a row whose ``set`` is the aggregation's name; unavailable when no
-        set has a value, so a model never just drops out of a column."""
-        summary = metric.aggregation
-        if values:
-            self._row(metric, source, layer, summary, metric.aggregate(values), n_sets=len(values))
-        elif not self._test_sets:
-            self._unavailable(metric, source, layer, summary,
-                              f"the suite has no degradation set besides the reference `{self.reference}`")
-        else:
-            self._unavailable(metric, source, layer, summary, "no degradation set has a value")
-
-    def _no_hr(self, set_name: str) -> str | None:
-        """Why a metric that needs HR (PSNR, SSIM, PSNR drop, LPIPS) cannot run on a set that has
-        none (an LR-only folder set), else None: such a cell is "unavailable", never NaN or an error."""
-        if self.inputs.eval_sets[set_name].has_hr:
-            return None
-        return f"no HR for set {set_name}"
-
-    # -- shape of the suite -------------------------------------------------------------
     @property
     def _eval_split(self) -> str:
-        return next(iter(self.inputs.eval_sets.values())).split
+        return next(iter(self._reducer.inputs.eval_sets.values())).split
 
-    @property
-    def _test_sets(self) -> list[str]:
-        return [name for name in self.inputs.eval_sets if name != self.reference]
+    def _batch(self, split: str, set_name: str, pooling: str) -> FeatureBatch:
+        return self._reducer.features[(self._source.label, split, set_name, pooling)]
 
-    @property
-    def _output_pooling(self) -> str:
-        return self.default_pooling
+    def features(self, layer: str, set_name: str) -> np.ndarray:
+        self._require("features")
+        return self._batch(self._eval_split, set_name, self._pooling).features[self._source.layers[layer]]
+
+    def stack(self, layer: str, split: str = "eval") -> Stacked:
+        """Features of every set of ``split`` (``eval``: the evaluated sets; ``train``: the
+        training split), stacked in suite order, with degradation and content labels."""
+        self._require("features" if split == "eval" else "train_split")
+        inputs = self._reducer.inputs
+        sets, key = (inputs.eval_sets, self._eval_split) if split == "eval" else (inputs.train_sets, "train")
+        module = self._source.layers[layer]
+        xs = [self._batch(key, name, self._pooling).features[module] for name in sets]
+        degradation = np.concatenate([np.full(len(d.lr), name, dtype=object) for name, d in sets.items()]).astype(str)
+        content = np.concatenate([_image_names(d) for d in sets.values()])
+        groups = ImageGroups(content, degradation) if "image_groups" in self._needs else None
+        return Stacked(np.concatenate(xs), {"degradation": degradation, "content": content}, groups)
+
+    def image_groups(self, set_name: str) -> np.ndarray:
+        """The source photograph (its name) of every patch of an evaluated set."""
+        self._require("image_groups")
+        return _image_names(self._reducer.inputs.eval_sets[set_name])
+
+    def has_hr(self, set_name: str) -> bool:
+        """False for an LR-only set: HR-needing metrics then give "unavailable: no HR for set X"."""
+        return self._reducer.inputs.eval_sets[set_name].has_hr
+
+    def sr_outputs(self, set_name: str) -> np.ndarray | None:
+        """SR outputs (N, H, W, 3 float) of an evaluated set, kept in the suite's default pooling cell."""
+        self._require("sr_outputs")
+        return self._batch(self._eval_split, set_name, self._reducer.default_pooling).outputs
+
+    def hr_targets(self, set_name: str) -> np.ndarray:
+        self._require("sr_outputs")
+        return self._reducer.inputs.eval_sets[set_name].patches.hr
+
+    def module(self) -> Any | None:
+        """The network (``torch.nn.Module``), or None for a feature source that is not one."""
+        self._require("module")
+        return None if self._source.descriptor is None else self._source.descriptor.module
+
+    def rows(self, metric_type: str) -> dict[str, float | None]:
+        """This model's values of an earlier metric of ``metric_type``, by evaluated set."""
+        self._require("rows")
+        return {r.set: r.value for r in self._reducer.result.rows
+                if r.model == self.model and r.type == metric_type and r.set in self._reducer.inputs.eval_sets}
 
 
-def _outputs_as_uint8(outputs: np.ndarray | None) -> np.ndarray:
-    """SR outputs as the uint8 images quality metrics score; NaN/Inf would be cast to arbitrary bytes."""
-    if outputs is None:
-        raise DegenerateInputError("the model produced no SR outputs")
-    if not np.isfinite(outputs).all():
-        raise DegenerateInputError(f"SR outputs contain {int(np.size(outputs) - np.isfinite(outputs).sum())} NaN/Inf values")
-    return to_uint8(outputs)
+def _image_names(dataset: DegradedSet) -> np.ndarray:
+    patches = dataset.patches
+    return np.asarray([patches.image_names[i] for i in patches.image_index])
 
 
-def _status(result: Any) -> Status:
-    """A metric's documented fallbacks (``extra["warnings"]``, e.g. a clipped PCA dimension) as a
-    ``fallback`` status, so a number computed a different way than asked says so in the results."""
-    warnings = (getattr(result, "extra", None) or {}).get("warnings") or []
-    return Status.fallback("; ".join(str(w) for w in warnings)) if warnings else OK
+def _status(draft: MetricRow) -> Status:
+    """``unavailable: why``, or a metric's documented fallbacks (its warnings, e.g. a clipped PCA
+    dimension) as a ``fallback`` status, so a number computed a different way than asked says so."""
+    if draft.unavailable is not None:
+        return Status.unavailable(draft.unavailable)
+    return Status.fallback("; ".join(draft.warnings)) if draft.warnings else OK

@@ -201,10 +201,10 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
 
 
 def metric_infos(loaded: LoadedSuite, inputs: SuiteInputs) -> list[MetricInfo]:
-    """What the leaderboard knows of each metric, named as its rows are (efficiency metrics take
-    the suite's LR patch size into their names)."""
-    patch_shape = next(iter(inputs.eval_sets.values())).lr.shape[1:]
-    return [MetricInfo.of(m.for_patch(patch_shape) if hasattr(m, "for_patch") else m) for m in loaded.metrics]
+    """What the leaderboard knows of each metric, named as its rows are (``for_patch``: efficiency
+    metrics take the suite's LR patch size into their names)."""
+    patch_shape = tuple(next(iter(inputs.eval_sets.values())).lr.shape[1:])
+    return [MetricInfo.of(m.for_patch(patch_shape)) for m in loaded.metrics]
 
 
 def build_leaderboard(loaded: LoadedSuite, rows: list[ResultRow], inputs: SuiteInputs) -> Leaderboard:
