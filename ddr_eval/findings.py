@@ -3,6 +3,9 @@
 A suite may carry a ``findings:`` section (``suites/paper.yaml`` does). After the reduce
 step, each finding is computed from the run's own features and metric rows, on the subsets
 of models, layers and degradation sets it names, and compared with what the paper reports.
+Intervals: every CHI here carries the patch bootstrap ``[low, high]`` and the cluster bootstrap
+over source images (``{low, high}``, stratified by degradation set, with the number of images
+behind it); verdicts that compare intervals use the image one.
 A verdict is one of ``reproduced``, ``partly reproduced`` (the direction holds but the effect
 is smaller than reported, or holds for some pairs only) and ``not reproduced``; the numbers
 stay whatever they are.
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval.errors import UserError
+from ddr_eval.metrics.base import ImageGroups
 from ddr_eval.metrics.separability import ChiMetric
 from ddr_eval.results import ReportSection
 from ddr_eval.suite.findings_spec import (
@@ -43,18 +47,34 @@ class Finding:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
+def _verdict_interval(result) -> tuple[float | None, float | None]:
+    """The interval verdicts read: the cluster bootstrap over source images when the result has
+    one (``interval: both``), else the patch interval."""
+    images = getattr(result, "ci_images", None)
+    if images is not None and None not in images:
+        return images[0], images[1]
+    return result.ci_low, result.ci_high
+
+
 def clearly_above(high, low) -> bool:
-    """``high`` is above ``low``: their intervals are disjoint when both have one (a suite with
-    ``bootstrap: 0`` has none), else the point values are compared."""
-    if None in (high.ci_low, high.ci_high, low.ci_low, low.ci_high):
+    """``high`` is above ``low``: their intervals (over source images when computed, see
+    :func:`_verdict_interval`) are disjoint when both have one (a suite with ``bootstrap: 0``
+    has none), else the point values are compared."""
+    (high_low, _), (_, low_high) = _verdict_interval(high), _verdict_interval(low)
+    if None in (high_low, low_high):
         return high.value > low.value
-    return high.ci_low > low.ci_high
+    return high_low > low_high
 
 
 def _ci(result) -> str:
+    """``value [patch interval] {image interval} (n images)``: both intervals and how many photographs."""
     if result.ci_low is None:
         return f"{result.value:.3g}"
-    return f"{result.value:.3g} [{result.ci_low:.3g}, {result.ci_high:.3g}]"
+    text = f"{result.value:.3g} [{result.ci_low:.3g}, {result.ci_high:.3g}]"
+    images = getattr(result, "ci_images", None)
+    if images is not None and None not in images:
+        text += f" {{{images[0]:.3g}, {images[1]:.3g}}} ({getattr(result, 'n_source_images', '?')} images)"
+    return text
 
 
 def _db(value: float | None) -> str:
@@ -70,7 +90,9 @@ class FindingsComputer:
         self.sources = {s.label: s for s in result.sources}
         self.split = next(iter(result.inputs.eval_sets.values())).split
         self.pooling = result.suite.pooling
-        self.chi = ChiMetric(projection="raw", bootstrap=spec.bootstrap)
+        # both intervals: [patches] for comparison with earlier reports, {images} (cluster bootstrap
+        # over source photographs, stratified by set) for the verdicts
+        self.chi = ChiMetric(projection="raw", bootstrap=spec.bootstrap, interval="both" if spec.bootstrap else "patches")
 
     # -- access ---------------------------------------------------------------------------
     def _source(self, label: str):
@@ -87,16 +109,17 @@ class FindingsComputer:
         return self.result.features[key].features[source.layers[layer]]
 
     def chi_by(self, label: str, sets, by: str = "degradation", layer: str | None = None):
-        xs, labels = [], []
+        xs, labels, images, strata = [], [], [], []
         for name in sets:
             x = self._features(label, name, layer)
             xs.append(x)
-            if by == "degradation":
-                labels += [name] * len(x)
-            else:
-                patches = self.result.inputs.eval_sets[name].patches
-                labels += [patches.image_names[i] for i in patches.image_index]
-        return self.chi.compute(np.concatenate(xs), np.asarray(labels), self.result.suite.seed)
+            patches = self.result.inputs.eval_sets[name].patches
+            names = [patches.image_names[i] for i in patches.image_index]
+            images += names
+            strata += [name] * len(x)
+            labels += [name] * len(x) if by == "degradation" else names
+        groups = ImageGroups(np.asarray(images), np.asarray(strata)) if self.chi.wants_images else None
+        return self.chi.compute(np.concatenate(xs), np.asarray(labels), self.result.suite.seed, groups=groups)
 
     def row_value(self, model: str, metric_type: str, set_name: str) -> float | None:
         for row in self.result.rows:
