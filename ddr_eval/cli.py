@@ -45,10 +45,34 @@ def run(
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
     loaded = load_suite(suite)
     check_output_dir(out or loaded.suite.output_dir())
+    if loaded.findings is not None and loaded.findings.robustness is not None:
+        _run_robustness(loaded, out or loaded.suite.output_dir(), not no_cache, quiet, cell_executor)
+        return
     results = evaluate(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
     out_dir = results.write(out or loaded.suite.output_dir())
     if not quiet:
         _print_summary(results.run, out_dir)
+
+
+def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_executor) -> None:
+    """A suite with ``findings.robustness``: one run per seed (and the sample-size runs), one report."""
+    from ddr_eval.api import evaluate
+    from ddr_eval.report import write_report
+    from ddr_eval.robustness import robustness_files, robustness_findings, robustness_sections, run_robustness
+
+    def one(seeded):
+        return evaluate(seeded, use_cache=use_cache, progress=not quiet, executor=cell_executor).run
+
+    robust = run_robustness(loaded, one, progress=(lambda _: None) if quiet else typer.echo)
+    findings = robustness_findings(robust)
+    files = robustness_files(robust, findings)
+    extra = {"findings.md": files["robustness.md"], "robustness.json": files["robustness.json"]}
+    write_report(robust.runs[0], out_dir, extra_files=extra, sections=robustness_sections(robust, findings), findings=[])
+    if not quiet:
+        for finding in findings:
+            typer.echo(f"{finding.title}: {finding.verdict}: {finding.summary}")
+        typer.echo(f"\n{loaded.suite.name}: {robust.seconds:.1f} s over seeds {list(robust.spec.seeds)} "
+                   f"-> {out_dir}/findings.md")
 
 
 def _print_summary(result, out_dir: Path) -> None:

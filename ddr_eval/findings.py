@@ -3,6 +3,9 @@
 A suite may carry a ``findings:`` section (``suites/paper.yaml`` does). After the reduce
 step, each finding is computed from the run's own features and metric rows, on the subsets
 of models, layers and degradation sets it names, and compared with what the paper reports.
+Intervals: every CHI here carries the patch bootstrap ``[low, high]`` and the cluster bootstrap
+over source images (``{low, high}``, stratified by degradation set, with the number of images
+behind it); verdicts that compare intervals use the image one.
 A verdict is one of ``reproduced``, ``partly reproduced`` (the direction holds but the effect
 is smaller than reported, or holds for some pairs only) and ``not reproduced``; the numbers
 stay whatever they are.
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval.errors import UserError
+from ddr_eval.metrics.base import ImageGroups
 from ddr_eval.metrics.separability import ChiMetric
 from ddr_eval.results import ReportSection
 from ddr_eval.suite.findings_spec import (
@@ -45,18 +49,34 @@ class Finding:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
+def _verdict_interval(result) -> tuple[float | None, float | None]:
+    """The interval verdicts read: the cluster bootstrap over source images when the result has
+    one (``interval: both``), else the patch interval."""
+    images = getattr(result, "ci_images", None)
+    if images is not None and None not in images:
+        return images[0], images[1]
+    return result.ci_low, result.ci_high
+
+
 def clearly_above(high, low) -> bool:
-    """``high`` is above ``low``: their intervals are disjoint when both have one (a suite with
-    ``bootstrap: 0`` has none), else the point values are compared."""
-    if None in (high.ci_low, high.ci_high, low.ci_low, low.ci_high):
+    """``high`` is above ``low``: their intervals (over source images when computed, see
+    :func:`_verdict_interval`) are disjoint when both have one (a suite with ``bootstrap: 0``
+    has none), else the point values are compared."""
+    (high_low, _), (_, low_high) = _verdict_interval(high), _verdict_interval(low)
+    if None in (high_low, low_high):
         return high.value > low.value
-    return high.ci_low > low.ci_high
+    return high_low > low_high
 
 
 def _ci(result) -> str:
+    """``value [patch interval] {image interval} (n images)``: both intervals and how many photographs."""
     if result.ci_low is None:
         return f"{result.value:.3g}"
-    return f"{result.value:.3g} [{result.ci_low:.3g}, {result.ci_high:.3g}]"
+    text = f"{result.value:.3g} [{result.ci_low:.3g}, {result.ci_high:.3g}]"
+    images = getattr(result, "ci_images", None)
+    if images is not None and None not in images:
+        text += f" {{{images[0]:.3g}, {images[1]:.3g}}} ({getattr(result, 'n_source_images', '?')} images)"
+    return text
 
 
 def _db(value: float | None) -> str:
@@ -72,7 +92,9 @@ class FindingsComputer:
         self.sources = {s.label: s for s in result.sources}
         self.split = next(iter(result.inputs.eval_sets.values())).split
         self.pooling = result.suite.pooling
-        self.chi = ChiMetric(projection="raw", bootstrap=spec.bootstrap)
+        # both intervals: [patches] for comparison with earlier reports, {images} (cluster bootstrap
+        # over source photographs, stratified by set) for the verdicts
+        self.chi = ChiMetric(projection="raw", bootstrap=spec.bootstrap, interval="both" if spec.bootstrap else "patches")
 
     # -- access ---------------------------------------------------------------------------
     def _source(self, label: str):
@@ -89,16 +111,17 @@ class FindingsComputer:
         return self.result.features[key].features[source.layers[layer]]
 
     def chi_by(self, label: str, sets, by: str = "degradation", layer: str | None = None):
-        xs, labels = [], []
+        xs, labels, images, strata = [], [], [], []
         for name in sets:
             x = self._features(label, name, layer)
             xs.append(x)
-            if by == "degradation":
-                labels += [name] * len(x)
-            else:
-                patches = self.result.inputs.eval_sets[name].patches
-                labels += [patches.image_names[i] for i in patches.image_index]
-        return self.chi.compute(np.concatenate(xs), np.asarray(labels), self.result.suite.seed)
+            patches = self.result.inputs.eval_sets[name].patches
+            names = [patches.image_names[i] for i in patches.image_index]
+            images += names
+            strata += [name] * len(x)
+            labels += [name] * len(x) if by == "degradation" else names
+        groups = ImageGroups(np.asarray(images), np.asarray(strata)) if self.chi.wants_images else None
+        return self.chi.compute(np.concatenate(xs), np.asarray(labels), self.result.suite.seed, groups=groups)
 
     def row_value(self, model: str, metric_type: str, set_name: str) -> float | None:
         for row in self.result.rows:
@@ -118,7 +141,8 @@ class FindingsComputer:
     def _global_residual(self, spec: GlobalResidualSpec) -> Finding:
         """CHI with vs without GR; with ``matched_fit``, also a GR snapshot at the no-GR net's PSNR.
 
-        Rule: reproduced when CHI with GR is >= 10x CHI without (at matched fit too, if given);
+        Rule: reproduced when CHI with GR is >= ``thresholds.gr_ratio`` (10) x CHI without (at matched
+        fit too, if given);
         partly when the intervals are apart (every comparison); otherwise not reproduced.
         """
         without = self.chi_by(spec.without_gr, spec.sets)
@@ -127,7 +151,7 @@ class FindingsComputer:
             compared.append((spec.matched_fit, self.chi_by(spec.matched_fit, spec.sets)))
         ratios = {m: r.value / max(without.value, 1e-12) for m, r in compared}
         apart = all(clearly_above(r, without) for _, r in compared)
-        verdict = REPRODUCED if min(ratios.values()) >= 10 else PARTLY if apart else NOT
+        verdict = REPRODUCED if min(ratios.values()) >= self.spec.thresholds.gr_ratio else PARTLY if apart else NOT
         table = [{"model": m, "CHI (degradation)": _ci(r), "PSNR (clean, dB)": self.psnr(m)}
                  for m, r in (*compared, (spec.without_gr, without))]
         with_gr, ratio = compared[0][1], ratios[spec.with_gr]
@@ -178,7 +202,7 @@ class FindingsComputer:
         rho, p = spearmanr(iterations, [c.value for c in chis])
         table = [{"iteration": it, "CHI (degradation)": _ci(c), "PSNR (clean, dB)": self.psnr(label)}
                  for (it, label), c in zip(points, chis)]
-        verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT
+        verdict = REPRODUCED if rho > self.spec.thresholds.spearman else PARTLY if rho > 0 else NOT
         return Finding("training", "DDR grows during training", "CHI rises with iterations (Spearman > 0)",
                        verdict, f"Spearman rho(iteration, CHI) = {rho:.2f} (p = {p:.3f}) over {len(points)} snapshots.",
                        table, {"spearman": float(rho), "p": float(p), "iterations": iterations,
@@ -221,7 +245,7 @@ class FindingsComputer:
 
         rho, p = spearmanr([d for d, *_ in pairs], [c for *_, c in pairs])
         neighbours = [round(c, 3) for d, a, b, c in pairs if spec.sets.index(b) == spec.sets.index(a) + 1]
-        verdict = REPRODUCED if rho > 0.7 else PARTLY if rho > 0 else NOT
+        verdict = REPRODUCED if rho > self.spec.thresholds.spearman else PARTLY if rho > 0 else NOT
         table = [{"pair": f"{a} vs {b}", "sigma distance": d, "CHI": round(c, 3)} for d, a, b, c in pairs]
         return Finding("spectrum", "Blur strengths form an ordered path in DDR space",
                        "CHI between two blur levels grows with their sigma distance", verdict,
@@ -243,7 +267,8 @@ class FindingsComputer:
                               spec.baseline: round(base, 4), "lower for degraded-trained": trained < base})
         if not total:
             raise UserError("findings.generalization: the suite computes none of srga, ddr_chi_to_reference, psnr_drop")
-        verdict = REPRODUCED if better == total else PARTLY if better > total / 2 else NOT
+        verdict = (REPRODUCED if better == total
+                   else PARTLY if better > total * self.spec.thresholds.generalization_partly else NOT)
         return Finding("generalization", "Training on degradations generalizes to them",
                        "lower SRGA, DDR-CHI-to-clean and PSNR drop for the model trained on degraded inputs",
                        verdict, f"{better} of {total} comparisons favour {spec.trained}.", table,

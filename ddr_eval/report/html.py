@@ -304,6 +304,8 @@ def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
         page.section(f"extra-{i}", extra.title)
         if extra.text:
             page.add("".join(f"<p>{escape(p)}</p>" for p in extra.text.split("\n\n")))
+        if extra.curves is not None and len(extra.curves):
+            page.figure("strength", lambda extra=extra: strength_curves_figure(extra.curves), extra.title, extra.curves)
         if extra.table is not None:
             page.add(html_table(extra.table, extra.best))
 

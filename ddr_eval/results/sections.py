@@ -17,3 +17,5 @@ class ReportSection:
     text: str = ""
     table: Any = None
     best: dict[str, Any] | None = None
+    curves: Any = None  # a DataFrame of strength-curve points (series, sweep, parameter, x, metric, value,
+    #                     ci_low, ci_high), drawn in report.html like the swept sets' metric curves

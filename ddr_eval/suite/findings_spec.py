@@ -7,6 +7,8 @@ run's results by ``ddr_eval.findings``.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -21,7 +23,7 @@ class _Strict(BaseModel):
 class GlobalResidualSpec(_Strict):
     with_gr: str = Field(alias="with")
     without_gr: str = Field(alias="without")
-    sets: tuple[str, ...]
+    sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
     matched_fit: str | None = Field(
         None, description="a snapshot of the GR net (NAME@ITERATION) whose PSNR matches the no-GR net's: "
         "the comparison at equal fit, which must hold too"
@@ -33,7 +35,7 @@ class GlobalResidualSpec(_Strict):
 
 class AdversarialSpec(_Strict):
     pairs: tuple[tuple[str, str], ...] = Field(description="(GAN model, its pixel-loss counterpart)")
-    sets: tuple[str, ...]
+    sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
 
     def model_names(self) -> tuple[str, ...]:
         return tuple(name for pair in self.pairs for name in pair)
@@ -51,7 +53,7 @@ class TrainingSpec(_Strict):
 class ContentSpec(_Strict):
     sr: tuple[str, ...]
     classification: tuple[str, ...]
-    sets: tuple[str, ...]
+    sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
 
     def model_names(self) -> tuple[str, ...]:
         return (*self.sr, *self.classification)
@@ -69,7 +71,7 @@ class SpectrumSpec(_Strict):
 class GeneralizationSpec(_Strict):
     trained: str = Field(description="model trained on degraded inputs")
     baseline: str = Field(description="the same architecture trained on clean inputs")
-    sets: tuple[str, ...]
+    sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
 
     def model_names(self) -> tuple[str, ...]:
         return (self.trained, self.baseline)
@@ -107,9 +109,60 @@ class CincganSpec(_Strict):
         return (self.model, self.baseline)
 
 
+class Thresholds(_Strict):
+    """The numbers the verdict rules compare against (``ddr_eval.findings`` states each rule)."""
+
+    gr_ratio: float = Field(10.0, gt=0, description="finding 1: CHI with GR / without for 'reproduced'")
+    spearman: float = Field(0.7, description="findings 3 and 5: Spearman rho above it for 'reproduced'")
+    generalization_partly: float = Field(
+        0.5, ge=0, lt=1, description="finding 6: 'partly' when more than this fraction of comparisons favour the trained net")
+
+
+class StrengthGroup(_Strict):
+    """A swept degradation: the sets a ``{sweep: ...}`` parameter generated from the set ``sweep``."""
+
+    sweep: str = Field(description="the set name as written in the suite, before expansion")
+    label: str | None = Field(None, description="how the report names the strength, e.g. 'blur sigma'")
+    stronger: Literal["higher", "lower"] = Field("higher", description="'lower' for JPEG quality")
+
+
+class SampleSizeSpec(_Strict):
+    """CHI, silhouette and SRGA against patches per set, from a run with ``max(sizes)`` patches per set."""
+
+    sizes: tuple[int, ...] = Field(min_length=2, description="patches per degradation set")
+    models: tuple[str, ...] = Field(min_length=1)
+    sets: tuple[str, ...] = Field(min_length=2, description="the sets (the first is SRGA's reference)")
+    silhouette_projection: Literal["raw", "pca"] = "pca"
+    stable_within: float = Field(0.1, gt=0, description="'stable' when the seeds' spread / |mean| is at most this")
+
+
+class RobustnessSpec(_Strict):
+    """Where each finding holds: over degradation strength, suite seeds and sample size (issue #18)."""
+
+    seeds: tuple[int, ...] = Field(min_length=1)
+    reference: str = Field(description="the clean set each strength level is paired with")
+    strength: tuple[StrengthGroup, ...] = Field(min_length=1)
+    seeds_agree: int | None = Field(None, ge=1, description="seeds that must reproduce a finding at a level for "
+                                    "it to hold there; default: a majority")
+    global_residual: GlobalResidualSpec | None = None
+    adversarial: AdversarialSpec | None = None
+    sr_vs_classification: ContentSpec | None = None
+    generalization: GeneralizationSpec | None = None
+    sample_size: SampleSizeSpec | None = None
+
+    def model_names(self) -> tuple[str, ...]:
+        parts = (self.global_residual, self.adversarial, self.sr_vs_classification, self.generalization)
+        names = tuple(n for part in parts if part is not None for n in part.model_names())
+        return names + (self.sample_size.models if self.sample_size else ())
+
+    def required_agreement(self) -> int:
+        return self.seeds_agree or len(self.seeds) // 2 + 1
+
+
 class FindingsSpec(_Strict):
     layer: str = "deep"
     bootstrap: int = Field(200, ge=0)
+    thresholds: Thresholds = Thresholds()
     global_residual: GlobalResidualSpec | None = None
     adversarial: AdversarialSpec | None = None
     training: TrainingSpec | None = None
@@ -119,3 +172,4 @@ class FindingsSpec(_Strict):
     identification: IdentificationSpec | None = None
     blind_sr: BlindSrSpec | None = None
     cincgan: CincganSpec | None = None
+    robustness: RobustnessSpec | None = None

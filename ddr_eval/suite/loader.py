@@ -167,10 +167,28 @@ def _findings(suite: Suite, source: str):
         if hasattr(part, "snapshots") and len(part.snapshots(models)) < 3:
             raise UserError(f"{source}: findings.{key}.series: the suite lists {len(part.snapshots(models))} "
                             f"snapshots of {part.series!r} (models NAME@ITERATION); need >= 3")
+        if "sets" in type(part).model_fields and not part.sets:
+            raise UserError(f"{source}: findings.{key}.sets: name the degradation sets it is computed on")
         for name in getattr(part, "sets", ()) or ():
             if name not in sets:
                 raise UserError(f"{source}: findings.{key}.sets: {name!r} is not a degradation set")
+    if spec.robustness is not None:
+        _check_robustness(spec.robustness, suite, source)
     return spec
+
+
+def _check_robustness(spec, suite: Suite, source: str) -> None:
+    sets = {d.name for d in suite.degradations}
+    groups = {d.sweep.group for d in suite.degradations if d.sweep is not None}
+    if spec.reference not in sets:
+        raise UserError(f"{source}: findings.robustness.reference: {spec.reference!r} is not a degradation set")
+    for i, group in enumerate(spec.strength):
+        if group.sweep not in groups:
+            raise UserError(f"{source}: findings.robustness.strength[{i}].sweep: {group.sweep!r} is not a swept set "
+                            f"(swept: {sorted(groups)})")
+    for name in spec.sample_size.sets if spec.sample_size else ():
+        if name not in sets:
+            raise UserError(f"{source}: findings.robustness.sample_size.sets: {name!r} is not a degradation set")
 
 
 def load_suite(path: str | Path) -> LoadedSuite:

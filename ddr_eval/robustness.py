@@ -1,0 +1,461 @@
+"""Where each finding holds: the paper's findings over degradation strength, suite seeds and sample size.
+
+A suite whose ``findings:`` section has a ``robustness:`` part (``suites/paper-robustness.yaml``)
+is run once per seed in ``robustness.seeds`` (each seed draws other patches and other noise;
+features go through the feature cache, so a model sees each (seed, set) once, whatever reads it).
+From each seed's run:
+
+* the suite's own findings (``findings:``, the paper's configuration), with their usual verdicts;
+* along each swept degradation (``strength:``), findings 1 (global residual), 2 (adversarial),
+  4 (SR vs classification) and 6 (generalization) at every level, each level paired with the
+  clean ``reference`` set, by the same code and verdict rules as the single-configuration
+  findings (:class:`~ddr_eval.findings.FindingsComputer`);
+* with ``sample_size:``, one more run per seed with ``max(sizes)`` patches per set on the named
+  models and sets, read at every size (the first ``size / images`` patches of each image).
+
+Rules (computed here, stated in ``findings.md``): a finding *holds* at a strength level when at
+least ``seeds_agree`` seeds (default: a majority) give ``reproduced`` there; the range where it
+holds is stated in the swept parameter's terms ("for blur sigma >= 1.5, not below"). A number
+is *stable* from the smallest size on whose seeds' spread (max - min) / |mean| is at most
+``stable_within`` at that size and every larger one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ddr_eval.errors import UserError
+from ddr_eval.findings import NOT, PARTLY, REPRODUCED, Finding, FindingsComputer, compute_findings
+from ddr_eval.results import ReportSection
+from ddr_eval.suite.findings_spec import (
+    RobustnessSpec,
+    SampleSizeSpec,
+    StrengthGroup,
+)
+
+STRENGTH_FINDINGS = ("global_residual", "adversarial", "sr_vs_classification", "generalization")
+TITLES = {"global_residual": "Global residual makes DDR emerge",
+          "adversarial": "Adversarial training makes features discriminative",
+          "sr_vs_classification": "SR features cluster by degradation, classification features by content",
+          "generalization": "Training on degradations generalizes to them"}
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def strength_range(xs: Sequence[float], holds: Sequence[bool], label: str, stronger: str = "higher") -> str:
+    """Where along a sweep a verdict holds, in the parameter's terms.
+
+    ``xs`` are the levels (any order) and ``holds`` whether the finding holds at each; the
+    answer names the weakest level from which it holds at every stronger one ("for blur sigma
+    >= 1.5, not below"), or its opposite, or the levels one by one when neither fits.
+    """
+    order = sorted(range(len(xs)), key=lambda i: xs[i], reverse=stronger == "lower")  # weak -> strong
+    xs = [xs[i] for i in order]
+    holds = [bool(holds[i]) for i in order]
+    ge, le = (">=", "<=") if stronger == "higher" else ("<=", ">=")
+    if all(holds):
+        return f"at every {label} tested ({_g(xs[0])} to {_g(xs[-1])})"
+    if not any(holds):
+        return f"at no {label} tested ({_g(xs[0])} to {_g(xs[-1])})"
+    first = holds.index(True)
+    if all(holds[first:]):
+        return f"for {label} {ge} {_g(xs[first])}, not below"
+    last = len(holds) - 1 - holds[::-1].index(True)
+    if all(holds[: last + 1]):
+        return f"for {label} {le} {_g(xs[last])}, not above"
+    return f"at {label} " + ", ".join(_g(x) for x, h in zip(xs, holds) if h) + " only"
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def crossover(xs: Sequence[float], ratios: Sequence[float]) -> float | None:
+    """The strength at which a ratio (CHI by degradation / CHI by content) first crosses 1 going
+    from weak to strong, by linear interpolation of log(ratio) between neighbouring levels
+    (``xs`` ascending); None when it never crosses."""
+    logs = np.log(np.maximum(np.asarray(ratios, dtype=float), 1e-12))
+    for i in range(len(xs) - 1):
+        if (logs[i] < 0) != (logs[i + 1] < 0):
+            return float(xs[i] + (xs[i + 1] - xs[i]) * (0 - logs[i]) / (logs[i + 1] - logs[i]))
+    return None
+
+
+def stable_from(sizes: Sequence[int], values_by_size: Sequence[Sequence[float]], within: float) -> int | None:
+    """The smallest size from which every size's spread over seeds, (max - min) / |mean|, is <= ``within``."""
+    ok = [len(v) > 1 and (max(v) - min(v)) <= within * abs(float(np.mean(v))) for v in values_by_size]
+    for i in range(len(sizes)):
+        if all(ok[i:]):
+            return int(sizes[i])
+    return None
+
+
+def spread(values: Sequence[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return f"{np.mean(values):.3g} [{min(values):.3g}, {max(values):.3g}]"
+
+
+# --------------------------------------------------------------------------- one seed's run
+
+
+@dataclass
+class LevelPoint:
+    """One finding at one strength level in one seed's run."""
+
+    finding: str
+    group: str
+    x: float
+    set: str
+    seed: int
+    verdict: str
+    values: dict[str, float]  # series -> the number the curve plots
+
+
+def _level_values(finding: Finding) -> dict[str, float]:
+    """The per-model numbers a finding's curve shows at one level."""
+    if finding.key in ("global_residual", "adversarial"):
+        return {row["model"]: float(str(row["CHI (degradation)"]).split()[0]) for row in finding.table}
+    if finding.key == "sr_vs_classification":
+        return {row["model"]: float(row["degradation / content"]) for row in finding.table}
+    values = {}
+    for row in finding.table:  # generalization: trained and baseline per metric
+        for name, value in row.items():
+            if name not in ("metric", "set", "lower for degraded-trained"):
+                values[f"{name} / {row['metric']}"] = float(value)
+    return values
+
+
+def strength_points(result, spec: RobustnessSpec, computer: FindingsComputer | None = None) -> list[LevelPoint]:
+    """Findings 1, 2, 4 and 6 at every level of every swept group of one run."""
+    computer = computer or FindingsComputer(result, result.loaded.findings)
+    seed = result.suite.seed
+    points = []
+    for group in spec.strength:
+        levels = [(d.sweep.value, d.name) for d in result.suite.degradations
+                  if d.sweep is not None and d.sweep.group == group.sweep]
+        for x, name in levels:
+            pair = (spec.reference, name)
+            parts = []
+            if spec.global_residual:
+                parts.append(computer._global_residual(spec.global_residual.model_copy(update={"sets": pair})))
+            if spec.adversarial:
+                parts.append(computer._adversarial(spec.adversarial.model_copy(update={"sets": pair})))
+            if spec.sr_vs_classification:
+                parts.append(computer._sr_vs_classification(spec.sr_vs_classification.model_copy(update={"sets": pair})))
+            if spec.generalization:
+                parts.append(computer._generalization(spec.generalization.model_copy(update={"sets": (name,)})))
+            points += [LevelPoint(f.key, group.sweep, x, name, seed, f.verdict, _level_values(f)) for f in parts]
+    return points
+
+
+def sample_size_points(result, spec: SampleSizeSpec, reference_seed: int) -> list[dict[str, Any]]:
+    """CHI (degradation, raw), silhouette (degradation) and SRGA (flatten, first set = reference) at every
+    size, from the first ``size / images`` patches of every image of one run."""
+    from ddr_eval.metrics.separability import ChiMetric, SilhouetteMetric
+    from ddr_eval.metrics.srga import SrgaMetric
+
+    chi = ChiMetric(projection="raw", bootstrap=0)
+    silhouette = SilhouetteMetric(projection=spec.silhouette_projection, bootstrap=0)
+    srga = next((m for m in result.loaded.metrics if m.metric_type == "srga"), SrgaMetric())
+    split = next(iter(result.inputs.eval_sets.values())).split
+    points = []
+    for size in spec.sizes:
+        for label in spec.models:
+            source = next(s for s in result.sources if s.label == label)
+            module = next(iter(source.layers.values()))
+            xs, labels, flat = [], [], {}
+            n_images = 0
+            for name in spec.sets:
+                patches = result.inputs.eval_sets[name].patches
+                n_images = len(patches.image_names)
+                per_image = size // n_images
+                if per_image < 1 or per_image > int(patches.patch_index.max()) + 1:
+                    raise UserError(f"findings.robustness.sample_size: {size} patches per set need 1 to "
+                                    f"{(int(patches.patch_index.max()) + 1) * n_images} ({n_images} images)")
+                keep = patches.patch_index < per_image
+                xs.append(result.features[(label, split, name, result.suite.pooling)].features[module][keep])
+                labels += [name] * int(keep.sum())
+                key = (label, split, name, srga.pooling or result.suite.pooling)
+                if key in result.features:
+                    flat[name] = result.features[key].features[module][keep]
+            x, y = np.concatenate(xs), np.asarray(labels)
+            row = {"seed": reference_seed, "model": label, "patches per set": size, "images": n_images,
+                   "chi": chi.compute(x, y, reference_seed).value,
+                   "silhouette": silhouette.compute(x, y, reference_seed).value}
+            reference, *tests = spec.sets
+            if reference in flat:
+                row["srga"] = float(np.mean([srga.compute(flat[reference], flat[t], reference_seed).value
+                                             for t in tests if t in flat]))
+            points.append(row)
+    return points
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def reseeded(loaded, seed: int):
+    return dataclasses.replace(loaded, suite=loaded.suite.model_copy(update={"seed": seed}))
+
+
+def sample_size_suite(loaded, spec: SampleSizeSpec, seed: int):
+    """The suite of one sample-size run: the named models and sets, ``max(sizes)`` patches per set."""
+    from ddr_eval.data.images import DEFAULT_TEST_IMAGES
+    from ddr_eval.suite.loader import compile_suite
+
+    suite = loaded.suite
+    raw = suite.model_dump(mode="json", by_alias=True, exclude_none=True)
+    n_images = len(suite.data.test_images or DEFAULT_TEST_IMAGES)
+    raw["data"]["patches_per_image"] = -(-max(spec.sizes) // n_images)
+    raw["seed"] = seed
+    raw["degradations"] = [{k: v for k, v in d.items() if k != "sweep"} for d in raw["degradations"]
+                           if d["name"] in spec.sets]
+    raw["models"] = [m for m in raw["models"] if ModelLabel.of(m) in spec.models]
+    raw["metrics"] = [m for m in raw["metrics"] if m["type"] == "srga"] or [{"type": "srga"}]
+    for metric in raw["metrics"]:
+        metric["models"] = list(spec.models)
+    raw["findings"] = {"layer": loaded.findings.layer}  # a suite with findings extracts every feature it lists
+    raw.pop("rank_by", None)
+    raw["reference"] = spec.sets[0]
+    raw["name"] = suite.name + "-sample-size"
+    return compile_suite(raw, loaded.source + " (sample size)")
+
+
+class ModelLabel:
+    @staticmethod
+    def of(dumped: dict[str, Any]) -> str:
+        from ddr_eval.suite.schema import ModelSpec
+
+        return ModelSpec.model_validate(dumped).label
+
+
+@dataclass
+class RobustnessResult:
+    runs: list  # one RunResult per seed, in seed order
+    spec: RobustnessSpec
+    per_seed_findings: dict[int, list[Finding]]
+    points: list[LevelPoint]
+    sample_size: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    cache: dict[str, int] = field(default_factory=dict)
+
+
+def run_robustness(loaded, run: Callable, progress: Callable[[str], None] = lambda _: None) -> RobustnessResult:
+    """Every seed's run (``run(loaded) -> RunResult``), their findings and strength curves, and the
+    sample-size runs."""
+    spec = loaded.findings.robustness
+    started = time.perf_counter()
+    runs, per_seed, points, sizes = [], {}, [], []
+    hits = misses = 0
+    for seed in spec.seeds:
+        progress(f"seed {seed}: findings and strength sweep")
+        result = run(reseeded(loaded, seed))
+        runs.append(result)
+        hits += result.provenance["cache"]["hits"]
+        misses += result.provenance["cache"]["misses"]
+        per_seed[seed] = compute_findings(result)
+        points += strength_points(result, spec)
+        if spec.sample_size:
+            progress(f"seed {seed}: sample size")
+            sized = run(sample_size_suite(loaded, spec.sample_size, seed))
+            hits += sized.provenance["cache"]["hits"]
+            misses += sized.provenance["cache"]["misses"]
+            sizes += sample_size_points(sized, spec.sample_size, seed)
+    return RobustnessResult(runs, spec, per_seed, points, sizes, time.perf_counter() - started,
+                            {"hits": hits, "misses": misses})
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _group_label(group: StrengthGroup, result) -> str:
+    if group.label:
+        return group.label
+    point = next(d.sweep for d in result.suite.degradations if d.sweep and d.sweep.group == group.sweep)
+    return f"{group.sweep} {point.parameter}"
+
+
+def strength_findings(robust: RobustnessResult) -> list[Finding]:
+    """One finding per strength finding: its range per swept group, the seeds agreeing per level."""
+    spec, first = robust.spec, robust.runs[0]
+    need, n_seeds = spec.required_agreement(), len(spec.seeds)
+    by = defaultdict(list)
+    for p in robust.points:
+        by[(p.finding, p.group, p.x)].append(p)
+    findings = []
+    for key in STRENGTH_FINDINGS:
+        if not any(p.finding == key for p in robust.points):
+            continue
+        table, ranges, holds_everywhere, holds_somewhere = [], [], True, False
+        for group in spec.strength:
+            label = _group_label(group, first)
+            xs = sorted({x for (k, g, x) in by if k == key and g == group.sweep})
+            holds = []
+            for x in xs:
+                level = by[(key, group.sweep, x)]
+                verdicts = [p.verdict for p in level]
+                ok = verdicts.count(REPRODUCED) >= need
+                holds.append(ok)
+                series = list(dict.fromkeys(s for p in level for s in p.values))
+                row = {"sweep": label, "level": x, "set": level[0].set,
+                       "seeds reproduced": f"{verdicts.count(REPRODUCED)}/{n_seeds}",
+                       "seeds partly": f"{verdicts.count(PARTLY)}/{n_seeds}", "holds": ok}
+                row.update({s: spread([p.values.get(s) for p in level]) for s in series})
+                table.append(row)
+            text = strength_range(xs, holds, label, group.stronger)
+            if key == "sr_vs_classification":
+                text += _crossovers(by, key, group, xs, label)
+            ranges.append(text)
+            holds_everywhere &= all(holds)
+            holds_somewhere |= any(holds)
+        verdict = REPRODUCED if holds_everywhere else PARTLY if holds_somewhere else NOT
+        summary = (f"holds (>= {need} of {n_seeds} seeds reproduce it) " + "; ".join(ranges) + ".")
+        findings.append(Finding(f"{key}@strength", TITLES[key] + ", over strength", "holds at every strength level",
+                                verdict, summary, table, {"ranges": ranges, "seeds": list(spec.seeds)}))
+    return findings
+
+
+def _crossovers(by, key, group, xs, label) -> str:
+    """Finding 4: where each model's degradation / content ratio (mean over seeds) crosses 1."""
+    ordered = xs if group.stronger == "higher" else xs[::-1]
+    models = list(dict.fromkeys(s for x in xs for p in by[(key, group.sweep, x)] for s in p.values))
+    parts = []
+    for model in models:
+        ratios = [float(np.mean([p.values[model] for p in by[(key, group.sweep, x)]])) for x in ordered]
+        at = crossover(ordered, ratios)
+        parts.append(f"{model} crosses 1 at {label} ~ {at:.2g}" if at is not None else
+                     f"{model} {'above' if ratios[0] > 1 else 'below'} 1 throughout")
+    return " (" + "; ".join(parts) + ")"
+
+
+def seed_findings(robust: RobustnessResult) -> list[Finding]:
+    """The suite's own findings (paper configuration), each over the seeds: how many agree, the spread."""
+    seeds = list(robust.per_seed_findings)
+    first = robust.per_seed_findings[seeds[0]]
+    out = []
+    for i, finding in enumerate(first):
+        runs = [robust.per_seed_findings[s][i] for s in seeds]
+        verdicts = [f.verdict for f in runs]
+        majority = max((REPRODUCED, PARTLY, NOT), key=verdicts.count)
+        numeric = [k for k, v in finding.numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        table = [{"seed": s, "verdict": f.verdict, **{k: round(float(f.numbers[k]), 4) for k in numeric}}
+                 for s, f in zip(seeds, runs)]
+        if numeric:
+            table.append({"seed": "mean [min, max]", "verdict": f"{verdicts.count(majority)}/{len(seeds)} {majority}",
+                          **{k: spread([f.numbers[k] for f in runs]) for k in numeric}})
+        summary = (f"{verdicts.count(majority)} of {len(seeds)} seeds: {majority} "
+                   f"({', '.join(f'seed {s}: {v}' for s, v in zip(seeds, verdicts))}). Seed {seeds[0]}: {finding.summary}")
+        out.append(Finding(finding.key + "@seeds", finding.title + ", over seeds", finding.expected, majority,
+                           summary, table, {"verdicts": dict(zip(map(str, seeds), verdicts))}))
+    return out
+
+
+def sample_size_finding(robust: RobustnessResult) -> Finding | None:
+    spec = robust.spec.sample_size
+    if spec is None or not robust.sample_size:
+        return None
+    table, stable = [], {}
+    metrics = [m for m in ("chi", "silhouette", "srga") if any(m in r for r in robust.sample_size)]
+    for model in spec.models:
+        rows = [r for r in robust.sample_size if r["model"] == model]
+        for size in spec.sizes:
+            at = [r for r in rows if r["patches per set"] == size]
+            table.append({"model": model, "patches per set": size, "images": at[0]["images"],
+                          **{m: spread([r.get(m) for r in at]) for m in metrics}})
+        for m in metrics:
+            values = [[r[m] for r in rows if r["patches per set"] == size and m in r] for size in spec.sizes]
+            stable[f"{model} / {m}"] = stable_from(spec.sizes, values, spec.stable_within)
+    text = "; ".join(f"{k}: from {v}" if v is not None else f"{k}: not within {max(spec.sizes)}" for k, v in stable.items())
+    return Finding("sample_size", "How many patches a stable number needs",
+                   f"seeds' spread / |mean| <= {spec.stable_within:g}", "measured",
+                   f"stable (spread over {len(robust.spec.seeds)} seeds within {spec.stable_within:g} of the mean) "
+                   f"{text}.", table, {"stable_from": stable})
+
+
+def robustness_findings(robust: RobustnessResult) -> list[Finding]:
+    found = [*strength_findings(robust), *seed_findings(robust)]
+    sized = sample_size_finding(robust)
+    return found + ([sized] if sized else [])
+
+
+def strength_curves(robust: RobustnessResult):
+    """Points for the report's strength-curve figure: mean over seeds, band min..max over seeds."""
+    import pandas as pd
+
+    rows = []
+    by = defaultdict(list)
+    for p in robust.points:
+        for series, value in p.values.items():
+            by[(p.finding, p.group, p.x, series)].append(value)
+    labels = {g.sweep: _group_label(g, robust.runs[0]) for g in robust.spec.strength}
+    names = {"global_residual": "1: CHI (degradation)", "adversarial": "2: CHI (degradation)",
+             "sr_vs_classification": "4: CHI deg / content"}
+    for (finding, group, x, series), values in by.items():
+        metric = names.get(finding, finding)
+        if finding == "generalization":  # "model / metric": one panel per metric, one line per model
+            series, _, metric = series.rpartition(" / ")
+            metric = f"6: {metric}"
+        rows.append({"series": series, "sweep": group, "parameter": labels[group], "x": x,
+                     "metric": metric, "value": float(np.mean(values)),
+                     "ci_low": float(min(values)), "ci_high": float(max(values))})
+    return pd.DataFrame(rows)
+
+
+def robustness_sections(robust: RobustnessResult, findings: list[Finding]) -> list[ReportSection]:
+    import pandas as pd
+
+    timing = (f"Measured: {robust.seconds:.0f} s for {len(robust.spec.seeds)} seeds, feature cache "
+              f"{robust.cache.get('hits', 0)} hits / {robust.cache.get('misses', 0)} misses "
+              f"({'cold: every feature computed' if not robust.cache.get('hits') else 'warm or partly cached'}).")
+    curves = strength_curves(robust)
+    head = ReportSection("Where the findings hold: strength curves",
+                         "Each level is the swept set paired with the clean reference; lines are the mean over "
+                         "seeds, bands the min..max over seeds. " + timing, None, curves=curves)
+    return [head, *(ReportSection(f"{f.title} — {f.verdict}", f"Expected: {f.expected}. Measured: {f.summary}",
+                                  pd.DataFrame(f.table) if f.table else None) for f in findings)]
+
+
+def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> str:
+    from tabulate import tabulate
+
+    spec = robust.spec
+    images = len(robust.runs[0].inputs.eval_sets[spec.reference].patches.image_names)
+    patches = len(robust.runs[0].inputs.eval_sets[spec.reference].patches.image_index)
+    lines = ["# Where the paper's findings hold: strength, seeds, sample size", "",
+             f"Seeds {list(spec.seeds)}; {patches} patches from {images} held-out images per set. "
+             f"Measured time: {robust.seconds:.0f} s (feature cache {robust.cache.get('hits', 0)} hits / "
+             f"{robust.cache.get('misses', 0)} misses).", "",
+             "Rules: a finding holds at a strength level when at least "
+             f"{spec.required_agreement()} of {len(spec.seeds)} seeds give `reproduced` there (each level paired "
+             "with the clean reference, the single-configuration rules of `ddr_eval.findings`); over a sweep it is "
+             "`reproduced` when it holds at every level of every sweep, `partly reproduced` when at some, `not "
+             "reproduced` when at none. Over seeds, the verdict is the seeds' majority. A number is stable from the "
+             "smallest size whose seeds' spread (max - min) / |mean| is within the stated tolerance there and at "
+             "every larger size.", "",
+             "| finding | verdict | where / how often |", "|---|---|---|"]
+    lines += [f"| {f.title} | **{f.verdict}** | {f.summary} |" for f in findings]
+    for f in findings:
+        lines += ["", f"## {f.title}", "", f"Verdict: **{f.verdict}**. {f.summary}", ""]
+        if f.table:
+            lines.append(tabulate(f.table, headers="keys", tablefmt="github"))
+    return "\n".join(lines) + "\n"
+
+
+def robustness_files(robust: RobustnessResult, findings: list[Finding]) -> dict[str, str]:
+    import json
+
+    document = {"seeds": list(robust.spec.seeds), "seconds": round(robust.seconds, 1), "cache": robust.cache,
+                "findings": [{"key": f.key, "title": f.title, "verdict": f.verdict, "summary": f.summary,
+                              "table": f.table, "numbers": f.numbers} for f in findings],
+                "points": [dataclasses.asdict(p) for p in robust.points],
+                "sample_size": robust.sample_size}
+    return {"robustness.md": robustness_markdown(robust, findings),
+            "robustness.json": json.dumps(document, indent=2, default=float) + "\n"}

@@ -1,0 +1,156 @@
+"""Where the findings hold (issue #18): strength ranges, crossovers, sample-size stability, and
+finding 1's direction along a strength sweep on the shipped zoo."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ddr_eval.errors import UserError
+from ddr_eval.findings import REPRODUCED, FindingsComputer
+from ddr_eval.robustness import (
+    LevelPoint,
+    RobustnessResult,
+    crossover,
+    stable_from,
+    strength_findings,
+    strength_points,
+    strength_range,
+)
+from ddr_eval.suite.findings_spec import FindingsSpec
+from ddr_eval.suite.loader import compile_suite
+from ddr_eval.suite.schema import Suite
+
+# --------------------------------------------------------------------------- pure rules
+
+
+def test_strength_range_names_the_weakest_level_it_holds_from():
+    xs = [0.5, 1.0, 1.5, 2.0]
+    assert strength_range(xs, [False, False, True, True], "blur sigma") == "for blur sigma >= 1.5, not below"
+    assert strength_range(xs, [True, True, False, False], "blur sigma") == "for blur sigma <= 1, not above"
+    assert strength_range(xs, [True] * 4, "blur sigma").startswith("at every blur sigma")
+    assert strength_range(xs, [False] * 4, "blur sigma").startswith("at no blur sigma")
+    assert strength_range(xs, [True, False, True, False], "blur sigma") == "at blur sigma 0.5, 1.5 only"
+
+
+def test_strength_range_where_a_lower_value_is_stronger():
+    # JPEG: quality 10 is the strongest; holding at 50, 30 and 10 is "quality <= 50"
+    assert strength_range([10, 30, 50, 70, 90], [True, True, True, False, False], "JPEG quality",
+                          stronger="lower") == "for JPEG quality <= 50, not below"
+
+
+def test_crossover_interpolates_where_the_ratio_crosses_one():
+    assert crossover([1, 2, 3], [0.5, 0.5, 2.0]) == pytest.approx(2.5)
+    assert crossover([1, 2, 3], [2.0, 3.0, 4.0]) is None
+
+
+def test_stable_from_is_the_first_size_whose_spread_stays_within_tolerance():
+    sizes = [32, 64, 128, 256]
+    values = [[1.0, 2.0], [1.0, 1.05], [1.0, 1.3], [1.0, 1.02]]  # 64 is within, 128 is not again
+    assert stable_from(sizes, values, 0.1) == 256
+    assert stable_from(sizes, [[1.0, 1.01]] * 4, 0.1) == 32
+    assert stable_from(sizes, [[1.0, 2.0]] * 4, 0.1) is None
+
+
+# --------------------------------------------------------------------------- a known crossover
+
+
+def _synthetic_run(strengths, content_shift: float, n: int = 400, seed: int = 0):
+    """Features of an 'SR net' with two source images (content shift fixed along axis 0) and, per
+    strength s, a degraded set shifted by s along axis 1 from the clean set; unit Gaussian noise.
+    The two effects are symmetric, so CHI by degradation exceeds CHI by content exactly when s >
+    content_shift: that is the crossover the findings must find."""
+    rng = np.random.default_rng(seed)
+    raw = {"name": "synthetic", "seed": seed, "reference": "clean", "models": ["sr"], "metrics": [{"type": "chi"}],
+           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": list(strengths)}},
+                                                       {"type": "bicubic", "scale": 2}]}]}
+    suite = Suite.model_validate(raw)
+    image_index = np.repeat([0, 1], n // 2)
+    patches = SimpleNamespace(image_names=("a", "b"), image_index=image_index)
+    content = np.where(image_index == 0, -content_shift / 2, content_shift / 2)
+    features, sets = {}, {}
+    for d in suite.degradations:
+        shift = 0.0 if d.sweep is None else d.sweep.value
+        x = rng.normal(size=(n, 3))
+        x[:, 0] += content
+        x[:, 1] += shift
+        features[("sr", "test", d.name, "gap")] = SimpleNamespace(features={"body": x})
+        sets[d.name] = SimpleNamespace(split="test", patches=patches)
+    spec = FindingsSpec.model_validate({"bootstrap": 0, "robustness": {
+        "seeds": [seed], "reference": "clean", "strength": [{"sweep": "blur"}],
+        "sr_vs_classification": {"sr": ["sr"], "classification": []}}})
+    result = SimpleNamespace(
+        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
+        sources=[SimpleNamespace(label="sr", layers={"deep": "body"})], inputs=SimpleNamespace(eval_sets=sets))
+    return result, spec
+
+
+def test_a_degradation_effect_growing_against_a_fixed_content_effect_crosses_where_they_are_equal():
+    result, spec = _synthetic_run([0.5, 4, 0.5], content_shift=2.25)
+    points = strength_points(result, spec.robustness, FindingsComputer(result, spec))
+    xs = [p.x for p in points]
+    ratios = [p.values["sr"] for p in points]
+    assert xs == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    assert crossover(xs, ratios) == pytest.approx(2.25, abs=0.2)
+    robust = RobustnessResult([result], spec.robustness, {}, points)
+    (finding,) = strength_findings(robust)
+    assert "for blur sigma >= 2.5, not below" in finding.summary
+    assert finding.verdict == "partly reproduced"
+
+
+def test_strength_verdict_needs_the_required_number_of_seeds():
+    spec = FindingsSpec.model_validate({"robustness": {
+        "seeds": [0, 1, 2], "reference": "clean", "strength": [{"sweep": "blur"}],
+        "sr_vs_classification": {"sr": ["sr"], "classification": []}}}).robustness
+    run = SimpleNamespace(suite=Suite.model_validate({
+        "name": "s", "models": ["sr"], "metrics": [{"type": "chi"}],
+        "degradations": [{"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": [1, 2, 1]}}]}]}))
+    verdicts = {1.0: ["reproduced", "not reproduced", "not reproduced"], 2.0: ["reproduced", "reproduced", "not reproduced"]}
+    points = [LevelPoint("sr_vs_classification", "blur", x, f"blur_sigma{x:g}", seed, v, {"sr": 1.5})
+              for x, vs in verdicts.items() for seed, v in enumerate(vs)]
+    (finding,) = strength_findings(RobustnessResult([run], spec, {}, points))
+    assert "for blur sigma >= 2, not below" in finding.summary  # 2 of 3 seeds at sigma 2, 1 of 3 at sigma 1
+    assert [row["holds"] for row in finding.table] == [False, True]
+
+
+def test_robustness_sweep_names_are_checked_before_the_run():
+    raw = {"name": "r", "models": ["srresnet-gr"], "metrics": [{"type": "chi"}],
+           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]}],
+           "findings": {"robustness": {"seeds": [0], "reference": "clean", "strength": [{"sweep": "blur"}]}}}
+    with pytest.raises(UserError, match="strength.0..sweep: 'blur' is not a swept set"):
+        compile_suite(raw)
+
+
+# --------------------------------------------------------------------------- the shipped zoo
+
+
+def test_finding_1_direction_holds_along_the_strength_sweep_on_the_shipped_zoo(tmp_path):
+    """CHI by degradation (clean vs each level) is higher with the global residual than without,
+    at every blur and noise level: few patches, one seed."""
+    from ddr_eval.api import evaluate
+
+    raw = {"name": "gr-sweep", "seed": 0, "reference": "clean",
+           "data": {"patch_size": 64, "patches_per_image": 4},
+           "degradations": [
+               {"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+               {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": [1, 4, 1.5]}},
+                                          {"type": "bicubic", "scale": 2}]},
+               {"name": "noise", "chain": [{"type": "bicubic", "scale": 2},
+                                           {"type": "gaussian_noise", "sigma": {"sweep": [5, 25, 10]}}]}],
+           "models": ["srresnet-gr", "srresnet-nogr"], "metrics": [{"type": "chi", "projection": "raw", "bootstrap": 0}],
+           "findings": {"bootstrap": 0, "global_residual": {"with": "srresnet-gr", "without": "srresnet-nogr",
+                                                            "sets": ["clean", "blur_sigma1"]},
+                        "robustness": {"seeds": [0], "reference": "clean",
+                                       "strength": [{"sweep": "blur"}, {"sweep": "noise"}],
+                                       "global_residual": {"with": "srresnet-gr", "without": "srresnet-nogr"}}}}
+    run = evaluate(raw, cache_dir=tmp_path).run
+    points = strength_points(run, run.loaded.findings.robustness)
+    assert [(p.group, p.x) for p in points] == [("blur", 1.0), ("blur", 2.5), ("blur", 4.0),
+                                                ("noise", 5.0), ("noise", 15.0), ("noise", 25.0)]
+    for p in points:
+        assert p.values["srresnet-gr"] > p.values["srresnet-nogr"], (p.set, p.values)
+    # the direction is not the verdict: without the matched-fit snapshot the rule asks for >= 10x
+    assert any(p.verdict == REPRODUCED for p in points)
