@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ddr_eval.atomic import atomic_write
 from ddr_eval.data import load_images, split_images
-from ddr_eval.data.images import DEFAULT_TEST_IMAGES
+from ddr_eval.data.images import DEFAULT_TEST_IMAGES, ZOO_EVAL_IMAGES
 from ddr_eval.degradations import build_chain
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model, save_model
@@ -95,6 +95,8 @@ class Trainer:
         images = load_images(recipe.data.source)
         test_names = recipe.data.test_images or DEFAULT_TEST_IMAGES
         self.train_images, self.test_images = split_images(images, test_names=test_names)
+        if recipe.data.test_images is None:  # the zoo's stated numbers: measured on ZOO_EVAL_IMAGES
+            self.test_images = [image for image in self.test_images if image.name in ZOO_EVAL_IMAGES]
         if recipe.task == "conditioned_sr":
             self.sampler = ConditionedSampler(self.train_images, recipe.degradations, recipe.data.patch_size,
                                               recipe.seed)
