@@ -290,7 +290,8 @@ class FindingsComputer:
 
     def _blind_sr(self, spec: BlindSrSpec) -> Finding:
         """Y-PSNR/SSIM per patch of the blind, unconditioned and oracle models on every set named,
-        with 95% bootstrap intervals, and blind SR's paired PSNR gain over the unconditioned model.
+        with 95% intervals from a bootstrap over source photographs, and blind SR's paired PSNR
+        gain over the unconditioned model (same patches, same photographs resampled).
 
         Rule: reproduced when the gain's interval lies above 0 on every set inside the training
         ranges; partly when on some of them; otherwise not reproduced. Sets outside the training
@@ -302,11 +303,13 @@ class FindingsComputer:
             for name in sets:
                 scores = {role: self._patch_quality(label, name) for role, label in roles.items()}
                 gain = scores["blind"]["psnr"] - scores["unconditioned"]["psnr"]
-                gains[name] = (region, *self._mean_interval(gain))
-                row = {"set": name, "strengths": region}
+                patches = self.result.inputs.eval_sets[name].patches
+                images = np.asarray([patches.image_names[i] for i in patches.image_index])
+                gains[name] = (region, *self._mean_interval(gain, images))
+                row = {"set": name, "strengths": region, "images": len(set(images))}
                 for role, label in roles.items():
-                    row[f"{label} PSNR (dB)"] = _mean_ci_text(*self._mean_interval(scores[role]["psnr"]))
-                    row[f"{label} SSIM"] = _mean_ci_text(*self._mean_interval(scores[role]["ssim"]), digits=4)
+                    row[f"{label} PSNR (dB)"] = _mean_ci_text(*self._mean_interval(scores[role]["psnr"], images))
+                    row[f"{label} SSIM"] = _mean_ci_text(*self._mean_interval(scores[role]["ssim"], images), digits=4)
                 row["blind - unconditioned (dB)"] = _mean_ci_text(*gains[name][1:], signed=True)
                 table.append(row)
         inside = [g for g in gains.values() if g[0] == "inside"]
@@ -369,14 +372,14 @@ class FindingsComputer:
         return {"psnr": np.array([psnr(a, b, crop_border=scale, test_y_channel=True) for a, b in pairs]),
                 "ssim": np.array([ssim(a, b, crop_border=scale, test_y_channel=True) for a, b in pairs])}
 
-    def _mean_interval(self, values: np.ndarray) -> tuple[float, float | None, float | None]:
-        """The mean of per-patch values and its 95% percentile bootstrap interval (suite seed)."""
-        from ddr_eval.metrics.base import percentile_interval
+    def _mean_interval(self, values: np.ndarray, images: np.ndarray) -> tuple[float, float | None, float | None]:
+        """The mean of per-patch values and its 95% interval from a bootstrap over source
+        photographs (patches of one photograph are not independent), seeded by the suite."""
+        from ddr_eval.metrics.base import cluster_bootstrap_mean_interval, image_bootstrap_rng
 
         values = np.asarray(values, dtype=np.float64)
-        rng = np.random.default_rng(self.result.suite.seed)
-        replicates = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(self.spec.bootstrap)]
-        low, high, _ = percentile_interval(np.array(replicates), float(values.mean()))
+        low, high = cluster_bootstrap_mean_interval(values, images, None, self.spec.bootstrap,
+                                                    image_bootstrap_rng(self.result.suite.seed))
         return float(values.mean()), low, high
 
 
