@@ -347,3 +347,15 @@ def test_results_json_holds_the_one_leaderboard_every_output_shows(run_result, w
     assert shown == [(r["model"], r["layer"], str(r["rank"])) for r in board]
     headers = [c["header"] for c in document["leaderboard"]["columns"]]
     assert "psnr (dB)" in headers and all(h in markdown for h in headers)
+
+
+@needs_chromium
+def test_the_shipped_sweep_report_draws_its_strength_curves_in_chromium():
+    """suites/paper-robustness.yaml sweeps blur, noise and JPEG ({sweep: ...}); its committed
+    report.html has the metric-vs-strength section, and every image in it decodes."""
+    report = REPO / "reports" / "paper-robustness" / "report.html"
+    text = report.read_text(encoding="utf-8")
+    section = text[text.index('<h2 id="strength"'):]
+    assert "data:image/png;base64," in section.split("<h2", 2)[1]
+    done = _check_html(report)
+    assert done.returncode == 0, done.stderr
