@@ -13,6 +13,8 @@ The generators follow the paper's shape at mini scale: convolution stacks with a
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -90,3 +92,8 @@ class CinCGAN(Arch):
         taps["deep"] = taps["sr.deep"]
         taps["denoised"] = "denoiser"
         return taps
+
+    @classmethod
+    def infer_kwargs(cls, state_dict) -> dict[str, Any] | None:
+        """Never guessed from weights: ddr-eval's own checkpoints of it carry arch and kwargs in metadata."""
+        return None

@@ -145,6 +145,11 @@ class DDRConditionedSR(Arch):
         taps.update({"hr": "conv_hr", "last": "conv_last"})
         return taps
 
+    @classmethod
+    def infer_kwargs(cls, state_dict) -> dict[str, Any] | None:
+        """Never guessed from weights: ddr-eval's own checkpoints of it carry arch and kwargs in metadata."""
+        return None
+
 
 def normalise_oracle(params: torch.Tensor | tuple[float, float]) -> torch.Tensor:
     """(blur sigma, noise sigma 0-255) -> the oracle's input, each divided by :data:`ORACLE_SCALE`."""
