@@ -67,8 +67,10 @@ def _project(root: Path) -> Path:
 
 
 def _entries(cache: Path) -> list[Path]:
-    """Feature-cache entries (the metric results cached under ``metrics/`` are not cells)."""
-    return sorted(p for p in cache.rglob("*.npz") if "metrics" not in p.relative_to(cache).parts) if cache.exists() else []
+    """Feature-cache entries (metric results under ``metrics/`` and degraded inputs under ``inputs/`` are not cells)."""
+    if not cache.exists():
+        return []
+    return sorted(p for p in cache.rglob("*.npz") if not {"metrics", "inputs"} & set(p.relative_to(cache).parts))
 
 
 def _start_and_kill_after_first_cells(suite: Path, cache: Path, out: Path) -> int:
