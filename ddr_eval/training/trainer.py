@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ddr_eval.atomic import atomic_write
 from ddr_eval.data import load_images, split_images
-from ddr_eval.data.images import DEFAULT_TEST_IMAGES, ZOO_EVAL_IMAGES
+from ddr_eval.data.images import DEFAULT_TEST_IMAGES, ZOO_HELD_OUT_IMAGES
 from ddr_eval.degradations import build_chain
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model, save_model
@@ -38,7 +38,9 @@ def snapshot_monitor_suite(recipe: Recipe) -> dict:
     clean / blur / noise at the recipe's scale, CHI by degradation on standardized deep features."""
     return {
         "name": f"{recipe.name}-snapshots", "seed": recipe.seed, "scale": recipe.scale,
-        "data": {"source": recipe.data.source, "test_images": recipe.data.test_images, "patch_size": 64,
+        "data": {"source": recipe.data.source, "test_images": recipe.data.test_images or (
+                     list(ZOO_HELD_OUT_IMAGES) if recipe.data.source in ("", "embedded") else None),
+                 "patch_size": 64,
                  "patches_per_image": MONITOR_PATCHES_PER_IMAGE},
         "degradations": [{"name": "clean", "chain": [{"type": "bicubic"}]},
                          {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic"}]},
@@ -93,10 +95,12 @@ class Trainer:
             self.discriminator = _build(spec.arch, spec.arch_kwargs)
             self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=spec.lr, betas=(0.9, 0.99))
         images = load_images(recipe.data.source)
-        test_names = recipe.data.test_images or DEFAULT_TEST_IMAGES
-        self.train_images, self.test_images = split_images(images, test_names=test_names)
-        if recipe.data.test_images is None:  # the zoo's stated numbers: measured on ZOO_EVAL_IMAGES
-            self.test_images = [image for image in self.test_images if image.name in ZOO_EVAL_IMAGES]
+        if recipe.data.test_images:
+            self.train_images, self.test_images = split_images(images, test_names=recipe.data.test_images)
+        else:  # train on the default split's train images; measure on the zoo's own four held-out photos
+            self.train_images, test = split_images(images, test_names=DEFAULT_TEST_IMAGES)
+            held_out = [image for image in test if image.name in ZOO_HELD_OUT_IMAGES]
+            self.test_images = held_out or test
         if recipe.task == "conditioned_sr":
             self.sampler = ConditionedSampler(self.train_images, recipe.degradations, recipe.data.patch_size,
                                               recipe.seed)
