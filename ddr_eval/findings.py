@@ -352,23 +352,21 @@ class FindingsComputer:
     def _patch_quality(self, label: str, set_name: str) -> dict[str, np.ndarray]:
         """Y-channel PSNR and SSIM per patch (crop border = scale) of ``label`` on ``set_name``;
         an oracle-conditioned model is told the set's true blur and noise sigmas first."""
-        import torch
-
         from ddr_eval.degradations.chain import blur_and_noise_sigmas
+        from ddr_eval.features import select_device
         from ddr_eval.metrics.quality import psnr, ssim, to_uint8
 
-        module = self._source(label).descriptor.module.eval()
+        source = self._source(label)
+        module = source.descriptor.module
         dataset = self.result.inputs.eval_sets[set_name]
         if getattr(module, "condition", None) == "oracle":
             (chain,) = [d.chain for d in self.result.suite.degradations if d.name == set_name]
             module.set_condition(blur_and_noise_sigmas(chain))
-        outputs = []
-        with torch.inference_mode():
-            for start in range(0, len(dataset.lr), 32):
-                lr = torch.from_numpy(np.ascontiguousarray(dataset.lr[start:start + 32])).permute(0, 3, 1, 2)
-                outputs.append(module(lr).permute(0, 2, 3, 1).numpy())
+        runtime = self.result.suite.runtime
+        outputs = source.extract(dataset.lr, self.pooling, runtime.batch_size, select_device(runtime.device),
+                                 runtime.amp_dtype, outputs=True).outputs
         scale = self.result.loaded.scale
-        pairs = [(to_uint8(sr), to_uint8(hr)) for sr, hr in zip(np.concatenate(outputs), dataset.patches.hr)]
+        pairs = [(to_uint8(sr), to_uint8(hr)) for sr, hr in zip(outputs, dataset.patches.hr)]
         return {"psnr": np.array([psnr(a, b, crop_border=scale, test_y_channel=True) for a, b in pairs]),
                 "ssim": np.array([ssim(a, b, crop_border=scale, test_y_channel=True) for a, b in pairs])}
 

@@ -160,8 +160,19 @@ def load_folder(path: str | Path, recursive: bool = False, max_pixels: int = MAX
         raise UserError(f"image folder not found: {folder}")
     if not folder.is_dir():
         raise UserError(f"image folder is not a directory: {folder}")
+    files = folder_image_files(folder, recursive)
+    if not files:
+        raise UserError(
+            f"empty image folder: {folder} (looked for {', '.join(SUPPORTED_SUFFIXES)}"
+            f"{' recursively' if recursive else ''})"
+        )
+    return [Image(file.relative_to(folder).as_posix(), read_image(file, max_pixels)) for file in files]
+
+
+def folder_image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The supported, non-hidden image files :func:`load_folder` reads, sorted by relative path."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted(
+    return sorted(
         (
             file
             for file in candidates
@@ -171,12 +182,6 @@ def load_folder(path: str | Path, recursive: bool = False, max_pixels: int = MAX
         ),
         key=lambda file: file.relative_to(folder).as_posix(),
     )
-    if not files:
-        raise UserError(
-            f"empty image folder: {folder} (looked for {', '.join(SUPPORTED_SUFFIXES)}"
-            f"{' recursively' if recursive else ''})"
-        )
-    return [Image(file.relative_to(folder).as_posix(), read_image(file, max_pixels)) for file in files]
 
 
 def load_images(

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ddr_eval.data import PatchSet
-from ddr_eval.data.images import EMBEDDED_IMAGES, SUPPORTED_SUFFIXES
+from ddr_eval.data.images import EMBEDDED_IMAGES, folder_image_files
 from ddr_eval.features.cache import NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs, prepare_inputs
 from ddr_eval.pipeline.results_cache import code_fingerprint
@@ -35,10 +35,11 @@ _SPLITS = ("eval", "train")
 
 
 def _source_files(source: str) -> list[Path]:
+    """The files ``prepare_inputs`` reads for ``data.source`` (the same listing as ``load_folder``)."""
     if source in ("", "embedded"):
         return [entry.path() for entry in EMBEDDED_IMAGES]
     root = Path(source)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES) if root.is_dir() else []
+    return folder_image_files(root) if root.is_dir() else []
 
 
 def inputs_key(loaded: LoadedSuite, need_train: bool) -> str | None:

@@ -72,10 +72,9 @@ def package_versions() -> dict[str, str]:
     """Installed versions from package metadata: importing sklearn or pandas for a version costs seconds."""
     from importlib.metadata import version
 
-    names = {"torch": "torch", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "scikit-learn",
-             "pandas": "pandas"}
+    packages = ("torch", "numpy", "scipy", "scikit-learn", "pandas")
     return {"ddr_eval": ddr_eval.__version__, "python": platform.python_version(),
-            **{label: version(dist) for label, dist in names.items()}}
+            **{name: version(name) for name in packages}}
 
 
 def check_output_dir(path: Path, what: str = "report directory") -> None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ddr_eval.degradations import build_chain
 from ddr_eval.models.archs.cincgan import Downscaler, LRGenerator, PatchDiscriminator
 from ddr_eval.training.sampler import PairSampler
-from ddr_eval.training.trainer import Trainer, _to_nchw
+from ddr_eval.training.trainer import Trainer, _lr_at, _to_nchw
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -56,8 +56,6 @@ class CinCGANTrainer(Trainer):
                                             betas=(0.5, 0.999))
 
     def _step(self, step: int) -> dict[str, float]:
-        from ddr_eval.training.trainer import _lr_at
-
         for optimizer in (self.optimizer, self.d_optimizer):
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(self.recipe, step)
@@ -92,18 +90,6 @@ class CinCGANTrainer(Trainer):
         self._apply(self.d_optimizer, d_loss)
         return {**{k: v.item() for k, v in losses.items()}, "d": d_loss.item()}
 
-    def _resume_state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "reverse": self.reverse.state_dict(), "downscaler": self.downscaler.state_dict(),
-                "d_lr": self.d_lr.state_dict(), "d_hr": self.d_hr.state_dict(),
-                "d_optimizer": self.d_optimizer.state_dict()}
-
-    def _resume(self) -> int:
-        path = self.out_dir / "resume.pt"
-        if not path.exists():
-            return 0
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for name in ("model", "optimizer", "reverse", "downscaler", "d_lr", "d_hr", "d_optimizer"):
-            getattr(self, name).load_state_dict(state[name])
-        self._truncate_log(state["step"])
-        return int(state["step"])
+    def _resumable(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer, "reverse": self.reverse,
+                "downscaler": self.downscaler, "d_lr": self.d_lr, "d_hr": self.d_hr, "d_optimizer": self.d_optimizer}

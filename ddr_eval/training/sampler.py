@@ -47,15 +47,21 @@ class PairSampler:
 
     def batch(self, step: int, batch_size: int) -> Batch:
         rng = np.random.default_rng([self.seed, step])
-        lrs, hrs, labels = [], [], []
+        lrs, hrs, labels, params = [], [], [], []
         for _ in range(batch_size):
             index = int(rng.integers(len(self.images)))
             hr = _augment(self._crop(self.images[index].pixels, rng), rng)
-            chain = self.chains[int(rng.integers(len(self.chains)))]
-            lrs.append(chain.apply(hr, rng))
+            lr, degradation = self._degrade(hr, int(rng.integers(len(self.chains))), rng)
+            lrs.append(lr)
             hrs.append(hr)
             labels.append(index)
-        return Batch(np.stack(lrs).astype(np.float32), np.stack(hrs), np.asarray(labels, dtype=np.int64))
+            params.append(degradation)
+        degradation = None if params[0] is None else np.asarray(params, dtype=np.float32)
+        return Batch(np.stack(lrs).astype(np.float32), np.stack(hrs), np.asarray(labels, dtype=np.int64), degradation)
+
+    def _degrade(self, hr: np.ndarray, chain: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple | None]:
+        """The LR of ``hr`` through chain number ``chain``, and its parameters if the sampler records them."""
+        return self.chains[chain].apply(hr, rng), None
 
     def _crop(self, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = pixels.shape[:2]
@@ -89,19 +95,9 @@ class ConditionedSampler(PairSampler):
         self.chain_specs = [[dict(step) for step in chain] for chain in chain_specs]
         super().__init__(images, [build_chain(chain) for chain in chain_specs], patch_size, seed)
 
-    def batch(self, step: int, batch_size: int) -> Batch:
-        rng = np.random.default_rng([self.seed, step])
-        lrs, hrs, labels, params = [], [], [], []
-        for _ in range(batch_size):
-            index = int(rng.integers(len(self.images)))
-            hr = _augment(self._crop(self.images[index].pixels, rng), rng)
-            drawn = [_draw(spec, rng) for spec in self.chain_specs[int(rng.integers(len(self.chain_specs)))]]
-            lrs.append(build_chain(drawn).apply(hr, rng))
-            hrs.append(hr)
-            labels.append(index)
-            params.append(blur_and_noise_sigmas(drawn))
-        return Batch(np.stack(lrs).astype(np.float32), np.stack(hrs), np.asarray(labels, dtype=np.int64),
-                     np.asarray(params, dtype=np.float32))
+    def _degrade(self, hr: np.ndarray, chain: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+        drawn = [_draw(spec, rng) for spec in self.chain_specs[chain]]
+        return build_chain(drawn).apply(hr, rng), blur_and_noise_sigmas(drawn)
 
     def midpoint_chains(self) -> list[tuple[list[dict], tuple[float, float]]]:
         """Each chain family at the middle of its ranges, with its parameters: the held-out check."""

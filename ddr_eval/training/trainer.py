@@ -220,12 +220,15 @@ class Trainer:
                                        seed=self.recipe.seed, log_dir=self.out_dir)
         return self._monitor
 
-    def _resume_state(self) -> dict:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+    def _resumable(self) -> dict:
+        """Everything a resume state holds, by name: each has ``state_dict`` / ``load_state_dict``."""
+        parts = {"model": self.model, "optimizer": self.optimizer}
         if self.discriminator is not None:
-            state["discriminator"] = self.discriminator.state_dict()
-            state["d_optimizer"] = self.d_optimizer.state_dict()
-        return state
+            parts.update({"discriminator": self.discriminator, "d_optimizer": self.d_optimizer})
+        return parts
+
+    def _resume_state(self) -> dict:
+        return {name: part.state_dict() for name, part in self._resumable().items()}
 
     def _save_resume(self, step: int) -> None:
         state = {"step": step, **self._resume_state()}
@@ -236,11 +239,8 @@ class Trainer:
         if not path.exists():
             return 0
         state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.discriminator is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.d_optimizer.load_state_dict(state["d_optimizer"])
+        for name, part in self._resumable().items():
+            part.load_state_dict(state[name])
         self._truncate_log(state["step"])
         if self.monitor_snapshots:
             self.monitor().truncate(int(state["step"]))

@@ -12,6 +12,7 @@ from ddr_eval.models.archs.base import Arch
 from ddr_eval.models.archs import (  # noqa: F401
     cincgan, classifier, conditioned, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet,
 )
+from ddr_eval.models.archs.cincgan import CinCGAN
 from ddr_eval.models.archs.classifier import ContentClassifier
 from ddr_eval.models.archs.conditioned import DDRConditionedSR
 from ddr_eval.models.archs.discriminator import VGGStyleDiscriminator
@@ -32,5 +33,5 @@ def build_arch(arch: str, **arch_kwargs) -> Arch:
     return cls(**arch_kwargs)
 
 
-__all__ = ["ARCHS", "Arch", "build_arch", "ContentClassifier", "DDRConditionedSR", "EDSR", "MSRResNet", "RCAN",
+__all__ = ["ARCHS", "Arch", "build_arch", "CinCGAN", "ContentClassifier", "DDRConditionedSR", "EDSR", "MSRResNet", "RCAN",
            "RRDBNet", "SRCNN", "VGGStyleDiscriminator"]
