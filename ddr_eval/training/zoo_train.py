@@ -44,7 +44,7 @@ def train_zoo_entry(
     if iterations is not None:
         snapshots = tuple(s for s in recipe.snapshots if s <= iterations)
         recipe = recipe.model_copy(update={"iterations": iterations, "snapshots": snapshots})
-    init = _init_checkpoint(recipe, root)
+    init = _zoo_checkpoint(recipe, recipe.init_from, root)
     extractor = _zoo_checkpoint(recipe, recipe.extractor_from, root)
     out_dir = Path(out_dir) if out_dir else root / "checkpoints" / name
     result = make_trainer(recipe, out_dir, init_checkpoint=init, progress=progress,
@@ -64,16 +64,17 @@ def make_trainer(recipe: Recipe, out_dir: Path, **kwargs) -> Trainer:
 
 
 def training_order(names: list[str], root: Path | None = None) -> list[str]:
-    """Recipes ordered so that each runs after the entry it starts from (``init_from``)."""
+    """Recipes ordered so that each runs after the entries it reads (``init_from``, ``extractor_from``)."""
     root = root or zoo_dir()
     recipes = {name: load_recipe(recipe_path(name, root)) for name in names}
-    parents = {name: r.init_from or r.extractor_from for name, r in recipes.items()}
+    parents = {name: [p for p in (r.init_from, r.extractor_from) if p] for name, r in recipes.items()}
     ordered: list[str] = []
 
     def visit(name: str) -> None:
         if name not in ordered:
-            if parents.get(name) in parents:
-                visit(parents[name])
+            for parent in parents.get(name, ()):
+                if parent in parents:
+                    visit(parent)
             ordered.append(name)
 
     for name in names:
@@ -81,11 +82,8 @@ def training_order(names: list[str], root: Path | None = None) -> list[str]:
     return ordered
 
 
-def _init_checkpoint(recipe: Recipe, root: Path) -> Path | None:
-    return _zoo_checkpoint(recipe, recipe.init_from, root)
-
-
 def _zoo_checkpoint(recipe: Recipe, name: str | None, root: Path) -> Path | None:
+    """The committed checkpoint of zoo entry ``name`` that ``recipe`` reads (None: it reads none)."""
     if name is None:
         return None
     path = root / "checkpoints" / name / "model.safetensors"
