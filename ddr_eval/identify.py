@@ -1,10 +1,14 @@
 """Distortion identification with a shipped probe: ``ddr-eval identify IMAGE...``.
 
-A probe is a light classifier (logistic regression) on the pooled deep features of one zoo
-SR network. Its recipe is a suite file (``model_zoo/probes/NAME.yaml``): the suite's data,
-degradation sets (the classes, with ranges of strengths) and single model define the training
-data, so probe training reuses the evaluation pipeline unchanged. The fitted probe is saved
-as a plain-array ``.npz`` (no pickle) with its backbone, layer and held-out accuracy.
+A probe is a light classifier (logistic regression) on the pooled deep features of a zoo SR
+network. Its recipe is a suite file (``model_zoo/probes/NAME.yaml``): the suite's data and
+degradation sets (the classes, with ranges of strengths) define the training data, and its
+``identification`` metrics on its models are the *candidate* probes (backbone, layers, pooling,
+a grid of regularisation strengths). Training runs that suite, so every candidate is scored by
+the same code as the paper's finding 7, and ships the DDR candidate (``findings.identification.
+ddr``) with the best cross-validated accuracy on the training split; the test split only
+reports how well it does. The fitted probe is saved as a plain-array ``.npz`` (no pickle) with
+its backbone, layers, pooling and every candidate's scores.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ddr_eval.api import evaluate
 from ddr_eval.data import sample_patches
 from ddr_eval.data.images import Image, read_image
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.identification import DegradationProbe
+from ddr_eval.metrics import build_metric
+from ddr_eval.metrics.identification import DegradationProbe, IdentificationMetric
 from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.models import FeatureSource, build_sources
+from ddr_eval.pipeline.reduce import metric_pooling
+from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.loader import load_suite
 
 
@@ -29,34 +37,60 @@ def probe_dir(root: Path | None = None) -> Path:
     return (root or zoo_dir()) / "probes"
 
 
-def _features(source: FeatureSource, lr: np.ndarray, layer: str, pooling: str) -> np.ndarray:
-    return source.extract(lr, pooling, 64, "cpu", None, outputs=False).features[source.layers[layer]]
+def _features(source: FeatureSource, lr: np.ndarray, layers: list[str], pooling: str) -> np.ndarray:
+    """The probe's input: pooled features of ``layers`` (shown names), concatenated in order."""
+    batch = source.extract(lr, pooling, 64, "cpu", None, outputs=False)
+    return np.concatenate([batch.features[source.layers[layer]] for layer in layers], axis=1)
+
+
+def _candidates(recipe: Path, loaded) -> tuple[list, list]:
+    """Every identification row of the recipe's run, and the DDR models a probe may ship on."""
+    findings = FindingsSpec.model_validate(loaded.suite.findings or {})
+    if findings.identification is None:
+        raise UserError(f"{recipe}: findings.identification names the DDR candidates (ddr:) and baselines")
+    rows = [r for r in evaluate(recipe, progress=False).run.rows if r.type == "identification" and r.value is not None]
+    ddr = [r for r in rows if r.model in findings.identification.ddr]
+    if not ddr:
+        raise UserError(f"{recipe}: no identification result for the DDR candidates {list(findings.identification.ddr)}")
+    return rows, ddr
 
 
 def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | None = None) -> dict:
-    """Fit the probe of recipe ``probes/NAME.yaml`` on the train split; score it on the test split."""
+    """Run recipe ``probes/NAME.yaml``, choose its best DDR candidate on the training split,
+    refit it on the whole training split, score it on the test split and save it."""
     recipe = probe_dir(root) / f"{name}.yaml"
     loaded = load_suite(recipe)
     suite = loaded.suite
-    if len(suite.models) != 1:
-        raise UserError(f"{recipe}: models: a probe recipe names exactly one backbone")
+    rows, ddr = _candidates(recipe, loaded)
+    best = max(ddr, key=lambda r: r.extra["cv_accuracy"])
+    metric = next(m for m in map(build_metric, suite.metrics) if m.name == best.metric)
+    assert isinstance(metric, IdentificationMetric)
+    spec = next(m for m in suite.models if m.label == best.model)
+    source = build_sources([spec], suite.layers, loaded.scale, suite.seed)[0]
+    layers, pooling = list(best.extra["layers"]), metric_pooling(metric, suite.pooling)
     inputs = prepare_inputs(loaded, need_train=True)
-    source = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)[0]
-    layer = next(iter(source.layers))
 
     def stack(sets):
-        x = np.concatenate([_features(source, d.lr, layer, suite.pooling) for d in sets.values()])
+        x = np.concatenate([_features(source, d.lr, layers, pooling) for d in sets.values()])
         y = np.concatenate([[d.name] * len(d.lr) for d in sets.values()])
         return x, y
 
     x_train, y_train = stack(inputs.train_sets)
     x_test, y_test = stack(inputs.eval_sets)
-    probe = DegradationProbe(classifier="logistic", seed=suite.seed).fit(x_train, y_train)
+    probe = DegradationProbe(metric.classifier, metric.k, best.extra.get("C_chosen") or metric.c_grid[0],
+                             seed=suite.seed).fit(x_train, y_train)
     accuracy = float((probe.predict(x_test) == y_test).mean())
-    meta = {"backbone": suite.models[0].name, "layer": layer, "pooling": suite.pooling,
-            "lr_patch": int(suite.data.patch_size // loaded.scale), "classes": list(probe.classes_),
+    candidates = [{"model": r.model, "layer": r.layer, "probe": r.metric, "C": r.extra.get("C_chosen"),
+                   "cv_accuracy": round(r.extra["cv_accuracy"], 4), "test_accuracy": round(r.value, 4),
+                   "role": "DDR" if r in ddr else "baseline"}
+                  for r in sorted(rows, key=lambda r: -r.extra["cv_accuracy"])]
+    meta = {"backbone": spec.name, "model": best.model, "layers": layers, "pooling": pooling,
+            "C": probe.C, "lr_patch": int(suite.data.patch_size // loaded.scale), "classes": list(probe.classes_),
+            "cv_accuracy": round(best.extra["cv_accuracy"], 4), "cv_folds": best.extra.get("cv_folds"),
+            "cv_grouped_by_photograph": best.extra.get("cv_grouped"),
             "test_accuracy": round(accuracy, 4), "chance": round(1 / len(probe.classes_), 4),
-            "train_patches": int(len(y_train)), "test_patches": int(len(y_test)), "recipe": recipe.name}
+            "train_patches": int(len(y_train)), "test_patches": int(len(y_test)), "recipe": recipe.name,
+            "candidates": candidates}
     probe.meta = meta
     out = out or probe_dir(root) / f"{name}.npz"
     probe.save(out)
@@ -81,9 +115,13 @@ class Identifier:
             raise UserError(f"no probe {name!r} at {path}; train it with `ddr-eval zoo train-probe {name}`")
         self.probe = DegradationProbe.load(path)
         meta = self.probe.meta
-        loaded = load_suite(probe_dir(root) / f"{meta['recipe']}")
-        self.source = build_sources(loaded.suite.models, (meta["layer"],), loaded.scale, loaded.suite.seed)[0]
-        self.layer = meta["layer"]
+        recipe = probe_dir(root) / f"{meta['recipe']}"
+        loaded = load_suite(recipe)
+        spec = next((m for m in loaded.suite.models if m.label == meta["model"]), None)
+        if spec is None:
+            raise UserError(f"{path}: its model {meta['model']!r} is not in {recipe} any more; retrain the probe")
+        self.source = build_sources([spec], tuple(meta["layers"]), loaded.scale, loaded.suite.seed)[0]
+        self.layers = list(meta["layers"])
         self.pooling = meta["pooling"]
         self.patch = int(meta["lr_patch"])
         self.max_patches = max_patches
@@ -96,7 +134,7 @@ class Identifier:
             raise UserError(f"{file}: image {pixels.shape[1]}x{pixels.shape[0]} is smaller than the probe's "
                             f"{self.patch}x{self.patch} input patch")
         patches = sample_patches([image], self.patch, self.max_patches, seed=0, grid=True).hr
-        proba = self.probe.predict_proba(_features(self.source, patches, self.layer, self.pooling)).mean(axis=0)
+        proba = self.probe.predict_proba(_features(self.source, patches, self.layers, self.pooling)).mean(axis=0)
         classes = [str(c) for c in self.probe.classes_]
         best = int(np.argmax(proba))
         return Identification(str(file), classes[best], float(proba[best]),

@@ -222,3 +222,186 @@ def test_image_statistics_rejects_bad_input():
         image_statistics(np.zeros((2, 2, 8, 3)))
     with pytest.raises(DegenerateInputError, match="NaN"):
         image_statistics(np.full((1, 8, 8, 3), np.nan))
+
+
+# ----------------------------------------------------------------------------- the seed's way: choose on train
+
+
+def test_mean_std_pooling_is_mean_then_spread_per_channel():
+    import torch
+
+    from ddr_eval.features import extract_features
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1))
+    lr = np.random.default_rng(0).random((5, 8, 8, 3), dtype=np.float32)
+    both = extract_features(model, lr, ["0"], pooling="mean_std").features["0"]
+    maps = model(torch.from_numpy(lr).permute(0, 3, 1, 2)).detach().numpy()
+    assert both.shape == (5, 8)
+    np.testing.assert_allclose(both[:, :4], maps.mean(axis=(2, 3)), atol=1e-5)
+    np.testing.assert_allclose(both[:, 4:], maps.std(axis=(2, 3)), atol=1e-5)
+
+
+def _memorisable_split(n_images=20, per_image=10, dim=16, seed=0):
+    """Each training photograph appears under one class only and its features are a
+    photograph-specific vector with no class signal: only remembering pictures scores."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(size=(n_images, dim)) * 3
+    image = np.repeat(np.arange(n_images), per_image)
+    X = offsets[image] + rng.normal(size=(image.size, dim)) * 0.1
+    y = np.asarray(CLASSES)[image % len(CLASSES)]
+    return X, y, image
+
+
+def test_cross_validation_folds_are_content_disjoint():
+    X, y, image = _memorisable_split()
+    metric = build_metric({"type": "identification", "classifier": "knn", "k": 3})
+    grouped = metric.compute(X, y, X, y, seed=0, train_groups=image)
+    ungrouped = metric.compute(X, y, X, y, seed=0)
+    assert (grouped.extra["cv_folds"], grouped.extra["cv_grouped"], ungrouped.extra["cv_grouped"]) == (5, True, False)
+    assert grouped.extra["cv_accuracy"] < 0.4  # chance is 0.25: pictures never seen cannot be remembered
+    assert ungrouped.extra["cv_accuracy"] > 0.9  # stratified folds share pictures: memorising pays
+
+
+def test_c_grid_is_chosen_on_the_training_split_and_named():
+    train_X, train_y, test_X, test_y = separable_split(seed=4, spread=0.6)
+    metric = build_metric({"type": "identification", "C": [10, 0.001, 1]})
+    assert metric.name == "identification[logistic,C0.001-1-10]"
+    result = metric.compute(train_X, train_y, test_X, test_y, seed=0)
+    each = {c: build_metric({"type": "identification", "C": c}).compute(train_X, train_y, test_X, test_y, seed=0)
+            for c in (0.001, 1.0, 10.0)}
+    assert result.extra["cv_accuracy"] == max(r.extra["cv_accuracy"] for r in each.values())
+    assert each[result.extra["C_chosen"]].extra["cv_accuracy"] == result.extra["cv_accuracy"]
+    assert result.accuracy == each[result.extra["C_chosen"]].accuracy  # refitted at the chosen C
+    with pytest.raises(UserError, match="C must be > 0"):
+        build_metric({"type": "identification", "C": [1, -1]})
+    with pytest.raises(UserError, match="cv_folds"):
+        build_metric({"type": "identification", "cv_folds": 1})
+
+
+def test_image_interval_of_test_accuracy_needs_groups():
+    from ddr_eval.metrics.base import ImageGroups
+
+    train_X, train_y, test_X, test_y = separable_split(seed=5, spread=0.5)
+    groups = ImageGroups(np.arange(test_y.size) % 6, test_y)
+    metric = build_metric({"type": "identification", "interval": "both", "bootstrap": 50})
+    result = metric.compute(train_X, train_y, test_X, test_y, seed=0, test_groups=groups)
+    assert result.n_source_images == 6
+    assert result.ci_images[0] <= result.accuracy <= result.ci_images[1]
+    with pytest.raises(UserError, match="source image"):
+        metric.compute(train_X, train_y, test_X, test_y, seed=0)
+
+
+class _TwoLayerInputs:
+    """MetricInputs stand-in: layer ``a`` carries the class signal in its first half of dims, ``b``
+    in none; the probe on both concatenated reads a 2 x dim input."""
+
+    layers = ("a", "b")
+    model = "two-layer"
+    seed = 0
+
+    def __init__(self):
+        self.data = {split: separable_split(seed=6, spread=1.0)[:2] if split == "train" else separable_split(seed=6)[2:]
+                     for split in ("train", "eval")}
+
+    def stack(self, layer, split="eval"):
+        from ddr_eval.metrics.base import Stacked
+
+        X, y = self.data[split]
+        X = X if layer == "a" else np.random.default_rng(1).normal(size=X.shape)
+        return Stacked(X, {"degradation": y, "content": np.arange(y.size) % 8}, None)
+
+
+def test_concat_probe_reads_every_layer_in_one_row():
+    inputs = _TwoLayerInputs()
+    per_layer = build_metric({"type": "identification", "cv_folds": 0}).reduce(inputs)
+    concat = build_metric({"type": "identification", "concat": True}).reduce(inputs)
+    assert [r.layer for r in per_layer.rows] == ["a", "b"]
+    assert [r.layer for r in concat.rows] == ["a+b"] and concat.rows[0].extra["layers"] == ["a", "b"]
+    assert concat.rows[0].extra["cv_accuracy"] > 0.8
+    assert concat.rows[0].value > per_layer.rows[1].value + 0.3  # the noise layer alone is near chance
+    only_b = build_metric({"type": "identification", "layers": ["b"], "cv_folds": 0}).reduce(inputs)
+    assert [r.layer for r in only_b.rows] == ["b"] and only_b.rows[0].value == per_layer.rows[1].value
+    with pytest.raises(UserError, match="two-layer has no layer 'deep'"):
+        build_metric({"type": "identification", "layers": ["deep"]}).reduce(inputs)
+
+
+def _identification_row(model, layer, test, cv, metric="identification[logistic,C1]"):
+    from ddr_eval.results.rows import ResultRow
+
+    return ResultRow(model=model, layer=layer, metric=metric, type="identification", kind="identification", set="all",
+                     value=test, higher_is_better=True,
+                     extra={"cv_accuracy": cv, "C_chosen": 1.0, "cv_folds": 5, "cv_grouped": True})
+
+
+def _finding(rows):
+    from types import SimpleNamespace
+
+    from ddr_eval.findings import FindingsComputer, FindingsSpec
+
+    spec = FindingsSpec.model_validate({"identification": {"ddr": ["sr", "sr-sweep"], "baselines": ["stats"]}})
+    result = SimpleNamespace(sources=[], rows=rows, suite=SimpleNamespace(pooling="gap"),
+                             inputs=SimpleNamespace(eval_sets={"clean": SimpleNamespace(split="test")}))
+    return FindingsComputer(result, spec).compute()[0]
+
+
+def test_finding_7_chooses_variants_by_training_split_cross_validation_only():
+    from ddr_eval.findings import NOT, REPRODUCED
+
+    rows = [_identification_row("sr", "deep", test=0.80, cv=0.50),        # best on test, not chosen
+            _identification_row("sr-sweep", "block0..block7 (8 layers)", test=0.60, cv=0.70),
+            _identification_row("stats", "stats", test=0.65, cv=0.60)]
+    finding = _finding(rows)
+    assert finding.verdict == NOT  # the chosen DDR probe (0.60) is below the chosen baseline (0.65)
+    assert [row["chosen"] for row in finding.table] == ["yes", "", "yes"]
+    assert finding.numbers["best_test"]["DDR"] == 0.80 and finding.numbers["variants"] == 3
+    rows[1] = _identification_row("sr-sweep", "block0..block7 (8 layers)", test=0.70, cv=0.70)
+    assert _finding(rows).verdict == REPRODUCED
+
+
+def test_finding_7_refuses_probes_without_cross_validation():
+    rows = [_identification_row("sr", "deep", 0.8, None), _identification_row("sr-sweep", "deep", 0.8, 0.7),
+            _identification_row("stats", "stats", 0.6, 0.6)]
+    with pytest.raises(UserError, match="cv_folds >= 2"):
+        _finding(rows)
+
+
+TINY_PROBE = """
+name: tiny-probe
+seed: 0
+data: {source: embedded, patch_size: 32, patches_per_image: 3, eval_split: test}
+degradations:
+  - {name: clean, chain: [{type: bicubic, scale: 2}]}
+  - {name: blur, chain: [{type: gaussian_blur, sigma: [2.0, 3.0]}, {type: bicubic, scale: 2}]}
+models:
+  - srresnet-gr
+  - {name: srresnet-gr, layers: [block3, deep], as: srresnet-gr-two}
+  - {baseline: image_statistics}
+layers: [deep]
+metrics:
+  - {type: identification, C: [0.1, 1], cv_folds: 3, bootstrap: 0, models: [srresnet-gr, image_statistics]}
+  - {type: identification, pooling: mean_std, concat: true, cv_folds: 3, bootstrap: 0, models: [srresnet-gr-two]}
+outputs: {tsne_plots: false, html: false}
+findings:
+  identification: {ddr: [srresnet-gr, srresnet-gr-two], baselines: [image_statistics]}
+"""
+
+
+def test_train_probe_ships_the_best_cross_validated_ddr_candidate(tmp_path):
+    from ddr_eval.identify import Identifier, train_probe
+
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "tiny-probe.yaml").write_text(TINY_PROBE)
+    meta = train_probe("tiny-probe", root=tmp_path)
+    ddr = [c for c in meta["candidates"] if c["role"] == "DDR"]
+    assert {c["model"] for c in meta["candidates"]} == {"srresnet-gr", "srresnet-gr-two", "image_statistics"}
+    assert meta["cv_accuracy"] == max(c["cv_accuracy"] for c in ddr)  # chosen on the training split, DDR only
+    chosen = next(c for c in ddr if c["cv_accuracy"] == meta["cv_accuracy"])
+    assert meta["model"] == chosen["model"] and meta["test_accuracy"] == chosen["test_accuracy"]
+    assert meta["layers"] == (["block3", "deep"] if chosen["model"] == "srresnet-gr-two" else ["deep"])
+    assert (tmp_path / "probes" / "tiny-probe.json").exists()
+
+    image = tmp_path / "lr.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(image)
+    found = Identifier("tiny-probe", root=tmp_path).identify(image)
+    assert found.label in ("clean", "blur") and found.probability == max(found.probabilities.values())
+    assert abs(sum(found.probabilities.values()) - 1) < 1e-3

@@ -19,9 +19,11 @@ from torch import nn
 from ddr_eval.errors import UserError
 from ddr_eval.features.device import autocast_context, select_device
 
-POOLINGS = ("gap", "gmp", "flatten")
+POOLINGS = ("gap", "gmp", "mean_std", "flatten")
 """``gap``: channel-wise mean over space (N x C); ``gmp``: channel-wise max over space;
-``flatten``: the whole map (N x C*H*W), e.g. for SRGA-style analysis."""
+``mean_std``: channel-wise mean and standard deviation (N x 2C: the first-and-second-order
+statistics that style and texture descriptors use, which see a degradation's spread, not only
+its average response); ``flatten``: the whole map (N x C*H*W), e.g. for SRGA-style analysis."""
 
 
 @dataclass
@@ -250,11 +252,15 @@ def _pool(tensor: torch.Tensor, pooling: str, name: str) -> torch.Tensor:
         raise UserError(f"layer {name!r} outputs a {tensor.ndim}-D tensor; expected at least N x C")
     if pooling == "flatten":
         return tensor.flatten(1).to(torch.float32, copy=True)
-    if tensor.ndim == 2:
-        return tensor.to(torch.float32, copy=True)
+    if tensor.ndim == 2:  # already one value per channel: its spread over space is 0
+        vector = tensor.to(torch.float32, copy=True)
+        return torch.cat([vector, torch.zeros_like(vector)], dim=1) if pooling == "mean_std" else vector
     spatial = tuple(range(2, tensor.ndim))
     if pooling == "gap":
         return tensor.mean(dim=spatial, dtype=torch.float32)
+    if pooling == "mean_std":
+        std, mean = torch.std_mean(tensor.to(torch.float32), dim=spatial, correction=0)
+        return torch.cat([mean, std], dim=1)
     return tensor.amax(dim=spatial).to(torch.float32)
 
 

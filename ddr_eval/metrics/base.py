@@ -121,6 +121,8 @@ class IdentificationResult:
     ci_low: float | None = None
     ci_high: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    ci_images: tuple[float | None, float | None] | None = None
+    n_source_images: int | None = None
 
     @property
     def value(self) -> float:
@@ -328,7 +330,7 @@ class Metric(BaseModel):
     unit: ClassVar[str] = ""
     unit_scale: ClassVar[float] = 1.0
 
-    pooling: Literal["gap", "gmp", "flatten"] | None = Field(
+    pooling: Literal["gap", "gmp", "mean_std", "flatten"] | None = Field(
         None, description="feature pooling this metric needs; None = the suite's `pooling`"
     )
     models: tuple[str, ...] | None = Field(

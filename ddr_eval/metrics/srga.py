@@ -320,7 +320,7 @@ class SrgaMetric(GeneralizationMetric):
     pca_dim: int = Field(300, ge=1)
     outlier_sigma: float = Field(5.0, gt=0)
     bootstrap: int = Field(0, ge=0)
-    pooling: Literal["gap", "gmp", "flatten"] | None = Field(
+    pooling: Literal["gap", "gmp", "mean_std", "flatten"] | None = Field(
         "flatten", description="the published recipe flattens the feature maps"
     )
     pca_solver: Literal["auto", "exact"] = Field(

@@ -61,7 +61,9 @@ class Footprint:
     output_numel: int  # of the SR output, 0 when outputs are not kept
 
     def feature_width(self, module: str, pooling: str) -> int:
-        return self.numel[module] if pooling == "flatten" else self.channels[module]
+        if pooling == "flatten":
+            return self.numel[module]
+        return 2 * self.channels[module] if pooling == "mean_std" else self.channels[module]
 
 
 class _Stop(Exception):

@@ -224,7 +224,7 @@ class Suite(_Strict):
     reference: str | None = Field(None, description="the reference (clean) set for generalization metrics")
     models: list[ModelSpec] = Field(min_length=1)
     layers: tuple[str, ...] = ("deep",)
-    pooling: Literal["gap", "gmp", "flatten"] = "gap"
+    pooling: Literal["gap", "gmp", "mean_std", "flatten"] = "gap"
     metrics: list[dict[str, Any]] = Field(min_length=1)
     rank_by: list[RankBy] | None = Field(
         None, min_length=1, description="what the leaderboard ranks by; default: metrics whose direction "
