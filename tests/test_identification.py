@@ -101,7 +101,7 @@ def test_identification_names_and_direction():
 # ----------------------------------------------------------------------------- the probe
 
 
-@pytest.mark.parametrize("classifier", ["logistic", "knn"])
+@pytest.mark.parametrize("classifier", ["logistic", "lda", "knn"])
 def test_probe_save_load_round_trip(tmp_path, classifier):
     train_X, train_y, test_X, _ = separable_split(seed=4)
     probe = DegradationProbe(classifier, k=3, meta={"model": "srresnet", "layer": "body.15"}).fit(train_X, train_y)
@@ -114,6 +114,22 @@ def test_probe_save_load_round_trip(tmp_path, classifier):
     assert loaded.meta == {"model": "srresnet", "layer": "body.15"}
     with np.load(path, allow_pickle=False) as stored:  # plain arrays only
         assert "classes" in stored.files
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_lda_probe_is_sklearns_shrinkage_lda(n_classes):
+    """The saved linear rule gives the probabilities of sklearn's own LDA (softmax / sigmoid of
+    its decision function), so nothing is lost by storing it as plain arrays."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.preprocessing import StandardScaler
+
+    train_X, train_y, test_X, _ = separable_split(seed=7, spread=0.8)
+    keep = np.isin(train_y, CLASSES[:n_classes])
+    train_X, train_y = train_X[keep], train_y[keep]
+    probe = DegradationProbe("lda").fit(train_X, train_y)
+    scaler = StandardScaler().fit(train_X)
+    reference = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(scaler.transform(train_X), train_y)
+    np.testing.assert_allclose(probe.predict_proba(test_X), reference.predict_proba(scaler.transform(test_X)), atol=1e-8)
 
 
 def test_probe_predicts_class_names_and_probabilities():
