@@ -150,7 +150,8 @@ def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: 
 
     meta = train_probe(name)
     typer.echo(tabulate(meta["candidates"], headers="keys", tablefmt="simple"))
-    typer.echo(f"{name}: ships {meta['model']} / {', '.join(meta['layers'])} / {meta['pooling']} / C {meta['C']:g}: "
+    probe = meta["classifier"] + (f" C {meta['C']:g}" if meta["C"] is not None else "")
+    typer.echo(f"{name}: ships {meta['model']} / {', '.join(meta['layers'])} / {meta['pooling']} / {probe}: "
                f"cross-validated {meta['cv_accuracy']:.3f} on the training split, {meta['test_accuracy']:.3f} on the "
                f"test split (chance {meta['chance']:.3f})")
 

@@ -85,7 +85,8 @@ def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | N
                    "role": "DDR" if r in ddr else "baseline"}
                   for r in sorted(rows, key=lambda r: -r.extra["cv_accuracy"])]
     meta = {"backbone": spec.name, "model": best.model, "layers": layers, "pooling": pooling,
-            "C": probe.C, "lr_patch": int(suite.data.patch_size // loaded.scale), "classes": list(probe.classes_),
+            "classifier": probe.classifier, "C": probe.C if probe.classifier == "logistic" else None,
+            "lr_patch": int(suite.data.patch_size // loaded.scale), "classes": list(probe.classes_),
             "cv_accuracy": round(best.extra["cv_accuracy"], 4), "cv_folds": best.extra.get("cv_folds"),
             "cv_grouped_by_photograph": best.extra.get("cv_grouped"),
             "test_accuracy": round(accuracy, 4), "chance": round(1 / len(probe.classes_), 4),

@@ -421,3 +421,23 @@ def test_train_probe_ships_the_best_cross_validated_ddr_candidate(tmp_path):
     found = Identifier("tiny-probe", root=tmp_path).identify(image)
     assert found.label in ("clean", "blur") and found.probability == max(found.probabilities.values())
     assert abs(sum(found.probabilities.values()) - 1) < 1e-3
+
+
+def test_shipped_probe_identifies_a_photograph_through_the_cli(tmp_path, capsys):
+    """The committed probe loads (its recipe still names its backbone) and `ddr-eval identify`
+    prints one row per image with a shipped class."""
+    import json as _json
+
+    from ddr_eval.cli import main
+    from ddr_eval.data.images import load_embedded
+    from ddr_eval.identify import probe_dir
+
+    meta = _json.loads((probe_dir() / "ddr-probe.json").read_text())
+    photo = load_embedded(["chelsea"])[0].pixels[:64, :64]
+    image = tmp_path / "lr.png"
+    Image.fromarray((photo * 255).round().astype(np.uint8)).save(image)
+    with pytest.raises(SystemExit) as info:
+        main(["identify", str(image)])
+    assert (info.value.code or 0) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(image)))
+    assert line.split()[1] in meta["classes"]

@@ -391,7 +391,8 @@ def _confusions(result, page: _Page) -> None:
     page.section("confusion", "Degradation identification: confusion matrices")
     page.add('<div class="grid">')
     for confusion in result.confusions:
-        caption = (f"{confusion['model']} / {confusion['layer']}: accuracy {format_value(confusion['accuracy'])}, "
+        caption = (f"{confusion['model']} / {confusion['layer']} / {confusion['metric']}: accuracy "
+                   f"{format_value(confusion['accuracy'])}, "
                    f"macro-F1 {format_value(confusion['macro_f1'])}")
         page.figure("confusion", lambda c=confusion: confusion_figure(c["classes"], c["matrix"], c["metric"]), caption,
                     confusion["classes"], confusion["matrix"], confusion["metric"])
