@@ -154,3 +154,38 @@ def test_finding_1_direction_holds_along_the_strength_sweep_on_the_shipped_zoo(t
         assert p.values["srresnet-gr"] > p.values["srresnet-nogr"], (p.set, p.values)
     # the direction is not the verdict: without the matched-fit snapshot the rule asks for >= 10x
     assert any(p.verdict == REPRODUCED for p in points)
+
+
+# --------------------------------------------------------------------------- image bootstrap by content
+
+
+@pytest.mark.parametrize("metric", ["chi", "silhouette", "davies_bouldin"])
+def test_content_image_bootstrap_leaves_out_resamples_that_miss_a_photograph_without_warnings(metric):
+    """By content, a cluster resample over photographs (within each set) can miss a photograph in
+    every set: an empty class. Those replicates are left out before any index is computed (no
+    'invalid value' RuntimeWarning, no NaN), counted in the row's extra, and the interval is the
+    one of the complete replicates only."""
+    import warnings
+
+    from ddr_eval.metrics import METRICS
+    from ddr_eval.metrics.base import ImageGroups, cluster_bootstrap_weights, image_bootstrap_rng, image_interval_fields
+    from ddr_eval.metrics.separability import _one_hot
+
+    rng = np.random.default_rng(0)
+    per_set = np.repeat(np.arange(4), 8)  # 4 photographs x 8 patches, in 2 sets: often one is missed in both
+    images = np.concatenate([per_set, per_set]).astype(str)
+    strata = np.repeat(["clean", "blur"], per_set.size)
+    x = rng.normal(size=(images.size, 5))
+    x[:, 0] += images.astype(int)
+    m = METRICS.get(metric)(projection="raw", bootstrap=200, interval="both")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = m.compute(x, images, 0, groups=ImageGroups(images, strata))
+    codes = np.unique(images, return_inverse=True)[1]
+    weights = cluster_bootstrap_weights(images, strata, 200, image_bootstrap_rng(0))
+    complete = ((weights @ _one_hot(codes, 4)) > 0).all(axis=1)
+    assert 0 < (~complete).sum() < 200
+    assert result.extra["bootstrap_dropped_images"] == int((~complete).sum())
+    assert image_interval_fields(result)["bootstrap_dropped_images"] == int((~complete).sum())
+    assert all(np.isfinite(result.ci_images))
+    assert result.ci_images[0] <= result.value <= result.ci_images[1] or metric == "silhouette"
