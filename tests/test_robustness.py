@@ -101,6 +101,54 @@ def test_a_degradation_effect_growing_against_a_fixed_content_effect_crosses_whe
     assert finding.verdict == "partly reproduced"
 
 
+def _global_residual_run(strengths, n: int = 400, seed: int = 0):
+    """Features of a finished GR net, its matched-fit snapshot and a no-GR net: at strength x the
+    degraded set sits 2x, x and 0.5 (fixed) from the clean set (unit Gaussian noise),
+    so the CHI ratio finished / no-GR is about (4x)^2 and matched / no-GR about (2x)^2: >= 10 from
+    x = 1 and from x = 2 respectively, on the levels [0.5, 1, 2, 3]."""
+    rng = np.random.default_rng(seed)
+    raw = {"name": "gr-synthetic", "seed": seed, "reference": "clean", "models": ["gr"], "metrics": [{"type": "chi"}],
+           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": list(strengths)}},
+                                                       {"type": "bicubic", "scale": 2}]}]}
+    suite = Suite.model_validate(raw)
+    patches = SimpleNamespace(image_names=("a", "b"), image_index=np.repeat([0, 1], n // 2))
+    shift = {"gr": lambda x: 2 * x, "gr@250": lambda x: x, "nogr": lambda x: 0.5}
+    features, sets = {}, {}
+    for d in suite.degradations:
+        for model, along in shift.items():
+            x = rng.normal(size=(n, 1))  # one dimension: CHI of standardized features is then scale-free
+            if d.sweep is not None:
+                x[:, 0] += along(d.sweep.value)
+            features[(model, "test", d.name, "gap")] = SimpleNamespace(features={"body": x})
+        sets[d.name] = SimpleNamespace(split="test", patches=patches)
+    spec = FindingsSpec.model_validate({"bootstrap": 0, "robustness": {
+        "seeds": [seed], "reference": "clean", "strength": [{"sweep": "blur", "label": "blur sigma"}],
+        "global_residual": {"with": "gr", "without": "nogr", "matched_fit": "gr@250"}}})
+    result = SimpleNamespace(
+        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
+        sources=[SimpleNamespace(label=m, layers={"deep": "body"}) for m in shift],
+        inputs=SimpleNamespace(eval_sets=sets))
+    return result, spec
+
+
+def test_finding_1_over_strength_says_which_half_of_its_rule_holds_where():
+    result, spec = _global_residual_run([0.5, 3, 0.5])
+    points = strength_points(result, spec.robustness, FindingsComputer(result, spec))
+    finished, matched = "finished ratio gr / nogr >= 10", "matched fit ratio gr@250 / nogr >= 10"
+    by_x = {p.x: p for p in points}
+    assert [by_x[x].parts[finished] for x in (0.5, 1.0, 2.0, 3.0)] == [False, True, True, True]
+    assert [by_x[x].parts[matched] for x in (0.5, 1.0, 2.0, 3.0)] == [False, False, True, True]
+    (finding,) = strength_findings(RobustnessResult([result], spec.robustness, {}, points))
+    assert "for blur sigma >= 2, not below" in finding.summary  # both halves: the finding itself
+    assert f"{finished}: for blur sigma >= 1, not below" in finding.summary
+    parts = finding.numbers["parts"]["blur sigma"]
+    assert parts[finished] == "for blur sigma >= 1, not below"
+    assert parts[matched] == "for blur sigma >= 2, not below"
+    row = next(r for r in finding.table if r["level"] == 1.0)
+    assert (row["holds"], row[f"seeds: {finished}"], row[f"seeds: {matched}"]) == (False, "1/1", "0/1")
+
+
 def test_strength_verdict_needs_the_required_number_of_seeds():
     spec = FindingsSpec.model_validate({"robustness": {
         "seeds": [0, 1, 2], "reference": "clean", "strength": [{"sweep": "blur"}],
