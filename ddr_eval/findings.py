@@ -83,7 +83,7 @@ def gr_part_name(half: str, spec: GlobalResidualSpec, threshold: float) -> str:
     """One half of finding 1's ratio rule, named by its models: ``finished`` (the GR net) or
     ``matched fit`` (the GR snapshot at the no-GR net's PSNR), each against the no-GR net."""
     model = spec.with_gr if half == "finished" else spec.matched_fit
-    return f"{half} ratio {model} / {spec.without_gr} >= {threshold:g}"
+    return f"{half} {model} / {spec.without_gr} >= {threshold:g}x"
 
 
 def _db(value: float | None) -> str:

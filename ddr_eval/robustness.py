@@ -256,23 +256,48 @@ def run_robustness(loaded, run: Callable, progress: Callable[[str], None] = lamb
     spec = loaded.findings.robustness
     started = time.perf_counter()
     runs, per_seed, points, sizes = [], {}, [], []
-    hits = misses = 0
+    cache: dict[str, int] = defaultdict(int)
+
+    def count(result) -> None:
+        for name, prefix in (("cache", ""), ("results_cache", "results_")):
+            for what in ("hits", "misses", "repeats"):
+                cache[prefix + what] += int(result.provenance[name].get(what, 0))
+
     for seed in spec.seeds:
         progress(f"seed {seed}: findings and strength sweep")
         result = run(reseeded(loaded, seed))
         runs.append(result)
-        hits += result.provenance["cache"]["hits"]
-        misses += result.provenance["cache"]["misses"]
+        count(result)
         per_seed[seed] = compute_findings(result)
         points += strength_points(result, spec)
         if spec.sample_size:
             progress(f"seed {seed}: sample size")
             sized = run(sample_size_suite(loaded, spec.sample_size, seed))
-            hits += sized.provenance["cache"]["hits"]
-            misses += sized.provenance["cache"]["misses"]
+            count(sized)
             sizes += sample_size_points(sized, spec.sample_size, seed)
-    return RobustnessResult(runs, spec, per_seed, points, sizes, time.perf_counter() - started,
-                            {"hits": hits, "misses": misses})
+    return RobustnessResult(runs, spec, per_seed, points, sizes, time.perf_counter() - started, dict(cache))
+
+
+def cache_state(cache: dict[str, int]) -> str:
+    """Whether the measured time is cold or warm, from the runs' cache counts.
+
+    Hits on entries this process wrote itself (``repeats``: a cell or metric result with the key of
+    one computed earlier in the same ``ddr-eval run``) are work done in this run, so they do not make
+    it warm. Cold: no feature cell and no metric result came from an earlier run's cache.
+    """
+    hits, misses, repeats = (cache.get(k, 0) for k in ("hits", "misses", "repeats"))
+    earlier = hits - repeats
+    earlier_results = cache.get("results_hits", 0) - cache.get("results_repeats", 0)
+    counts = f"feature cache {hits} hits / {misses} misses"
+    if repeats:
+        counts += f", {repeats} of them on cells this run had computed itself"
+    counts += f"; metric results {cache.get('results_hits', 0)} hits / {cache.get('results_misses', 0)} misses"
+    if earlier == 0 and earlier_results == 0:
+        return f"cold: every feature and metric computed in this run ({counts})"
+    if misses == 0:
+        return f"warm: every feature cell read from an earlier run's cache ({counts})"
+    return (f"partly warm: {earlier} of {hits + misses} feature cells and {earlier_results} metric results read "
+            f"from an earlier run's cache ({counts})")
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -425,9 +450,7 @@ def strength_curves(robust: RobustnessResult):
 def robustness_sections(robust: RobustnessResult, findings: list[Finding]) -> list[ReportSection]:
     import pandas as pd
 
-    timing = (f"Measured: {robust.seconds:.0f} s for {len(robust.spec.seeds)} seeds, feature cache "
-              f"{robust.cache.get('hits', 0)} hits / {robust.cache.get('misses', 0)} misses "
-              f"({'cold: every feature computed' if not robust.cache.get('hits') else 'warm or partly cached'}).")
+    timing = f"Measured: {robust.seconds:.0f} s for {len(robust.spec.seeds)} seeds, {cache_state(robust.cache)}."
     curves = strength_curves(robust)
     head = ReportSection("Where the findings hold: strength curves",
                          "Each level is the swept set paired with the clean reference; lines are the mean over "
@@ -444,8 +467,7 @@ def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> st
     patches = len(robust.runs[0].inputs.eval_sets[spec.reference].patches.image_index)
     lines = ["# Where the paper's findings hold: strength, seeds, sample size", "",
              f"Seeds {list(spec.seeds)}; {patches} patches from {images} held-out images per set. "
-             f"Measured time: {robust.seconds:.0f} s (feature cache {robust.cache.get('hits', 0)} hits / "
-             f"{robust.cache.get('misses', 0)} misses).", "",
+             f"Measured time: {robust.seconds:.0f} s, {cache_state(robust.cache)}.", "",
              "Rules: a finding holds at a strength level when at least "
              f"{spec.required_agreement()} of {len(spec.seeds)} seeds give `reproduced` there (each level paired "
              "with the clean reference, the single-configuration rules of `ddr_eval.findings`); over a sweep it is "

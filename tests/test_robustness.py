@@ -135,7 +135,7 @@ def _global_residual_run(strengths, n: int = 400, seed: int = 0):
 def test_finding_1_over_strength_says_which_half_of_its_rule_holds_where():
     result, spec = _global_residual_run([0.5, 3, 0.5])
     points = strength_points(result, spec.robustness, FindingsComputer(result, spec))
-    finished, matched = "finished ratio gr / nogr >= 10", "matched fit ratio gr@250 / nogr >= 10"
+    finished, matched = "finished gr / nogr >= 10x", "matched fit gr@250 / nogr >= 10x"
     by_x = {p.x: p for p in points}
     assert [by_x[x].parts[finished] for x in (0.5, 1.0, 2.0, 3.0)] == [False, True, True, True]
     assert [by_x[x].parts[matched] for x in (0.5, 1.0, 2.0, 3.0)] == [False, False, True, True]
@@ -237,3 +237,33 @@ def test_content_image_bootstrap_leaves_out_resamples_that_miss_a_photograph_wit
     assert image_interval_fields(result)["bootstrap_dropped_images"] == int((~complete).sum())
     assert all(np.isfinite(result.ci_images))
     assert result.ci_images[0] <= result.value <= result.ci_images[1] or metric == "silhouette"
+
+
+def test_cache_state_says_cold_only_when_nothing_came_from_an_earlier_run():
+    from ddr_eval.robustness import cache_state
+
+    assert cache_state({"hits": 0, "misses": 723}).startswith("cold")
+    # a snapshot equal to the finished checkpoint reads back the entry this run wrote: still cold
+    assert cache_state({"hits": 75, "misses": 648, "repeats": 75}).startswith("cold")
+    assert cache_state({"hits": 723, "misses": 0}).startswith("warm")
+    assert cache_state({"hits": 0, "misses": 723, "results_hits": 3}).startswith("partly warm")
+    assert cache_state({"hits": 100, "misses": 623, "repeats": 75}).startswith("partly warm: 25 of 723")
+
+
+def test_a_store_counts_hits_on_entries_this_process_wrote_as_repeats(tmp_path):
+    from ddr_eval.features.cache import FeatureCache, write_npz_atomic
+    from ddr_eval.features.extract import FeatureBatch
+
+    batch = FeatureBatch(features={"body": np.ones((2, 3), dtype=np.float32)}, outputs=None)
+    first = FeatureCache(tmp_path)
+    assert first.get("ab" * 32) is None
+    first.put("ab" * 32, batch)
+    assert first.get("ab" * 32) is not None
+    assert (first.hits, first.misses, first.repeats) == (1, 1, 1)
+    second = FeatureCache(tmp_path)  # another run in this process (a seed, a sample-size run): still this run's
+    assert second.get("ab" * 32) is not None
+    assert (second.hits, second.repeats) == (1, 1)
+    earlier = FeatureCache(tmp_path)  # an entry some earlier process wrote: a real hit
+    write_npz_atomic(earlier._path("cd" * 32), {"body": np.ones((2, 3), dtype=np.float32)})
+    assert earlier.get("cd" * 32) is not None
+    assert (earlier.hits, earlier.repeats) == (1, 0)
