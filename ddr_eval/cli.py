@@ -58,7 +58,13 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
     """A suite with ``findings.robustness``: one run per seed (and the sample-size runs), one report."""
     from ddr_eval.api import evaluate
     from ddr_eval.report import write_report
-    from ddr_eval.robustness import robustness_files, robustness_findings, robustness_sections, run_robustness
+    from ddr_eval.robustness import (
+        cache_state,
+        robustness_files,
+        robustness_findings,
+        robustness_sections,
+        run_robustness,
+    )
 
     def one(seeded):
         return evaluate(seeded, use_cache=use_cache, progress=not quiet, executor=cell_executor).run
@@ -71,8 +77,8 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
     if not quiet:
         for finding in findings:
             typer.echo(f"{finding.title}: {finding.verdict}: {finding.summary}")
-        typer.echo(f"\n{loaded.suite.name}: {robust.seconds:.1f} s over seeds {list(robust.spec.seeds)} "
-                   f"-> {out_dir}/findings.md")
+        typer.echo(f"\n{loaded.suite.name}: {robust.seconds:.1f} s over seeds {list(robust.spec.seeds)}, "
+                   f"{cache_state(robust.cache)} -> {out_dir}/findings.md")
 
 
 def _print_summary(result, out_dir: Path) -> None:

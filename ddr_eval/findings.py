@@ -81,6 +81,13 @@ def _ci(result) -> str:
     return text
 
 
+def gr_part_name(half: str, spec: GlobalResidualSpec, threshold: float) -> str:
+    """One half of finding 1's ratio rule, named by its models: ``finished`` (the GR net) or
+    ``matched fit`` (the GR snapshot at the no-GR net's PSNR), each against the no-GR net."""
+    model = spec.with_gr if half == "finished" else spec.matched_fit
+    return f"{half} {model} / {spec.without_gr} >= {threshold:g}x"
+
+
 def _db(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} dB"
 
@@ -146,6 +153,9 @@ class FindingsComputer:
         Rule: reproduced when CHI with GR is >= ``thresholds.gr_ratio`` (10) x CHI without (at matched
         fit too, if given);
         partly when the intervals are apart (every comparison); otherwise not reproduced.
+        The two halves of the ratio rule (finished GR net vs no-GR net; matched-fit snapshot vs no-GR
+        net) are also reported one by one in ``numbers["parts"]`` (half -> holds) and the summary, so a
+        verdict that fails on one half says which.
         """
         without = self.chi_by(spec.without_gr, spec.sets)
         compared = [(spec.with_gr, self.chi_by(spec.with_gr, spec.sets))]
@@ -153,7 +163,11 @@ class FindingsComputer:
             compared.append((spec.matched_fit, self.chi_by(spec.matched_fit, spec.sets)))
         ratios = {m: r.value / max(without.value, 1e-12) for m, r in compared}
         apart = all(clearly_above(r, without) for _, r in compared)
-        verdict = REPRODUCED if min(ratios.values()) >= self.spec.thresholds.gr_ratio else PARTLY if apart else NOT
+        threshold = self.spec.thresholds.gr_ratio
+        verdict = REPRODUCED if min(ratios.values()) >= threshold else PARTLY if apart else NOT
+        parts = {gr_part_name("finished", spec, threshold): ratios[spec.with_gr] >= threshold}
+        if spec.matched_fit:
+            parts[gr_part_name("matched fit", spec, threshold)] = ratios[spec.matched_fit] >= threshold
         table = [{"model": m, "CHI (degradation)": _ci(r), "PSNR (clean, dB)": self.psnr(m)}
                  for m, r in (*compared, (spec.without_gr, without))]
         with_gr, ratio = compared[0][1], ratios[spec.with_gr]
@@ -165,6 +179,8 @@ class FindingsComputer:
                         f"{_db(self.psnr(spec.without_gr))}): CHI {matched.value:.3g}, "
                         f"{ratios[spec.matched_fit]:.1f}x.")
             numbers.update({"chi_matched_fit": matched.value, "ratio_matched_fit": ratios[spec.matched_fit]})
+        summary += " " + "; ".join(f"{name}: {'holds' if ok else 'does not hold'}" for name, ok in parts.items()) + "."
+        numbers["parts"] = parts
         return Finding("global_residual", "Global residual makes DDR emerge",
                        "CHI with GR an order of magnitude above CHI without", verdict, summary, table, numbers)
 

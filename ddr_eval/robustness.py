@@ -118,6 +118,7 @@ class LevelPoint:
     seed: int
     verdict: str
     values: dict[str, float]  # series -> the number the curve plots
+    parts: dict[str, bool] = field(default_factory=dict)  # finding 1: each half of its rule -> holds here
 
 
 def _level_values(finding: Finding) -> dict[str, float]:
@@ -153,7 +154,8 @@ def strength_points(result, spec: RobustnessSpec, computer: FindingsComputer | N
                 parts.append(computer._sr_vs_classification(spec.sr_vs_classification.model_copy(update={"sets": pair})))
             if spec.generalization:
                 parts.append(computer._generalization(spec.generalization.model_copy(update={"sets": (name,)})))
-            points += [LevelPoint(f.key, group.sweep, x, name, seed, f.verdict, _level_values(f)) for f in parts]
+            points += [LevelPoint(f.key, group.sweep, x, name, seed, f.verdict, _level_values(f),
+                                  dict(f.numbers.get("parts", {}))) for f in parts]
     return points
 
 
@@ -254,23 +256,48 @@ def run_robustness(loaded, run: Callable, progress: Callable[[str], None] = lamb
     spec = loaded.findings.robustness
     started = time.perf_counter()
     runs, per_seed, points, sizes = [], {}, [], []
-    hits = misses = 0
+    cache: dict[str, int] = defaultdict(int)
+
+    def count(result) -> None:
+        for name, prefix in (("cache", ""), ("results_cache", "results_")):
+            for what in ("hits", "misses", "repeats"):
+                cache[prefix + what] += int(result.provenance[name].get(what, 0))
+
     for seed in spec.seeds:
         progress(f"seed {seed}: findings and strength sweep")
         result = run(reseeded(loaded, seed))
         runs.append(result)
-        hits += result.provenance["cache"]["hits"]
-        misses += result.provenance["cache"]["misses"]
+        count(result)
         per_seed[seed] = compute_findings(result)
         points += strength_points(result, spec)
         if spec.sample_size:
             progress(f"seed {seed}: sample size")
             sized = run(sample_size_suite(loaded, spec.sample_size, seed))
-            hits += sized.provenance["cache"]["hits"]
-            misses += sized.provenance["cache"]["misses"]
+            count(sized)
             sizes += sample_size_points(sized, spec.sample_size, seed)
-    return RobustnessResult(runs, spec, per_seed, points, sizes, time.perf_counter() - started,
-                            {"hits": hits, "misses": misses})
+    return RobustnessResult(runs, spec, per_seed, points, sizes, time.perf_counter() - started, dict(cache))
+
+
+def cache_state(cache: dict[str, int]) -> str:
+    """Whether the measured time is cold or warm, from the runs' cache counts.
+
+    Hits on entries this process wrote itself (``repeats``: a cell or metric result with the key of
+    one computed earlier in the same ``ddr-eval run``) are work done in this run, so they do not make
+    it warm. Cold: no feature cell and no metric result came from an earlier run's cache.
+    """
+    hits, misses, repeats = (cache.get(k, 0) for k in ("hits", "misses", "repeats"))
+    earlier = hits - repeats
+    earlier_results = cache.get("results_hits", 0) - cache.get("results_repeats", 0)
+    counts = f"feature cache {hits} hits / {misses} misses"
+    if repeats:
+        counts += f", {repeats} of them on cells this run had computed itself"
+    counts += f"; metric results {cache.get('results_hits', 0)} hits / {cache.get('results_misses', 0)} misses"
+    if earlier == 0 and earlier_results == 0:
+        return f"cold: every feature and metric computed in this run ({counts})"
+    if misses == 0:
+        return f"warm: every feature cell read from an earlier run's cache ({counts})"
+    return (f"partly warm: {earlier} of {hits + misses} feature cells and {earlier_results} metric results read "
+            f"from an earlier run's cache ({counts})")
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -294,11 +321,13 @@ def strength_findings(robust: RobustnessResult) -> list[Finding]:
     for key in STRENGTH_FINDINGS:
         if not any(p.finding == key for p in robust.points):
             continue
-        table, ranges, holds_everywhere, holds_somewhere = [], [], True, False
+        table, ranges, part_ranges, holds_everywhere, holds_somewhere = [], [], {}, True, False
         for group in spec.strength:
             label = _group_label(group, first)
             xs = sorted({x for (k, g, x) in by if k == key and g == group.sweep})
             holds = []
+            part_names = list(dict.fromkeys(n for x in xs for p in by[(key, group.sweep, x)] for n in p.parts))
+            part_holds = {n: [] for n in part_names}
             for x in xs:
                 level = by[(key, group.sweep, x)]
                 verdicts = [p.verdict for p in level]
@@ -308,18 +337,27 @@ def strength_findings(robust: RobustnessResult) -> list[Finding]:
                 row = {"sweep": label, "level": x, "set": level[0].set,
                        "seeds reproduced": f"{verdicts.count(REPRODUCED)}/{n_seeds}",
                        "seeds partly": f"{verdicts.count(PARTLY)}/{n_seeds}", "holds": ok}
+                for name in part_names:  # finding 1: how many seeds meet each half of the rule here
+                    met = sum(bool(p.parts.get(name)) for p in level)
+                    part_holds[name].append(met >= need)
+                    row[f"seeds: {name}"] = f"{met}/{n_seeds}"
                 row.update({s: spread([p.values.get(s) for p in level]) for s in series})
                 table.append(row)
             text = strength_range(xs, holds, label, group.stronger)
             if key == "sr_vs_classification":
                 text += _crossovers(by, key, group, xs, label)
+            if part_names:
+                located = {n: strength_range(xs, h, label, group.stronger) for n, h in part_holds.items()}
+                part_ranges[label] = located
+                text += " (" + "; ".join(f"{n}: {where}" for n, where in located.items()) + ")"
             ranges.append(text)
             holds_everywhere &= all(holds)
             holds_somewhere |= any(holds)
         verdict = REPRODUCED if holds_everywhere else PARTLY if holds_somewhere else NOT
         summary = (f"holds (>= {need} of {n_seeds} seeds reproduce it) " + "; ".join(ranges) + ".")
         findings.append(Finding(f"{key}@strength", TITLES[key] + ", over strength", "holds at every strength level",
-                                verdict, summary, table, {"ranges": ranges, "seeds": list(spec.seeds)}))
+                                verdict, summary, table,
+                                {"ranges": ranges, "seeds": list(spec.seeds), "parts": part_ranges}))
     return findings
 
 
@@ -412,9 +450,7 @@ def strength_curves(robust: RobustnessResult):
 def robustness_sections(robust: RobustnessResult, findings: list[Finding]) -> list[ReportSection]:
     import pandas as pd
 
-    timing = (f"Measured: {robust.seconds:.0f} s for {len(robust.spec.seeds)} seeds, feature cache "
-              f"{robust.cache.get('hits', 0)} hits / {robust.cache.get('misses', 0)} misses "
-              f"({'cold: every feature computed' if not robust.cache.get('hits') else 'warm or partly cached'}).")
+    timing = f"Measured: {robust.seconds:.0f} s for {len(robust.spec.seeds)} seeds, {cache_state(robust.cache)}."
     curves = strength_curves(robust)
     head = ReportSection("Where the findings hold: strength curves",
                          "Each level is the swept set paired with the clean reference; lines are the mean over "
@@ -431,13 +467,16 @@ def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> st
     patches = len(robust.runs[0].inputs.eval_sets[spec.reference].patches.image_index)
     lines = ["# Where the paper's findings hold: strength, seeds, sample size", "",
              f"Seeds {list(spec.seeds)}; {patches} patches from {images} held-out images per set. "
-             f"Measured time: {robust.seconds:.0f} s (feature cache {robust.cache.get('hits', 0)} hits / "
-             f"{robust.cache.get('misses', 0)} misses).", "",
+             f"Measured time: {robust.seconds:.0f} s, {cache_state(robust.cache)}.", "",
              "Rules: a finding holds at a strength level when at least "
              f"{spec.required_agreement()} of {len(spec.seeds)} seeds give `reproduced` there (each level paired "
              "with the clean reference, the single-configuration rules of `ddr_eval.findings`); over a sweep it is "
              "`reproduced` when it holds at every level of every sweep, `partly reproduced` when at some, `not "
-             "reproduced` when at none. Over seeds, the verdict is the seeds' majority. A number is stable from the "
+             "reproduced` when at none. Finding 1's rule has two halves (the finished GR net's CHI >= "
+             f"{robust.runs[0].loaded.findings.thresholds.gr_ratio:g}x the no-GR net's, and the matched-fit snapshot's "
+             "CHI >= that ratio too): each half is located on its own by the same seed rule (a half holds at a level "
+             "when enough seeds meet it there) and named after the range; the finding holds at a level only where "
+             "both do. Over seeds, the verdict is the seeds' majority. A number is stable from the "
              "smallest size whose seeds' spread (max - min) / |mean| is within the stated tolerance there and at "
              "every larger size.", "",
              "| finding | verdict | where / how often |", "|---|---|---|"]

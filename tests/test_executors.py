@@ -175,7 +175,7 @@ def test_ray_gives_the_same_rows_as_local_and_reuses_its_cache(ray_cluster, load
     cached = run_suite(loaded, cache_dir=tmp_path / "local", progress=False,
                        executor=make_executor("ray", max_retries=0, fault=never_run))
     assert cached.rows == local.rows
-    assert cached.provenance["cache"] == {"enabled": True, "hits": len(cells), "misses": 0}
+    assert cached.provenance["cache"] == {"enabled": True, "hits": len(cells), "misses": 0, "repeats": len(cells)}
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["transient-error", "killed-worker"])

@@ -134,7 +134,7 @@ def test_killed_run_resumes_from_its_cache_and_matches_an_uninterrupted_run(tmp_
 
     assert resumed["provenance"]["cache"]["hits"] == len(finished)
     assert resumed["provenance"]["cache"]["misses"] == CELLS - len(finished)
-    assert reference["provenance"]["cache"] == {"enabled": True, "hits": 0, "misses": CELLS}
+    assert reference["provenance"]["cache"] == {"enabled": True, "hits": 0, "misses": CELLS, "repeats": 0}
     assert resumed["rows"] == reference["rows"]
     assert len(_entries(cache)) == CELLS
     assert _leftovers(cache, tmp_path / "report-resumed", tmp_path / "report-reference") == []

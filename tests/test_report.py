@@ -350,10 +350,12 @@ def test_results_json_holds_the_one_leaderboard_every_output_shows(run_result, w
 
 
 @needs_chromium
-def test_the_shipped_sweep_report_draws_its_strength_curves_in_chromium():
-    """suites/paper-robustness.yaml sweeps blur, noise and JPEG ({sweep: ...}); its committed
-    report.html has the metric-vs-strength section, and every image in it decodes."""
-    report = REPO / "reports" / "paper-robustness" / "report.html"
+@pytest.mark.parametrize("name", ["paper-robustness", "paper-x4-robustness"])
+def test_the_shipped_sweep_report_draws_its_strength_curves_in_chromium(name):
+    """suites/paper-robustness.yaml and paper-x4-robustness.yaml sweep blur, noise and JPEG
+    ({sweep: ...}); each committed report.html has the metric-vs-strength section, and every image
+    in it decodes."""
+    report = REPO / "reports" / name / "report.html"
     text = report.read_text(encoding="utf-8")
     section = text[text.index('<h2 id="strength"'):]
     assert "data:image/png;base64," in section.split("<h2", 2)[1]

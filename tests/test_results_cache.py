@@ -57,8 +57,9 @@ def test_warm_run_reuses_every_cacheable_result_and_extracts_nothing(suite_raw, 
     cold = _run(suite_raw, tmp_path)
     warm = _run(suite_raw, tmp_path)
     cacheable = 5  # chi, silhouette, srga, psnr, params; psnr_drop and latency always run
-    assert cold.provenance["results_cache"] == {"enabled": True, "hits": 0, "misses": cacheable}
-    assert warm.provenance["results_cache"] == {"enabled": True, "hits": cacheable, "misses": 0}
+    assert cold.provenance["results_cache"] == {"enabled": True, "hits": 0, "misses": cacheable, "repeats": 0}
+    # the cold run of this process wrote them: hits, and repeats of this process's own entries
+    assert warm.provenance["results_cache"] == {"enabled": True, "hits": cacheable, "misses": 0, "repeats": cacheable}
     assert warm.provenance["cells"] == 0 and warm.provenance["cache"]["hits"] == 0
     assert _without_latency(warm.rows) == _without_latency(cold.rows)
     assert [r.type for r in warm.rows] == [r.type for r in cold.rows]  # same order: same report

@@ -101,6 +101,54 @@ def test_a_degradation_effect_growing_against_a_fixed_content_effect_crosses_whe
     assert finding.verdict == "partly reproduced"
 
 
+def _global_residual_run(strengths, n: int = 400, seed: int = 0):
+    """Features of a finished GR net, its matched-fit snapshot and a no-GR net: at strength x the
+    degraded set sits 2x, x and 0.5 (fixed) from the clean set (unit Gaussian noise),
+    so the CHI ratio finished / no-GR is about (4x)^2 and matched / no-GR about (2x)^2: >= 10 from
+    x = 1 and from x = 2 respectively, on the levels [0.5, 1, 2, 3]."""
+    rng = np.random.default_rng(seed)
+    raw = {"name": "gr-synthetic", "seed": seed, "reference": "clean", "models": ["gr"], "metrics": [{"type": "chi"}],
+           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": list(strengths)}},
+                                                       {"type": "bicubic", "scale": 2}]}]}
+    suite = Suite.model_validate(raw)
+    patches = SimpleNamespace(image_names=("a", "b"), image_index=np.repeat([0, 1], n // 2))
+    shift = {"gr": lambda x: 2 * x, "gr@250": lambda x: x, "nogr": lambda x: 0.5}
+    features, sets = {}, {}
+    for d in suite.degradations:
+        for model, along in shift.items():
+            x = rng.normal(size=(n, 1))  # one dimension: CHI of standardized features is then scale-free
+            if d.sweep is not None:
+                x[:, 0] += along(d.sweep.value)
+            features[(model, "test", d.name, "gap")] = SimpleNamespace(features={"body": x})
+        sets[d.name] = SimpleNamespace(split="test", patches=patches)
+    spec = FindingsSpec.model_validate({"bootstrap": 0, "robustness": {
+        "seeds": [seed], "reference": "clean", "strength": [{"sweep": "blur", "label": "blur sigma"}],
+        "global_residual": {"with": "gr", "without": "nogr", "matched_fit": "gr@250"}}})
+    result = SimpleNamespace(
+        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
+        sources=[SimpleNamespace(label=m, layers={"deep": "body"}) for m in shift],
+        inputs=SimpleNamespace(eval_sets=sets))
+    return result, spec
+
+
+def test_finding_1_over_strength_says_which_half_of_its_rule_holds_where():
+    result, spec = _global_residual_run([0.5, 3, 0.5])
+    points = strength_points(result, spec.robustness, FindingsComputer(result, spec))
+    finished, matched = "finished gr / nogr >= 10x", "matched fit gr@250 / nogr >= 10x"
+    by_x = {p.x: p for p in points}
+    assert [by_x[x].parts[finished] for x in (0.5, 1.0, 2.0, 3.0)] == [False, True, True, True]
+    assert [by_x[x].parts[matched] for x in (0.5, 1.0, 2.0, 3.0)] == [False, False, True, True]
+    (finding,) = strength_findings(RobustnessResult([result], spec.robustness, {}, points))
+    assert "for blur sigma >= 2, not below" in finding.summary  # both halves: the finding itself
+    assert f"{finished}: for blur sigma >= 1, not below" in finding.summary
+    parts = finding.numbers["parts"]["blur sigma"]
+    assert parts[finished] == "for blur sigma >= 1, not below"
+    assert parts[matched] == "for blur sigma >= 2, not below"
+    row = next(r for r in finding.table if r["level"] == 1.0)
+    assert (row["holds"], row[f"seeds: {finished}"], row[f"seeds: {matched}"]) == (False, "1/1", "0/1")
+
+
 def test_strength_verdict_needs_the_required_number_of_seeds():
     spec = FindingsSpec.model_validate({"robustness": {
         "seeds": [0, 1, 2], "reference": "clean", "strength": [{"sweep": "blur"}],
@@ -154,3 +202,68 @@ def test_finding_1_direction_holds_along_the_strength_sweep_on_the_shipped_zoo(t
         assert p.values["srresnet-gr"] > p.values["srresnet-nogr"], (p.set, p.values)
     # the direction is not the verdict: without the matched-fit snapshot the rule asks for >= 10x
     assert any(p.verdict == REPRODUCED for p in points)
+
+
+# --------------------------------------------------------------------------- image bootstrap by content
+
+
+@pytest.mark.parametrize("metric", ["chi", "silhouette", "davies_bouldin"])
+def test_content_image_bootstrap_leaves_out_resamples_that_miss_a_photograph_without_warnings(metric):
+    """By content, a cluster resample over photographs (within each set) can miss a photograph in
+    every set: an empty class. Those replicates are left out before any index is computed (no
+    'invalid value' RuntimeWarning, no NaN), counted in the row's extra, and the interval is the
+    one of the complete replicates only."""
+    import warnings
+
+    from ddr_eval.metrics import METRICS
+    from ddr_eval.metrics.base import ImageGroups, cluster_bootstrap_weights, image_bootstrap_rng, image_interval_fields
+    from ddr_eval.metrics.separability import _one_hot
+
+    rng = np.random.default_rng(0)
+    per_set = np.repeat(np.arange(4), 8)  # 4 photographs x 8 patches, in 2 sets: often one is missed in both
+    images = np.concatenate([per_set, per_set]).astype(str)
+    strata = np.repeat(["clean", "blur"], per_set.size)
+    x = rng.normal(size=(images.size, 5))
+    x[:, 0] += images.astype(int)
+    m = METRICS.get(metric)(projection="raw", bootstrap=200, interval="both")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = m.compute(x, images, 0, groups=ImageGroups(images, strata))
+    codes = np.unique(images, return_inverse=True)[1]
+    weights = cluster_bootstrap_weights(images, strata, 200, image_bootstrap_rng(0))
+    complete = ((weights @ _one_hot(codes, 4)) > 0).all(axis=1)
+    assert 0 < (~complete).sum() < 200
+    assert result.extra["bootstrap_dropped_images"] == int((~complete).sum())
+    assert image_interval_fields(result)["bootstrap_dropped_images"] == int((~complete).sum())
+    assert all(np.isfinite(result.ci_images))
+    assert result.ci_images[0] <= result.value <= result.ci_images[1] or metric == "silhouette"
+
+
+def test_cache_state_says_cold_only_when_nothing_came_from_an_earlier_run():
+    from ddr_eval.robustness import cache_state
+
+    assert cache_state({"hits": 0, "misses": 723}).startswith("cold")
+    # a snapshot equal to the finished checkpoint reads back the entry this run wrote: still cold
+    assert cache_state({"hits": 75, "misses": 648, "repeats": 75}).startswith("cold")
+    assert cache_state({"hits": 723, "misses": 0}).startswith("warm")
+    assert cache_state({"hits": 0, "misses": 723, "results_hits": 3}).startswith("partly warm")
+    assert cache_state({"hits": 100, "misses": 623, "repeats": 75}).startswith("partly warm: 25 of 723")
+
+
+def test_a_store_counts_hits_on_entries_this_process_wrote_as_repeats(tmp_path):
+    from ddr_eval.features.cache import FeatureCache, write_npz_atomic
+    from ddr_eval.features.extract import FeatureBatch
+
+    batch = FeatureBatch(features={"body": np.ones((2, 3), dtype=np.float32)}, outputs=None)
+    first = FeatureCache(tmp_path)
+    assert first.get("ab" * 32) is None
+    first.put("ab" * 32, batch)
+    assert first.get("ab" * 32) is not None
+    assert (first.hits, first.misses, first.repeats) == (1, 1, 1)
+    second = FeatureCache(tmp_path)  # another run in this process (a seed, a sample-size run): still this run's
+    assert second.get("ab" * 32) is not None
+    assert (second.hits, second.repeats) == (1, 1)
+    earlier = FeatureCache(tmp_path)  # an entry some earlier process wrote: a real hit
+    write_npz_atomic(earlier._path("cd" * 32), {"body": np.ones((2, 3), dtype=np.float32)})
+    assert earlier.get("cd" * 32) is not None
+    assert (earlier.hits, earlier.repeats) == (1, 0)

@@ -83,15 +83,24 @@ class LazyNpzArrays(Mapping):
         return len(self._names)
 
 
+_WRITTEN_BY_THIS_PROCESS: set[str] = set()  # entry paths, for NpzStore.repeats
+
+
 class NpzStore:
     """A directory of ``<key>.npz`` entries (no pickle, written atomically) with hit/miss counts;
-    ``enabled=False`` makes every lookup a miss and every write a no-op."""
+    ``enabled=False`` makes every lookup a miss and every write a no-op.
+
+    ``repeats`` counts the hits on entries this process wrote itself (two cells with one key, e.g.
+    a sample-size run reading the patches a suite run of the same process cached): ``hits -
+    repeats`` are the entries an earlier process left, so a process is cold exactly when that is 0.
+    """
 
     def __init__(self, root: Path | str, enabled: bool = True):
         self.root = Path(root)
         self.enabled = enabled
         self.hits = 0
         self.misses = 0
+        self.repeats = 0
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
@@ -110,11 +119,13 @@ class NpzStore:
             self.misses += 1
             return None
         self.hits += 1
+        self.repeats += str(path) in _WRITTEN_BY_THIS_PROCESS
         return value
 
     def _write(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         if self.enabled:
             write_npz_atomic(self._path(key), arrays)
+            _WRITTEN_BY_THIS_PROCESS.add(str(self._path(key)))
 
 
 class FeatureCache(NpzStore):

@@ -262,7 +262,8 @@ class MetricOutput:
 
 def image_interval_fields(result: Any) -> dict[str, Any]:
     """The row fields of an image-cluster interval: ``ci_images: [low, high]`` (``interval:
-    both``) and ``n_images`` (whenever images were resampled); nothing for a patch interval."""
+    both``), ``n_images`` (whenever images were resampled) and ``bootstrap_dropped_images`` (how
+    many image resamples were left out for an empty class, when any); nothing for a patch interval."""
     fields: dict[str, Any] = {}
     ci_images = getattr(result, "ci_images", None)
     if ci_images is not None:
@@ -270,6 +271,9 @@ def image_interval_fields(result: Any) -> dict[str, Any]:
     n_images = getattr(result, "n_source_images", None)
     if n_images is not None:
         fields["n_images"] = int(n_images)
+    dropped = (getattr(result, "extra", None) or {}).get("bootstrap_dropped_images")
+    if dropped:  # image resamples left out of the interval (an empty class: separability by content)
+        fields["bootstrap_dropped_images"] = int(dropped)
     return fields
 
 

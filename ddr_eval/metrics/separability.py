@@ -35,7 +35,8 @@ a vector of per-patch counts), which agree with scikit-learn on unit weights.
 ``extra["bootstrap_bias_images"]``): patches of one photograph are correlated, so the patch
 interval is too narrow. By ``degradation`` every class keeps its size; by ``content`` a
 resample can miss a photograph in every set, and that replicate (an index with an empty class)
-is left out of the interval.
+is left out of the interval before any index is computed (no NaN replicate); the row's extra
+``bootstrap_dropped_images`` counts them (with two sets of 8 photographs, about half the resamples).
 """
 
 from __future__ import annotations
@@ -304,6 +305,7 @@ class SeparabilityMetric(ImageIntervalMetric):
         self._check_counts(codes, classes)
         groups = self.require_groups(groups, features.shape[0])
         warnings: list[str] = []
+        dropped: list[int] = []  # image-bootstrap resamples left out for an empty class (see _complete)
         started = time.perf_counter()
         if self.projection == "tsne":
             projected = tsne_embedding(features, seed, perplexity=self.perplexity)
@@ -327,7 +329,8 @@ class SeparabilityMetric(ImageIntervalMetric):
                 low, high, bias = percentile_interval(replicates, value, self.bounds)
                 patches = (low, high)
             if groups is not None:
-                replicates = self._replicates(projected, codes, image_bootstrap_rng(seed), warnings, groups)
+                replicates = self._replicates(projected, codes, image_bootstrap_rng(seed), warnings, groups,
+                                              dropped=dropped)
                 low, high, bias_images = percentile_interval(replicates, value, self.bounds)
                 images = (low, high)
         extra = {
@@ -344,6 +347,7 @@ class SeparabilityMetric(ImageIntervalMetric):
         }
         if groups is not None:
             extra["bootstrap_bias_images"] = bias_images
+            extra["bootstrap_dropped_images"] = sum(dropped)
         if self.projection == "tsne":
             extra["embedding"] = projected  # (N, 2), for the report's t-SNE plots
         return self.interval_result(value, patches, images, groups, extra)
@@ -362,13 +366,29 @@ class SeparabilityMetric(ImageIntervalMetric):
 
     def _replicates(
         self, projected: np.ndarray, codes: np.ndarray, rng: np.random.Generator, warnings: list[str],
-        groups: ImageGroups | None = None,
+        groups: ImageGroups | None = None, dropped: list[int] | None = None,
     ) -> np.ndarray:
         """The index on ``self.bootstrap`` resamples (empty when disabled): within-class patch
         resamples, or with ``groups`` image-cluster resamples."""
         if self.bootstrap == 0:
             return np.empty(0)
-        return self._weighted_scores(projected, codes, self._weights(codes, rng, groups))
+        weights = self._complete(self._weights(codes, rng, groups), codes, [] if dropped is None else dropped)
+        return self._weighted_scores(projected, codes, weights) if len(weights) else np.empty(0)
+
+    @staticmethod
+    def _complete(weights: np.ndarray, codes: np.ndarray, dropped: list[int]) -> np.ndarray:
+        """The resamples that keep every class; how many were left out is appended to ``dropped``
+        (the row records it as ``bootstrap_dropped_images``: the value itself is not a fallback).
+
+        A within-class patch resample always keeps every class. An image-cluster resample by
+        ``content`` (classes are photographs) leaves a class empty when it misses that photograph
+        in every set; its index would divide by an empty class (NaN for CHI and Davies–Bouldin, a
+        silhouette over fewer classes): a replicate of another design, so it is dropped, counted.
+        """
+        present = (weights @ _one_hot(codes, int(codes.max()) + 1)) > 0
+        complete = present.all(axis=1)
+        dropped.append(int((~complete).sum()))
+        return weights[complete]
 
     def _weights(self, codes: np.ndarray, rng: np.random.Generator, groups: ImageGroups | None) -> np.ndarray:
         if groups is None:
@@ -424,7 +444,7 @@ class SilhouetteMetric(SeparabilityMetric):
 
     def _replicates(
         self, projected: np.ndarray, codes: np.ndarray, rng: np.random.Generator, warnings: list[str],
-        groups: ImageGroups | None = None,
+        groups: ImageGroups | None = None, dropped: list[int] | None = None,
     ) -> np.ndarray:
         if self.bootstrap == 0:
             return np.empty(0)
@@ -438,7 +458,8 @@ class SilhouetteMetric(SeparabilityMetric):
         squared = np.einsum("nd,nd->n", projected, projected)
         distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * projected @ projected.T, 0))
         np.fill_diagonal(distances, 0.0)
-        return weighted_silhouette(distances, codes, self._weights(codes, rng, groups))
+        weights = self._complete(self._weights(codes, rng, groups), codes, [] if dropped is None else dropped)
+        return weighted_silhouette(distances, codes, weights) if len(weights) else np.empty(0)
 
 
 @register_metric

@@ -188,9 +188,9 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "versions": package_versions(),
         "device": str(device),
         "cells": len(cells),
-        "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses},
+        "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses, "repeats": cache.repeats},
         "results_cache": {"enabled": results_cache.enabled, "hits": results_cache.hits,
-                          "misses": results_cache.misses},
+                          "misses": results_cache.misses, "repeats": results_cache.repeats},
         "memory": memory.as_dict(),
     }
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
