@@ -26,7 +26,6 @@ from ddr_eval.errors import UserError
 from ddr_eval.metrics import build_metric
 from ddr_eval.metrics.identification import DegradationProbe, IdentificationMetric
 from ddr_eval.models.zoo import zoo_dir
-from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import metric_pooling
 from ddr_eval.suite.findings_spec import FindingsSpec
@@ -43,12 +42,12 @@ def _features(source: FeatureSource, lr: np.ndarray, layers: list[str], pooling:
     return np.concatenate([batch.features[source.layers[layer]] for layer in layers], axis=1)
 
 
-def _candidates(recipe: Path, loaded) -> tuple[list, list]:
-    """Every identification row of the recipe's run, and the DDR models a probe may ship on."""
+def _candidates(recipe: Path, loaded, rows: list) -> tuple[list, list]:
+    """The recipe run's identification rows, and those on the DDR models a probe may ship on."""
     findings = FindingsSpec.model_validate(loaded.suite.findings or {})
     if findings.identification is None:
         raise UserError(f"{recipe}: findings.identification names the DDR candidates (ddr:) and baselines")
-    rows = [r for r in evaluate(recipe, progress=False).run.rows if r.type == "identification" and r.value is not None]
+    rows = [r for r in rows if r.type == "identification" and r.value is not None]
     ddr = [r for r in rows if r.model in findings.identification.ddr]
     if not ddr:
         raise UserError(f"{recipe}: no identification result for the DDR candidates {list(findings.identification.ddr)}")
@@ -61,22 +60,23 @@ def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | N
     recipe = probe_dir(root) / f"{name}.yaml"
     loaded = load_suite(recipe)
     suite = loaded.suite
-    rows, ddr = _candidates(recipe, loaded)
+    results = evaluate(recipe, progress=False)
+    rows, ddr = _candidates(recipe, loaded, results.run.rows)
     best = max(ddr, key=lambda r: r.extra["cv_accuracy"])
     metric = next(m for m in map(build_metric, suite.metrics) if m.name == best.metric)
     assert isinstance(metric, IdentificationMetric)
     spec = next(m for m in suite.models if m.label == best.model)
-    source = build_sources([spec], suite.layers, loaded.scale, suite.seed)[0]
     layers, pooling = list(best.extra["layers"]), metric_pooling(metric, suite.pooling)
-    inputs = prepare_inputs(loaded, need_train=True)
 
-    def stack(sets):
-        x = np.concatenate([_features(source, d.lr, layers, pooling) for d in sets.values()])
-        y = np.concatenate([[d.name] * len(d.lr) for d in sets.values()])
+    def stack(split: str, sets: dict):
+        """The chosen candidate's features, from the run that scored it (no second extraction)."""
+        x = np.concatenate([np.concatenate([results.features(best.model, layer, set_name, split=split, pooling=pooling)
+                                            for layer in layers], axis=1) for set_name in sets])
+        y = np.concatenate([[set_name] * len(d.lr) for set_name, d in sets.items()])
         return x, y
 
-    x_train, y_train = stack(inputs.train_sets)
-    x_test, y_test = stack(inputs.eval_sets)
+    x_train, y_train = stack("train", results.run.inputs.train_sets)
+    x_test, y_test = stack(suite.data.eval_split, results.run.inputs.eval_sets)
     probe = DegradationProbe(metric.classifier, metric.k, best.extra.get("C_chosen") or metric.c_grid[0],
                              seed=suite.seed).fit(x_train, y_train)
     accuracy = float((probe.predict(x_test) == y_test).mean())
