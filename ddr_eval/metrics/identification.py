@@ -33,8 +33,7 @@ from ddr_eval.metrics.base import (
     ALL,
     IdentificationResult,
     ImageGroups,
-    Interval,
-    Metric,
+    ImageIntervalMetric,
     MetricInputs,
     MetricOutput,
     Stacked,
@@ -180,7 +179,7 @@ class DegradationProbe:
 
 
 @register_metric
-class IdentificationMetric(Metric):
+class IdentificationMetric(ImageIntervalMetric):
     """Accuracy (headline), macro-F1 and confusion matrix of a degradation probe. Higher = better.
 
     The probe is chosen on the training split only: ``C`` may be a list, and the value of the
@@ -209,7 +208,6 @@ class IdentificationMetric(Metric):
     concat: bool = Field(False, description="one probe on all the model's tapped layers concatenated")
     layers: tuple[str, ...] | None = Field(None, description="the model's layers to read (default: all of them)")
     bootstrap: int = Field(200, ge=0)
-    interval: Interval = Field("patches", description="test-accuracy bootstrap over patches, source images, or both")
 
     @pydantic.field_validator("C")
     @classmethod
@@ -291,7 +289,7 @@ class IdentificationMetric(Metric):
         train_X = check_features(train_X, "training features")
         train_y = np.asarray(train_y).astype(str)
         encode_labels(train_y, train_X.shape[0])  # >= 2 classes, one label per row: checked before any fit
-        if self.classifier == "knn" and self.k > train_X.shape[0] * (1 - 1 / max(self.cv_folds, 2)):
+        if self.classifier == "knn" and self.cv_folds and self.k > train_X.shape[0] * (1 - 1 / self.cv_folds):
             raise DegenerateInputError(f"kNN probe with k={self.k} needs at least k training samples in every "
                                        f"cross-validation fold ({train_X.shape[0]} training samples)")
         extra: dict[str, Any] = {"warnings": []}
@@ -331,11 +329,10 @@ class IdentificationMetric(Metric):
 
     def _intervals(self, correct: np.ndarray, groups: ImageGroups | None, seed: int):
         patches = images = None
-        if self.interval in ("patches", "both"):
+        if self.wants_patches:
             patches = bootstrap_mean_interval(correct, self.bootstrap, np.random.default_rng(seed))
-        if self.interval in ("images", "both"):
-            if groups is None or len(groups) != correct.size:
-                raise UserError(f"{self.name}: interval={self.interval} needs the source image of every test row")
+        groups = self.require_groups(groups, correct.size)
+        if groups is not None:
             images = cluster_bootstrap_mean_interval(correct, groups.image, groups.stratum, self.bootstrap,
                                                      image_bootstrap_rng(seed))
         return patches, images
