@@ -372,7 +372,7 @@ class SeparabilityMetric(ImageIntervalMetric):
         resamples, or with ``groups`` image-cluster resamples."""
         if self.bootstrap == 0:
             return np.empty(0)
-        weights = self._complete(self._weights(codes, rng, groups), codes, [] if dropped is None else dropped)
+        weights = self._weights(codes, rng, groups, dropped)
         return self._weighted_scores(projected, codes, weights) if len(weights) else np.empty(0)
 
     @staticmethod
@@ -390,10 +390,14 @@ class SeparabilityMetric(ImageIntervalMetric):
         dropped.append(int((~complete).sum()))
         return weights[complete]
 
-    def _weights(self, codes: np.ndarray, rng: np.random.Generator, groups: ImageGroups | None) -> np.ndarray:
+    def _weights(self, codes: np.ndarray, rng: np.random.Generator, groups: ImageGroups | None,
+                 dropped: list[int] | None = None) -> np.ndarray:
+        """Resample weights: within-class patch resamples (they keep every class), or image-cluster
+        resamples with those that leave a class empty left out (:meth:`_complete`, counted in ``dropped``)."""
         if groups is None:
             return bootstrap_weights(codes, self.bootstrap, rng)
-        return cluster_bootstrap_weights(groups.image, groups.stratum, self.bootstrap, rng)
+        weights = cluster_bootstrap_weights(groups.image, groups.stratum, self.bootstrap, rng)
+        return self._complete(weights, codes, [] if dropped is None else dropped)
 
 
 @register_metric
@@ -458,7 +462,7 @@ class SilhouetteMetric(SeparabilityMetric):
         squared = np.einsum("nd,nd->n", projected, projected)
         distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * projected @ projected.T, 0))
         np.fill_diagonal(distances, 0.0)
-        weights = self._complete(self._weights(codes, rng, groups), codes, [] if dropped is None else dropped)
+        weights = self._weights(codes, rng, groups, dropped)
         return weighted_silhouette(distances, codes, weights) if len(weights) else np.empty(0)
 
 
