@@ -57,17 +57,30 @@ def test_stable_from_is_the_first_size_whose_spread_stays_within_tolerance():
 # --------------------------------------------------------------------------- a known crossover
 
 
+def _blur_sweep_suite(name: str, model: str, strengths, seed: int) -> Suite:
+    """A suite with a clean set and a blur sweep over ``strengths``, for stand-in runs."""
+    return Suite.model_validate({
+        "name": name, "seed": seed, "reference": "clean", "models": [model], "metrics": [{"type": "chi"}],
+        "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                         {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": list(strengths)}},
+                                                    {"type": "bicubic", "scale": 2}]}]})
+
+
+def _stand_in_run(suite: Suite, spec: FindingsSpec, features: dict, sets: dict, models) -> SimpleNamespace:
+    """A RunResult stand-in with the given features (every model's layer ``deep`` reads ``body``)."""
+    return SimpleNamespace(
+        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
+        sources=[SimpleNamespace(label=m, layers={"deep": "body"}) for m in models],
+        inputs=SimpleNamespace(eval_sets=sets))
+
+
 def _synthetic_run(strengths, content_shift: float, n: int = 400, seed: int = 0):
     """Features of an 'SR net' with two source images (content shift fixed along axis 0) and, per
     strength s, a degraded set shifted by s along axis 1 from the clean set; unit Gaussian noise.
     The two effects are symmetric, so CHI by degradation exceeds CHI by content exactly when s >
     content_shift: that is the crossover the findings must find."""
     rng = np.random.default_rng(seed)
-    raw = {"name": "synthetic", "seed": seed, "reference": "clean", "models": ["sr"], "metrics": [{"type": "chi"}],
-           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
-                            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": list(strengths)}},
-                                                       {"type": "bicubic", "scale": 2}]}]}
-    suite = Suite.model_validate(raw)
+    suite = _blur_sweep_suite("synthetic", "sr", strengths, seed)
     image_index = np.repeat([0, 1], n // 2)
     patches = SimpleNamespace(image_names=("a", "b"), image_index=image_index)
     content = np.where(image_index == 0, -content_shift / 2, content_shift / 2)
@@ -82,10 +95,7 @@ def _synthetic_run(strengths, content_shift: float, n: int = 400, seed: int = 0)
     spec = FindingsSpec.model_validate({"bootstrap": 0, "robustness": {
         "seeds": [seed], "reference": "clean", "strength": [{"sweep": "blur"}],
         "sr_vs_classification": {"sr": ["sr"], "classification": []}}})
-    result = SimpleNamespace(
-        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
-        sources=[SimpleNamespace(label="sr", layers={"deep": "body"})], inputs=SimpleNamespace(eval_sets=sets))
-    return result, spec
+    return _stand_in_run(suite, spec, features, sets, ["sr"]), spec
 
 
 def test_a_degradation_effect_growing_against_a_fixed_content_effect_crosses_where_they_are_equal():
@@ -107,11 +117,7 @@ def _global_residual_run(strengths, n: int = 400, seed: int = 0):
     so the CHI ratio finished / no-GR is about (4x)^2 and matched / no-GR about (2x)^2: >= 10 from
     x = 1 and from x = 2 respectively, on the levels [0.5, 1, 2, 3]."""
     rng = np.random.default_rng(seed)
-    raw = {"name": "gr-synthetic", "seed": seed, "reference": "clean", "models": ["gr"], "metrics": [{"type": "chi"}],
-           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
-                            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": list(strengths)}},
-                                                       {"type": "bicubic", "scale": 2}]}]}
-    suite = Suite.model_validate(raw)
+    suite = _blur_sweep_suite("gr-synthetic", "gr", strengths, seed)
     patches = SimpleNamespace(image_names=("a", "b"), image_index=np.repeat([0, 1], n // 2))
     shift = {"gr": lambda x: 2 * x, "gr@250": lambda x: x, "nogr": lambda x: 0.5}
     features, sets = {}, {}
@@ -125,11 +131,7 @@ def _global_residual_run(strengths, n: int = 400, seed: int = 0):
     spec = FindingsSpec.model_validate({"bootstrap": 0, "robustness": {
         "seeds": [seed], "reference": "clean", "strength": [{"sweep": "blur", "label": "blur sigma"}],
         "global_residual": {"with": "gr", "without": "nogr", "matched_fit": "gr@250"}}})
-    result = SimpleNamespace(
-        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
-        sources=[SimpleNamespace(label=m, layers={"deep": "body"}) for m in shift],
-        inputs=SimpleNamespace(eval_sets=sets))
-    return result, spec
+    return _stand_in_run(suite, spec, features, sets, shift), spec
 
 
 def test_finding_1_over_strength_says_which_half_of_its_rule_holds_where():
