@@ -148,6 +148,14 @@ def process_seconds(suite_path, cache_dir, out_dir) -> float:
     return time.perf_counter() - started
 
 
+def bare_forward_process_seconds(suite_path, tuned: bool) -> float:
+    """:func:`bare_forward_seconds` in a fresh interpreter, with or without ``tune_process``."""
+    env = {**os.environ, "DDR_EVAL_PROCESS_TUNING": "1" if tuned else "0"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_suite.py"), "--bare-forward", str(suite_path)],
+                          check=True, cwd=ROOT, env=env, capture_output=True, text=True)
+    return float(done.stdout.split()[-1])
+
+
 def bare_forward_seconds(loaded) -> float:
     """One plain ``inference_mode`` forward of every (network, degradation set) pair the suite's
     cells extract from, at the suite's batch size: the work no harness can avoid."""
@@ -184,7 +192,11 @@ def test_generalization_suite_whole_process(benchmark, tmp_path):
         timings["process_warm_s"] = process_seconds(suite_path, cache_dir, out_dir)
 
     benchmark.pedantic(cold_then_warm, rounds=1, iterations=1)
-    timings["bare_forward_s"] = bare_forward_seconds(compile_suite(raw, str(SUITE)))
+    # the bare forward in a fresh process with the allocator settings `ddr-eval` applies (the
+    # strict comparison: the harness gains nothing from them that the bare loop lacks), and
+    # once with glibc's defaults, to show what those settings are worth on their own
+    timings["bare_forward_s"] = bare_forward_process_seconds(suite_path, tuned=True)
+    timings["bare_forward_default_allocator_s"] = bare_forward_process_seconds(suite_path, tuned=False)
     ratio = timings["process_cold_s"] / timings["bare_forward_s"]
     benchmark.extra_info.update({
         **timings, "cold_over_bare": ratio, "models": [spec["as"] for spec in raw["models"]],
@@ -214,3 +226,10 @@ def test_x4_suite_cold_beside_x2(benchmark, tmp_path):
     benchmark.extra_info.update({**timings, "x4_cold_target_s": X4_COLD_TARGET_S, "cpus": cpu_count(),
                                  "x4_over_x2": timings["x4_cold_s"] / timings["x2_cold_s"]})
     assert timings["x4_cold_s"] <= X4_COLD_TARGET_S, f"x4 suite cold {timings['x4_cold_s']:.1f} s"
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--bare-forward"]:
+    from ddr_eval.process import tune_process
+
+    tune_process()  # as `ddr-eval` does (DDR_EVAL_PROCESS_TUNING=0: glibc's and OpenMP's defaults)
+    print(bare_forward_seconds(compile_suite(yaml.safe_load(open(sys.argv[2])), sys.argv[2])))

@@ -223,8 +223,12 @@ def _suite_process(benches: list[dict[str, Any]]) -> list[str]:
              _status(_within(ratio, info.get("cold_target_ratio")))]]
     partial = (f" **Partial suite** (not trained yet: {', '.join(info['missing_models'])})."
                if info.get("missing_models") else "")
+    default_alloc = info.get("bare_forward_default_allocator_s")
+    allocator = (f" The bare forward runs in a fresh process with the allocator settings `ddr-eval` applies "
+                 f"(`ddr_eval/process.py`); with glibc's defaults it takes {_number(default_alloc)} s."
+                 if default_alloc is not None else "")
     return [f"Whole processes, command start to exit, on {info.get('cpus')} CPUs; bare forward = one "
-            f"`inference_mode` forward of every (network, set) the suite's cells read.{partial}", "",
+            f"`inference_mode` forward of every (network, set) the suite's cells read.{allocator}{partial}", "",
             _table(rows, headers=["run", "seconds", "target", "met"])]
 
 

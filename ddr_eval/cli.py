@@ -331,6 +331,9 @@ def bench(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2."""
+    from ddr_eval.process import tune_process
+
+    tune_process()  # allocator and OpenMP settings for a CPU run (ddr_eval/process.py says why)
     try:
         app(args=argv)
     except UserError as exc:

@@ -13,8 +13,11 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,12 +132,47 @@ class NpzStore:
 
 
 class FeatureCache(NpzStore):
-    """Cell features by cell key (see :func:`cell_key`); the root defaults to :func:`default_cache_dir`."""
+    """Cell features by cell key (see :func:`cell_key`); the root defaults to :func:`default_cache_dir`.
+
+    Inside :meth:`writing_behind`, ``put`` hands the write to one background thread and returns:
+    writing a cold run's entries (flattened maps: tens of MB a cell) then overlaps the next
+    forward passes instead of following them. An entry being written is served from memory to a
+    ``get`` of the same key, and the block ends only when every write is on disk; the first
+    failed write is raised there.
+    """
 
     def __init__(self, root: Path | str | None = None, enabled: bool = True):
         super().__init__(root if root is not None else default_cache_dir(), enabled)
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: dict[str, tuple[FeatureBatch, Future]] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def writing_behind(self) -> Iterator[FeatureCache]:
+        """Writes go to a background thread until the block ends (then all are on disk)."""
+        if not self.enabled or self._writer is not None:
+            yield self
+            return
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ddr-eval-cache-write")
+        try:
+            yield self
+        finally:
+            writer, self._writer = self._writer, None
+            writer.shutdown(wait=True)
+            with self._lock:
+                futures = [future for _, future in self._pending.values()]
+                self._pending.clear()
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:
+                raise errors[0]
 
     def get(self, key: str) -> FeatureBatch | None:
+        with self._lock:
+            pending = self._pending.get(key)
+        if pending is not None:
+            self.hits += 1
+            self.repeats += 1
+            return pending[0]
         # reads the zip directory (a truncated file fails here) and the small uint8 outputs only
         found = self._read(key, lambda data: ([name for name in data.files if name != _OUTPUTS],
                                               data[_OUTPUTS] if _OUTPUTS in data.files else None))
@@ -150,7 +188,17 @@ class FeatureCache(NpzStore):
         arrays = dict(batch.features)
         if batch.outputs is not None:  # SR outputs are stored as the uint8 images metrics see
             arrays[_OUTPUTS] = (np.clip(batch.outputs, 0, 1) * 255).round().astype(np.uint8)
+        if self._writer is None:
+            self._write(key, arrays)
+            return
+        with self._lock:
+            future = self._writer.submit(self._write_then_forget, key, arrays)
+            self._pending[key] = (batch, future)
+
+    def _write_then_forget(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         self._write(key, arrays)
+        with self._lock:
+            self._pending.pop(key, None)
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""

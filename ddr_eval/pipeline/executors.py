@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -62,7 +62,10 @@ class LocalExecutor:
     def __init__(self, progress: bool = False):
         self.progress = bool(progress)
 
-    def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
+    streams = True  # calls ``on_ready`` as cells finish, so a run can reduce while it extracts
+
+    def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype,
+                 on_ready: Callable[[int, FeatureBatch], None] | None = None) -> list:
         from tqdm import tqdm
 
         results: list[FeatureBatch | None] = [None] * len(cells)
@@ -71,6 +74,8 @@ class LocalExecutor:
                 batches = run_cells([cells[i] for i in group], cache, batch_size, device, amp_dtype)
                 for index, batch in zip(group, batches):
                     results[index] = batch
+                    if on_ready is not None:
+                        on_ready(index, batch)
                 bar.update(len(group))
         return results
 

@@ -71,30 +71,56 @@ class Reducer:
             on_computed: Callable[[int, str, MetricPart], None] | None = None) -> Reduction:
         """Every metric for every model, in suite order. ``cached`` parts, keyed by (metric index,
         model label), are taken as they are; each part computed here is passed to ``on_computed``."""
-        cached = cached or {}
+        parts: dict[tuple[int, str], MetricPart] = {}
+        for source in self.sources:
+            parts.update(self.compute_source(metrics, source, cached, on_computed))
+        return self.assemble(metrics, parts)
+
+    def compute_source(self, metrics: list[Any], source: FeatureSource,
+                       cached: dict[tuple[int, str], MetricPart] | None = None,
+                       on_computed: Callable[[int, str, MetricPart], None] | None = None, *,
+                       done: dict[tuple[int, str], MetricPart] | None = None,
+                       only: Callable[[Metric], bool] | None = None) -> dict[tuple[int, str], MetricPart]:
+        """The parts of one model, metric by metric in suite order: what a run can hand to
+        another thread as soon as that model's cells are extracted (``pipeline/runner.py``).
+
+        ``done`` holds parts already computed for it (their rows are the earlier rows a later
+        metric may read); ``only`` picks the metrics to compute now, the rest are left out.
+        """
+        cached, done = cached or {}, dict(done or {})
         for index, metric in enumerate(metrics):
+            key = (index, source.label)
+            if key in done or not metric.applies_to(source.label) or (only is not None and not only(metric)):
+                continue
+            part = cached.get(key)
+            if part is None:
+                earlier = [row for (i, label), p in sorted(done.items()) if label == source.label and i < index
+                           for row in p.rows]
+                part = self.compute(metric, source, earlier)
+                if on_computed is not None:
+                    on_computed(index, source.label, part)
+            done[key] = part
+        return done
+
+    def assemble(self, metrics: list[Any], parts: dict[tuple[int, str], MetricPart]) -> Reduction:
+        """Parts in suite order (metric by metric, model by model), whatever order they were computed in."""
+        for index in range(len(metrics)):
             for source in self.sources:
-                if not metric.applies_to(source.label):
-                    continue
-                part = cached.get((index, source.label))
-                if part is None:
-                    part = self.compute(metric, source)
-                    if on_computed is not None:
-                        on_computed(index, source.label, part)
-                self._append(part)
+                if (index, source.label) in parts:
+                    self._append(parts[(index, source.label)])
         return self.result
 
-    def compute(self, metric: Metric, source: FeatureSource) -> MetricPart:
-        """One metric on one model: its declared inputs -> ``metric.reduce`` -> stamped rows."""
-        view = ModelInputs(self, metric, source)
+    def compute(self, metric: Metric, source: FeatureSource, earlier: list[ResultRow] | None = None) -> MetricPart:
+        """One metric on one model: its declared inputs -> ``metric.reduce`` -> stamped rows.
+        ``earlier``: this model's rows from the metrics before it in the suite (``rows`` input)."""
+        view = ModelInputs(self, metric, source, earlier or [])
         named = metric.for_patch(view.patch_shape)
         output: MetricOutput = named.reduce(view)
         rows = [self._result_row(named, source, draft) for draft in output.rows]
         confusions = [{"model": source.label, "layer": c["layer"], "metric": named.name,
                        **{k: v for k, v in c.items() if k != "layer"}} for c in output.confusions]
-        # the first embedding of a (model, layer) is the one plotted; a later metric's is not kept
-        embeddings = {(source.label, layer): data for layer, data in output.embeddings.items()
-                      if (source.label, layer) not in self.result.embeddings}
+        # every embedding is kept here; the first of a (model, layer) in suite order is plotted (_append)
+        embeddings = {(source.label, layer): data for layer, data in output.embeddings.items()}
         return MetricPart(rows, confusions, embeddings)
 
     @staticmethod
@@ -122,8 +148,8 @@ class ModelInputs:
     cache keyed, only what was declared, so an undeclared read is a bug made loud.
     """
 
-    def __init__(self, reducer: Reducer, metric: Metric, source: FeatureSource):
-        self._reducer, self._source = reducer, source
+    def __init__(self, reducer: Reducer, metric: Metric, source: FeatureSource, earlier: list[ResultRow]):
+        self._reducer, self._source, self._earlier = reducer, source, earlier
         self._needs = type(metric).needs
         self._metric_type = metric.metric_type
         self._pooling = metric_pooling(metric, reducer.default_pooling)
@@ -190,10 +216,10 @@ class ModelInputs:
         return None if self._source.descriptor is None else self._source.descriptor.module
 
     def rows(self, metric_type: str) -> dict[str, float | None]:
-        """This model's values of an earlier metric of ``metric_type``, by evaluated set."""
+        """This model's values of an earlier metric (in suite order) of ``metric_type``, by evaluated set."""
         self._require("rows")
-        return {r.set: r.value for r in self._reducer.result.rows
-                if r.model == self.model and r.type == metric_type and r.set in self._reducer.inputs.eval_sets}
+        return {r.set: r.value for r in self._earlier
+                if r.type == metric_type and r.set in self._reducer.inputs.eval_sets}
 
 
 def _image_names(dataset: DegradedSet) -> np.ndarray:

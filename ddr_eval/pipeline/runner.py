@@ -27,6 +27,7 @@ from ddr_eval.pipeline.inputs import SuiteInputs
 from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
 from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
+from ddr_eval.pipeline.overlap import MetricsLane
 from ddr_eval.pipeline.reduce import Reducer, metric_pooling
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.results.leaderboard import Leaderboard, MetricInfo, resolve_ranking
@@ -163,20 +164,22 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
 
     t = time.perf_counter()
     run = executor or LocalExecutor(progress=progress)
-    batches = run(cells, cache, memory.batch_size, device, suite.runtime.amp_dtype)
-    features = {(c.source.label, c.dataset.split, c.dataset.name, c.pooling): b for c, b in zip(cells, batches)}
-    timings["features"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    reducer = Reducer(sources, inputs, features, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
+    reducer = Reducer(sources, inputs, {}, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
 
     def remember(index: int, label: str, part: MetricPart) -> None:
         key = keys.get((index, label))
         if key is not None and not _unavailable(part):
             results_cache.put(key, part)
 
-    reduction = reducer.run(loaded.metrics, cached, on_computed=remember)
-    timings["metrics"] = time.perf_counter() - t
+    with cache.writing_behind():
+        features, parts = _extract_and_reduce(run, cells, sources, cache, memory.batch_size, device, suite, reducer,
+                                              loaded.metrics, cached, remember)
+    timings["features"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for source in sources:  # what could not run beside the forward passes, in suite order
+        parts = reducer.compute_source(loaded.metrics, source, cached, remember, done=parts)
+    reduction = reducer.assemble(loaded.metrics, parts)
+    timings["metrics"] = time.perf_counter() - t  # the part after the forward passes
     timings["total"] = time.perf_counter() - t0
 
     provenance = {
@@ -198,6 +201,42 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     board = build_leaderboard(loaded, reduction.rows, inputs)
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
                      {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs, board)
+
+
+def _extract_and_reduce(run, cells: list[Cell], sources: list[FeatureSource], cache: FeatureCache, batch_size: int,
+                        device, suite, reducer: Reducer, metrics: list, cached: dict, remember) -> tuple[dict, dict]:
+    """Every cell's features, and the parts of the metrics that ran while they were extracted.
+
+    With an executor that streams (the local one), a model's overlappable metrics start on a
+    background thread once its last cell is done (:mod:`ddr_eval.pipeline.overlap`); with
+    another executor (Ray) they run after all cells, as before. Either way, the same numbers.
+    """
+    features = reducer.features
+    remaining = {source.label: 0 for source in sources}
+    for cell in cells:
+        remaining[cell.source.label] += 1
+    lane = MetricsLane(reducer, metrics, cached, remember)
+    try:
+        for source in sources:  # models with nothing to extract (all cached, or no cells) start now
+            if remaining[source.label] == 0:
+                lane.submit(source)
+
+        def ready(index: int, batch) -> None:
+            cell = cells[index]
+            features[(cell.source.label, cell.dataset.split, cell.dataset.name, cell.pooling)] = batch
+            remaining[cell.source.label] -= 1
+            if remaining[cell.source.label] == 0:
+                lane.submit(cell.source)
+
+        if getattr(run, "streams", False):
+            run(cells, cache, batch_size, device, suite.runtime.amp_dtype, on_ready=ready)
+        else:
+            for index, batch in enumerate(run(cells, cache, batch_size, device, suite.runtime.amp_dtype)):
+                ready(index, batch)
+        lane.forward_done()
+        return features, lane.finish()
+    finally:
+        lane.close()
 
 
 def metric_infos(loaded: LoadedSuite, inputs: SuiteInputs) -> list[MetricInfo]:
