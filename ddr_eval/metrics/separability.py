@@ -46,7 +46,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
-from threadpoolctl import threadpool_limits
 
 from ddr_eval.errors import DegenerateInputError
 from ddr_eval.metrics.base import (
@@ -58,6 +57,7 @@ from ddr_eval.metrics.base import (
     MetricResult,
     check_features,
     cluster_bootstrap_weights,
+    limited_threads,
     encode_labels,
     image_bootstrap_rng,
     percentile_interval,
@@ -152,7 +152,7 @@ def tsne_embedding(
         random_state=seed,
         n_jobs=TSNE_THREADS,
     )
-    with threadpool_limits(limits=TSNE_THREADS):
+    with limited_threads(TSNE_THREADS):
         return tsne.fit_transform(reduced).astype(np.float64)
 
 

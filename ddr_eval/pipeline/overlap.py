@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from ddr_eval.metrics.base import Metric
+from ddr_eval.metrics.base import Metric, limited_threads
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.reduce import Reducer
 from ddr_eval.pipeline.results_cache import MetricPart
@@ -54,9 +54,7 @@ class MetricsLane:
         self._futures.append(self._pool.submit(self._compute, source))
 
     def _compute(self, source: FeatureSource) -> Parts:
-        from threadpoolctl import threadpool_limits
-
-        with self._slots, threadpool_limits(limits=1):
+        with self._slots, limited_threads(1):
             return self.reducer.compute_source(self.metrics, source, self.cached, self.on_computed,
                                                only=runs_beside_forward)
 
