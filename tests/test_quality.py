@@ -215,3 +215,18 @@ def test_lpips_reports_unavailability_clearly(batch):
         build_metric({"type": "lpips"}).compute(*batch)
     assert reason in str(err.value) and "\n" not in str(err.value)
     assert isinstance(err.value, ImportError) and isinstance(err.value, UserError)  # the reducer notes ImportErrors
+
+
+def test_batch_psnr_equals_psnr_of_each_image():
+    from ddr_eval.metrics import METRICS
+
+    rng = np.random.default_rng(7)
+    outputs = rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8)
+    targets = rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8)
+    targets[2] = outputs[2]  # identical pair: infinite PSNR, as psnr() says
+    metric = METRICS.get("psnr")()
+    for crop, y in ((0, False), (2, True), (4, False)):
+        batch = metric.score_images(outputs, targets, crop, y)
+        single = [psnr(o, t, crop, y) for o, t in zip(outputs, targets)]
+        np.testing.assert_array_equal(batch, single)
+    assert np.isinf(metric.score_images(outputs, targets, 2, True)[2])

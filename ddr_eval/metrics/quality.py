@@ -82,6 +82,17 @@ def _prepare(img: np.ndarray, crop_border: int, test_y_channel: bool) -> np.ndar
     return img.astype(np.float64)
 
 
+def _prepare_batch(images: np.ndarray, crop_border: int, test_y_channel: bool) -> np.ndarray:
+    """:func:`_prepare` of every image of an NHWC batch at once."""
+    if crop_border:
+        images = images[:, crop_border:-crop_border, crop_border:-crop_border, :]
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise DegenerateInputError(f"crop_border={crop_border} leaves an empty image")
+    if test_y_channel and images.shape[3] == 3:
+        images = rgb_to_y(images)
+    return images.astype(np.float64)
+
+
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
     """BT.601 Y in [16, 235] (float32, HW1) of a uint8 RGB image, as BasicSR's ``to_y_channel``."""
     unit = img.astype(np.float32) / 255.0  # float32 in [0, 1], as to_y_channel passes it on
@@ -239,6 +250,11 @@ class QualityMetric(ImageIntervalMetric):
     def score_image(self, output: np.ndarray, target: np.ndarray, crop_border: int, test_y_channel: bool) -> float:
         raise NotImplementedError
 
+    def score_images(self, outputs: np.ndarray, targets: np.ndarray, crop_border: int,
+                     test_y_channel: bool) -> np.ndarray:
+        """:meth:`score_image` of each pair (a metric may do the whole batch at once)."""
+        return np.array([self.score_image(o, t, crop_border, test_y_channel) for o, t in zip(outputs, targets)])
+
     def compute(
         self,
         outputs: np.ndarray,
@@ -253,9 +269,7 @@ class QualityMetric(ImageIntervalMetric):
         output's source photograph) is needed for ``interval: images`` or ``both`` only."""
         _check_batches(outputs, targets)
         groups = self.require_groups(groups, outputs.shape[0])
-        per_image = np.array(
-            [self.score_image(o, t, crop_border, test_y_channel) for o, t in zip(outputs, targets)]
-        )
+        per_image = self.score_images(outputs, targets, crop_border, test_y_channel)
         warnings = []
         if np.isinf(per_image).any():
             warnings.append(f"{int(np.isinf(per_image).sum())} image(s) identical to the target (infinite score)")
@@ -285,6 +299,16 @@ class PsnrMetric(QualityMetric):
 
     def score_image(self, output: np.ndarray, target: np.ndarray, crop_border: int, test_y_channel: bool) -> float:
         return psnr(output, target, crop_border, test_y_channel)
+
+    def score_images(self, outputs: np.ndarray, targets: np.ndarray, crop_border: int,
+                     test_y_channel: bool) -> np.ndarray:
+        """:func:`psnr` of every pair in one pass over the batch (NHWC uint8), same numbers."""
+        if outputs.ndim != 4 or crop_border < 0:
+            return super().score_images(outputs, targets, crop_border, test_y_channel)
+        a, b = (_prepare_batch(x, crop_border, test_y_channel) for x in (outputs, targets))
+        mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
+        with np.errstate(divide="ignore"):
+            return np.where(mse == 0, np.inf, 10.0 * np.log10(255.0 * 255.0 / np.where(mse == 0, 1.0, mse)))
 
 
 @register_metric
