@@ -227,8 +227,14 @@ def _suite_process(benches: list[dict[str, Any]]) -> list[str]:
     allocator = (f" The bare forward runs in a fresh process with the allocator settings `ddr-eval` applies "
                  f"(`ddr_eval/process.py`); with glibc's defaults it takes {_number(default_alloc)} s."
                  if default_alloc is not None else "")
+    bound = info.get("process_cold_cpu_bound_s")
+    cpu = (f" CPU: the cold process used {_number(info.get('process_cold_cpu_s'))} CPU seconds (all threads), "
+           f"so on {info.get('cpus')} CPUs no schedule finishes it in less than {_number(bound)} s "
+           f"({_number(bound / info['bare_forward_s'])} x the bare forward, which used "
+           f"{_number(info.get('bare_forward_cpu_s'))} CPU seconds)."
+           if bound is not None and info.get("bare_forward_s") else "")
     return [f"Whole processes, command start to exit, on {info.get('cpus')} CPUs; bare forward = one "
-            f"`inference_mode` forward of every (network, set) the suite's cells read.{allocator}{partial}", "",
+            f"`inference_mode` forward of every (network, set) the suite's cells read.{allocator}{partial}{cpu}", "",
             _table(rows, headers=["run", "seconds", "target", "met"])]
 
 
