@@ -121,6 +121,12 @@ def test_include_paths_are_relative_to_the_suite_and_loaded_once(tmp_path, monke
     assert included.suite.name == "tiny-cincgan" and included.findings.cincgan.baseline == "srresnet-nogr"
 
 
+def test_the_paper_suite_includes_blind_sr_and_cincgan():
+    loaded = load_suite(ROOT / "suites" / "paper.yaml")
+    assert [s.suite.name for s in loaded.included] == ["blind-sr", "cincgan"]
+    assert "nine findings" in loaded.suite.description
+
+
 # -- the included findings in the including suite's report ------------------------------------------
 
 
