@@ -236,8 +236,9 @@ def prepare(suite: Any, models: Any = None, *, replace: bool = False, name: str 
     if models is None and isinstance(suite, LoadedSuite):
         return suite, None
     raw, source = _raw_suite(suite)
+    base_dir = Path(source).parent if Path(source).is_file() else None  # findings.include paths are relative to it
     if models is None:
-        return compile_suite(raw, source), None
+        return compile_suite(raw, source, base_dir), None
     entries = [_entry(m, name, scale, layers) for m in (models if isinstance(models, (list, tuple)) else [models])]
     specs: list[dict | InMemoryModel] = [] if replace else list(raw.get("models") or [])
     labels = [_label(s if not isinstance(s, str) else {"name": s}) for s in specs]
@@ -251,7 +252,7 @@ def prepare(suite: Any, models: Any = None, *, replace: bool = False, name: str 
     in_memory = {label: e for label, e in zip(labels, specs) if isinstance(e, InMemoryModel)}
     raw["models"] = [{"name": f"{IN_MEMORY_PREFIX}{type(e.module).__name__}", "as": e.name}
                      if isinstance(e, InMemoryModel) else e for e in specs]
-    loaded = compile_suite(raw, source + (f" (+ {', '.join(in_memory)})" if in_memory else ""))
+    loaded = compile_suite(raw, source + (f" (+ {', '.join(in_memory)})" if in_memory else ""), base_dir)
     suite_obj = loaded.suite
     lr_side = suite_obj.data.patch_size // loaded.scale
     run_models = [in_memory[spec.label].source(suite_obj.layers, loaded.scale, (lr_side, lr_side, 3), identity)
@@ -281,10 +282,13 @@ class Results:
     says why). ``write(dir)`` writes the same report as ``ddr-eval run``.
     """
 
-    def __init__(self, run, *, use_cache: bool = True, cache_dir: Path | None = None):
+    def __init__(self, run, *, use_cache: bool = True, cache_dir: Path | None = None, progress: bool = False,
+                 executor=None):
         self.run = run  # ddr_eval.pipeline.runner.RunResult
         self._use_cache = use_cache
         self._cache_dir = cache_dir
+        self._progress = progress
+        self._executor = executor
 
     def __repr__(self) -> str:
         return f"<Results of suite {self.run.suite.name}: {len(self.leaderboard)} leaderboard rows>\n{self.leaderboard}"
@@ -306,11 +310,55 @@ class Results:
         return self.run.provenance
 
     @cached_property
-    def findings(self) -> list:
-        """The paper findings the suite asks for (``findings:``), each with its verdict; else empty."""
-        from ddr_eval.findings import compute_findings
+    def included(self) -> list["Results"]:
+        """The runs of the suites ``findings.include`` names (loaded with this suite), each with
+        its own seed and this run's cache settings, run when first asked for; their reports are
+        not written."""
+        return [evaluate(loaded, use_cache=self._use_cache, cache_dir=self._cache_dir, progress=self._progress,
+                         executor=self._executor) for loaded in self.run.loaded.included]
 
-        return compute_findings(self.run)
+    @cached_property
+    def findings(self) -> list:
+        """The paper findings the suite asks for (``findings:``), each with its verdict; else empty.
+        Those of the suites it includes (``findings.include``) follow, each labelled with the
+        suite that computed it (``Finding.suite``)."""
+        from dataclasses import replace
+
+        from ddr_eval.findings import compute_findings, suite_origin
+
+        found = compute_findings(self.run)
+        for results in self.included:
+            origin = suite_origin(results.run)
+            found += [replace(finding, suite=origin) for finding in results.findings]
+        return found
+
+    def _included_plots(self, target: Path) -> tuple[list, dict[str, bytes]]:
+        """The findings with the t-SNE scatters of the included runs attached to the included
+        findings that name those models (``Finding.plots``), and the PNGs by file name
+        (``<included suite>_tsne_....png``; a file already in ``target`` drawn from the same
+        inputs is reused)."""
+        from dataclasses import replace
+
+        from ddr_eval.report.writer import tsne_files
+        from ddr_eval.results.format import slug
+
+        findings, images = list(self.findings), {}
+        if not self.run.suite.outputs.tsne_plots:
+            return findings, images
+        for results in self.included:
+            run = results.run
+            if not run.suite.outputs.tsne_plots:
+                continue
+            for i, finding in enumerate(findings):
+                if finding.suite is None or finding.suite["file"] != run.loaded.source:
+                    continue
+                part = getattr(run.loaded.findings, finding.key, None)
+                models = set(part.model_names()) if part is not None else set()
+                files = tsne_files(run, target, models=models, prefix=f"{slug(run.suite.name)}_")
+                images.update({name: png for name, (_, png) in files.items()})
+                findings[i] = replace(finding, plots=tuple((name, f"{run.suite.name}: {caption}")
+                                                           for name, (caption, _) in files.items()))
+        return findings, images
 
     def features(self, model: str, layer: str = "deep", set: str | None = None, *, split: str | None = None,
                  pooling: str | None = None) -> np.ndarray:
@@ -346,14 +394,13 @@ class Results:
     def write(self, out_dir: str | Path | None = None, sections: Iterable = ()) -> Path:
         """Write the report (leaderboard.md, results.csv, results.json, plots, report.html, findings)
         into ``out_dir`` (default: the suite's ``reports/<name>``), exactly as ``ddr-eval run`` does."""
-        from ddr_eval.findings import findings_files, findings_sections
         from ddr_eval.pipeline.runner import check_output_dir
         from ddr_eval.report.writer import write_report
 
         target = Path(out_dir) if out_dir is not None else self.run.suite.output_dir()
         check_output_dir(target)
-        return write_report(self.run, target, extra_files=findings_files(self.findings),
-                            sections=[*findings_sections(self.findings), *sections])
+        findings, images = self._included_plots(target)
+        return write_report(self.run, target, sections=sections, findings=findings, images=images)
 
 
 def evaluate(suite: Any, models: Any = None, *, replace: bool = False, name: str | None = None,
@@ -381,7 +428,7 @@ def evaluate(suite: Any, models: Any = None, *, replace: bool = False, name: str
     cache_dir = Path(cache_dir) if cache_dir is not None else None
     run = run_suite(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress, executor=executor,
                     models=run_models)
-    return Results(run, use_cache=use_cache, cache_dir=cache_dir)
+    return Results(run, use_cache=use_cache, cache_dir=cache_dir, progress=progress, executor=executor)
 
 
 # --------------------------------------------------------------------------- features and metrics

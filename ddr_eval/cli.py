@@ -268,10 +268,10 @@ def check(
     report = check_result(frozen, result, tolerances)
     if junit:
         report.write_junit(junit)
-    if out:
-        from ddr_eval.report import write_report
+    if out:  # the report `run` writes, with the findings of the suites it includes
+        from ddr_eval.api import Results
 
-        write_report(result, out)
+        Results(result, use_cache=cache, progress=not quiet).write(out)
     typer.echo(report.text())
     raise typer.Exit(report.exit_code)
 

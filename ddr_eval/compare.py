@@ -161,7 +161,8 @@ def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str |
     if arch:
         spec["arch"] = arch
     augmented["models"] = list(augmented.get("models") or []) + [spec]
-    return base, compile_suite(augmented, f"{suite_path} (+ {label})"), label
+    # findings.include paths stay relative to the suite file's folder
+    return base, compile_suite(augmented, f"{suite_path} (+ {label})", Path(suite_path).parent), label
 
 
 @dataclass(frozen=True)

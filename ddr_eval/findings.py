@@ -9,6 +9,9 @@ behind it); verdicts that compare intervals use the image one.
 A verdict is one of ``reproduced``, ``partly reproduced`` (the direction holds but the effect
 is smaller than reported, or holds for some pairs only) and ``not reproduced``; the numbers
 stay whatever they are.
+
+``findings.include`` names other suites whose findings follow this suite's; the caller
+(``ddr_eval.api.Results``) runs them and labels each of their findings with :func:`suite_origin`.
 """
 
 from __future__ import annotations
@@ -49,6 +52,21 @@ class Finding:
     summary: str
     table: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+    # the included suite that computed it (:func:`suite_origin`); None: the report's own suite
+    suite: dict[str, Any] | None = None
+    plots: tuple[tuple[str, str], ...] = ()  # (file name in the report directory, caption)
+
+
+def suite_origin(result) -> dict[str, Any]:
+    """Which run computed a finding: the suite file, its name, seed and hash, and where its own
+    report goes (``ddr-eval run FILE`` writes it; a report that includes the suite does not)."""
+    return {"file": result.loaded.source, "name": result.suite.name, "seed": result.suite.seed,
+            "suite_sha256": result.provenance.get("suite_sha256"), "report": f"{result.suite.output_dir()}/"}
+
+
+def _origin_text(origin: dict[str, Any]) -> str:
+    return (f"Computed by {origin['file']} (seed {origin['seed']}), a suite this one includes, on its own run; "
+            f"full report: {origin['report']} (written by `ddr-eval run {origin['file']}`, not by this report).")
 
 
 def _verdict_interval(result) -> tuple[float | None, float | None]:
@@ -451,11 +469,21 @@ def findings_markdown(findings: list[Finding]) -> str:
     lines = ["# What DDR looks like: the paper's findings on the shipped zoo", "",
              "| # | finding | expected | verdict | measured |", "|---|---|---|---|---|"]
     lines += [f"| {i} | {f.title} | {f.expected} | **{f.verdict}** | {f.summary} |" for i, f in enumerate(findings, 1)]
+    included = {f.suite["file"]: [i for i, g in enumerate(findings, 1) if g.suite == f.suite]
+                for f in findings if f.suite}
+    if included:
+        lines += ["", "Included suites (`findings.include`): " + "; ".join(
+            f"{'finding' if len(ns) == 1 else 'findings'} {', '.join(map(str, ns))} by {file}"
+            for file, ns in included.items()) + "."]
     for i, finding in enumerate(findings, 1):
-        lines += ["", f"## {i}. {finding.title}", "", f"Expected: {finding.expected}.", "",
-                  f"Measured: {finding.summary} Verdict: **{finding.verdict}**.", ""]
+        lines += ["", f"## {i}. {finding.title}", ""]
+        if finding.suite:
+            lines += [_origin_text(finding.suite), ""]
+        lines += [f"Expected: {finding.expected}.", "", f"Measured: {finding.summary} Verdict: **{finding.verdict}**.", ""]
         if finding.table:
             lines.append(tabulate(finding.table, headers="keys", tablefmt="github"))
+        if finding.plots:
+            lines += ["", *(f"![{caption}]({name})" for name, caption in finding.plots)]
     return "\n".join(lines) + "\n"
 
 
@@ -473,16 +501,21 @@ def findings_files(findings: list[Finding]) -> dict[str, str]:
     import json
 
     document = [{"key": f.key, "title": f.title, "expected": f.expected, "verdict": f.verdict,
-                 "summary": f.summary, "table": f.table, "numbers": f.numbers} for f in findings]
+                 "summary": f.summary, "table": f.table, "numbers": f.numbers, "suite": f.suite,
+                 "plots": [{"file": name, "caption": caption} for name, caption in f.plots]} for f in findings]
     return {"findings.md": findings_markdown(findings),
             "findings.json": json.dumps(document, indent=2, default=float) + "\n"}
 
 
-def findings_sections(findings: list[Finding]) -> list:
-    """Each finding as a titled table in leaderboard.md and report.html."""
+def findings_sections(findings: list[Finding], images: dict[str, bytes] | None = None) -> list:
+    """Each finding as a titled table in leaderboard.md and report.html, with its plots
+    (``images``: file name -> PNG bytes of the plots the findings name)."""
     import pandas as pd
 
+    images = images or {}
     return [ReportSection(f"Finding {i}: {f.title} — {f.verdict}",
-                          f"Expected: {f.expected}. Measured: {f.summary}",
-                          pd.DataFrame(f.table) if f.table else None)
+                          (_origin_text(f.suite) + "\n\n" if f.suite else "")
+                          + f"Expected: {f.expected}. Measured: {f.summary}",
+                          pd.DataFrame(f.table) if f.table else None,
+                          images=tuple((name, caption, images[name]) for name, caption in f.plots if name in images))
             for i, f in enumerate(findings, 1)]

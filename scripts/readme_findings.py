@@ -3,6 +3,8 @@
 The README states verdicts the code computed: this script writes the table between the
 ``<!-- findings:start -->`` / ``<!-- findings:end -->`` markers from ``reports/paper/findings.json``
 and ``reports/paper-x4/findings.json``, and ``tests/test_readme.py`` fails when the two disagree.
+A finding computed by an included suite (``findings.include``; its ``suite`` in findings.json)
+names that suite beside its title; a scale whose report lacks a finding shows "—".
 
     python scripts/readme_findings.py          # rewrite the table in README.md
 """
@@ -32,9 +34,12 @@ def render(reports: dict[str, Path] = REPORTS) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for number, key in enumerate(keys, 1):
         first = next(by_scale[s][key] for s in scales if key in by_scale[s])
+        origins = list(dict.fromkeys(by_scale[s][key]["suite"]["name"] for s in scales
+                                     if key in by_scale[s] and by_scale[s][key].get("suite")))
+        title = first["title"] + "".join(f" (suite `{name}`)" for name in origins)
         verdicts = [f"**{by_scale[s][key]['verdict']}**" if key in by_scale[s] else "—" for s in scales]
         measured = [_cell(by_scale[s][key]["summary"]) if key in by_scale[s] else "—" for s in scales]
-        lines.append("| " + " | ".join([str(number), _cell(first["title"]), _cell(first["expected"]),
+        lines.append("| " + " | ".join([str(number), _cell(title), _cell(first["expected"]),
                                          *verdicts, *measured]) + " |")
     return "\n".join(lines)
 

@@ -41,3 +41,11 @@ def test_check_out_writes_the_findings(tmp_path: Path):
     assert _run(["check", str(suite), "--baseline", str(baseline), "--out", str(out), "-q"]) == 0
     assert "Global residual makes DDR emerge" in (out / "findings.md").read_text()
     assert "Finding 1: Global residual" in (out / "leaderboard.md").read_text()
+
+
+def test_run_writes_each_finding_section_once(tmp_path: Path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(SUITE))
+    out = tmp_path / "report"
+    assert _run(["run", str(suite), "--out", str(out), "-q"]) == 0
+    assert (out / "leaderboard.md").read_text().count("## Finding 1: Global residual") == 1

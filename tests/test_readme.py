@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,20 @@ def test_the_table_shows_both_scales_per_finding():
     table = _script().render()
     assert "x2 verdict" in table and "x4 verdict" in table
     assert all(line.count("**") >= 4 for line in table.splitlines()[2:] if "| 1 |" in line)
+
+
+def test_included_findings_get_rows_naming_their_suite(tmp_path):
+    def finding(key, verdict, suite=None):
+        return {"key": key, "title": key.title(), "expected": "e", "verdict": verdict, "summary": f"{key} {verdict}",
+                "suite": suite}
+
+    x2, x4 = tmp_path / "x2.json", tmp_path / "x4.json"
+    x2.write_text(json.dumps([finding("training", "reproduced"),
+                              finding("cincgan", "not reproduced", {"name": "cincgan", "file": "suites/cincgan.yaml"})]))
+    x4.write_text(json.dumps([finding("training", "reproduced")]))
+    rows = _script().render({"x2": x2, "x4": x4}).splitlines()[2:]
+    assert rows[0].startswith("| 1 | Training | e | **reproduced** | **reproduced** |")
+    assert rows[1] == "| 2 | Cincgan (suite `cincgan`) | e | **not reproduced** | — | cincgan not reproduced | — |"
 
 
 def test_readme_zoo_tables_match_zoo_yaml():

@@ -96,15 +96,19 @@ def tsne_labels(result) -> list[str]:
 TsneKey = tuple[str, str, str]  # model, layer, label
 
 
-def tsne_pngs(result, previous_dir: Path | None = None) -> dict[TsneKey, bytes]:
-    """Every t-SNE scatter of the run as PNG bytes (drawn once, saved as files and embedded);
-    a PNG in ``previous_dir`` drawn from the same inputs is reused (see ``plots.keyed_png``)."""
+def tsne_pngs(result, previous_dir: Path | None = None, models=None, prefix: str = "") -> dict[TsneKey, bytes]:
+    """Every t-SNE scatter of the run (of ``models`` only, when given) as PNG bytes (drawn once,
+    saved as files and embedded); a PNG in ``previous_dir`` named ``prefix`` + its usual name and
+    drawn from the same inputs is reused (see ``plots.keyed_png``)."""
     pngs = {}
     for (model, layer), data in result.embeddings.items():
+        if models is not None and model not in models:
+            continue
         for label in tsne_labels(result):
             if label in data:
                 title = f"{model} / {layer}: t-SNE by {label}"
-                previous = Path(previous_dir) / tsne_plot_name(model, layer, label) if previous_dir else None
+                name = prefix + tsne_plot_name(model, layer, label)
+                previous = Path(previous_dir) / name if previous_dir else None
                 pngs[(model, layer, label)] = tsne_png(data["xy"], data[label], title, previous)
     return pngs
 
@@ -308,6 +312,11 @@ def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
             page.figure("strength", lambda extra=extra: strength_curves_figure(extra.curves), extra.title, extra.curves)
         if extra.table is not None:
             page.add(html_table(extra.table, extra.best))
+        if extra.images:
+            page.add('<div class="grid">')
+            for _, caption, png in extra.images:
+                page.png(png, caption)
+            page.add("</div>")
 
 
 def _reference_first(sets: list[str], reference: str) -> list[str]:

@@ -66,6 +66,8 @@ def section_markdown(section: ReportSection) -> list[str]:
         lines += [section.text, ""]
     if section.table is not None:
         lines.append(_markdown_table(section.table, section.best))
+    if section.images:
+        lines += ["", *(f"![{caption}]({name})" for name, caption, _ in section.images)]
     return lines
 
 
@@ -122,18 +124,31 @@ def _write_plots(pngs: dict, tmp: Path) -> list[str]:
     return names
 
 
+def tsne_files(result, previous_dir: Path | None = None, models=None, prefix: str = "") -> dict[str, tuple[str, bytes]]:
+    """The t-SNE scatters of ``result`` (of ``models`` only, when given) as report files:
+    ``prefix`` + the usual file name -> (caption, PNG bytes); a file of that name in
+    ``previous_dir`` drawn from the same inputs is reused. ``Results.write`` puts an included
+    suite's scatters into the including report this way."""
+    pngs = tsne_pngs(result, previous_dir, models=models, prefix=prefix)
+    return {prefix + tsne_plot_name(model, layer, label): (f"{model} / {layer}: t-SNE by {label}", png)
+            for (model, layer, label), png in pngs.items()}
+
+
 def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = None,
-                 sections: tuple[ReportSection, ...] | list[ReportSection] = (), findings=None) -> Path:
+                 sections: tuple[ReportSection, ...] | list[ReportSection] = (), findings=None,
+                 images: dict[str, bytes] | None = None) -> Path:
     """Write the report for ``result`` into ``out_dir`` atomically, file by file.
 
     ``sections`` are extra titled tables (``compare`` adds the new model's placement) shown
     after the leaderboard in both ``leaderboard.md`` and ``report.html``. The suite's findings
     (``findings.md``/``.json`` and their sections) are part of every report of it, whichever
-    command writes it; pass ``findings`` when they are computed already.
+    command writes it; pass ``findings`` when they are computed already, and ``images`` (file
+    name -> PNG) for the plots they name (``Finding.plots``). Every section's images are
+    written as files beside ``leaderboard.md``.
     """
     findings = compute_findings(result) if findings is None else findings
     extra_files = {**findings_files(findings), **(extra_files or {})}
-    sections = (*findings_sections(findings), *sections)
+    sections = (*findings_sections(findings, images), *sections)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-report-", dir=out_dir))
@@ -144,6 +159,9 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
         wants_tsne = result.suite.outputs.tsne_plots
         pngs = tsne_pngs(result, previous_dir=out_dir) if wants_tsne else {}  # unchanged plots are reused
         plots = _write_plots(pngs, tmp)
+        for name, _, png in (image for section in sections for image in section.images):
+            (tmp / name).write_bytes(png)
+            plots.append(name)
         if result.suite.outputs.html:
             page = render_html(result, sections, tsne=pngs, previous_html=out_dir / REPORT_HTML)
             (tmp / REPORT_HTML).write_text(page, encoding="utf-8")

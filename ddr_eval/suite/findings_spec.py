@@ -160,6 +160,9 @@ class RobustnessSpec(_Strict):
 
 
 class FindingsSpec(_Strict):
+    include: tuple[str, ...] = Field(
+        (), description="suite files (relative to this suite's folder) whose findings are computed, each on its own "
+        "run with its own seed, and appended after this suite's; each must have findings and no include or robustness")
     layer: str = "deep"
     bootstrap: int = Field(200, ge=0)
     thresholds: Thresholds = Thresholds()

@@ -2,6 +2,7 @@
 
 Degradation steps and metrics are registry-built from their ``type:`` key; each is validated
 here, before any work starts, so an error names its YAML path (``degradations[2].chain[0].sigma``).
+The suites a ``findings.include`` names are loaded and validated here too (``LoadedSuite.included``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
 from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
-from ddr_eval.specs import build_typed, format_location
+from ddr_eval.specs import build_typed, format_location, one_line
 from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
 from ddr_eval.suite.schema import Suite, SweepError
@@ -32,13 +33,17 @@ class LoadedSuite:
     findings: Any = None  # ddr_eval.suite.findings_spec.FindingsSpec when the suite asks for findings
     scale: int = 2  # the suite's `scale:`, or the factor its chains share
     folder_sets: dict[str, Any] = field(default_factory=dict)  # name -> DegradationSet with an lr_folder
+    included: tuple["LoadedSuite", ...] = ()  # the suites of `findings.include`, loaded and checked, in order
 
 
 def _build_typed(registry, spec: Any, where: tuple, source: str):
     return build_typed(registry, spec, where, source=source)
 
 
-def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
+def compile_suite(raw: dict[str, Any], source: str = "<suite>", base_dir: str | Path | None = None) -> LoadedSuite:
+    """``raw`` validated and built; ``source`` names it in errors, ``base_dir`` is where its
+    ``findings.include`` paths are relative to (default: ``source``'s folder when it is a file,
+    else the working directory)."""
     try:
         suite = Suite.model_validate(_expand_folder_roots(raw, source))
     except SweepError as exc:
@@ -59,7 +64,11 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>") -> LoadedSuite:
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
     _require_hr_reference(suite, metrics, source)
-    return LoadedSuite(suite, chains, metrics, source, _findings(suite, source), scale, folder_sets)
+    findings = _findings(suite, source)
+    if base_dir is None:
+        base_dir = Path(source).parent if Path(source).is_file() else Path()
+    included = _included(findings, source, Path(base_dir)) if findings is not None else ()
+    return LoadedSuite(suite, chains, metrics, source, findings, scale, folder_sets, included)
 
 
 def _expand_folder_roots(raw: dict[str, Any], source: str) -> dict[str, Any]:
@@ -175,6 +184,35 @@ def _findings(suite: Suite, source: str):
     if spec.robustness is not None:
         _check_robustness(spec.robustness, suite, source)
     return spec
+
+
+def _included(spec: FindingsSpec, source: str, base_dir: Path) -> tuple[LoadedSuite, ...]:
+    """Each ``findings.include`` file (relative to ``base_dir``) loaded and validated as a suite of
+    its own: it must have findings, and neither include suites itself nor be a robustness suite."""
+    if spec.include and spec.robustness is not None:
+        raise UserError(f"{source}: findings.include: a suite with findings.robustness cannot include suites")
+    included: list[LoadedSuite] = []
+    for i, entry in enumerate(spec.include):
+        where = f"{source}: findings.include[{i}]"
+        path = base_dir / entry
+        try:
+            raw = load_yaml_mapping(path)
+            findings = raw.get("findings")
+            if isinstance(findings, dict) and findings.get("include"):  # before compiling it: it may include this file
+                raise UserError(f"{path} includes suites itself (findings.include); includes do not nest")
+            loaded = compile_suite(raw, str(path), path.parent)
+        except UserError as exc:
+            raise UserError(one_line(f"{where}: {exc}")) from None
+        if loaded.findings is None:
+            raise UserError(f"{where}: {path} has no `findings:` section; an included suite contributes its findings")
+        if loaded.findings.robustness is not None:
+            raise UserError(f"{where}: {path} has findings.robustness; a robustness suite cannot be included")
+        twin = next((j for j, other in enumerate(included) if other.suite.name == loaded.suite.name), None)
+        if twin is not None:
+            raise UserError(f"{where}: {path}: suite {loaded.suite.name!r} is already included "
+                            f"(findings.include[{twin}])")
+        included.append(loaded)
+    return tuple(included)
 
 
 def _check_robustness(spec, suite: Suite, source: str) -> None:
