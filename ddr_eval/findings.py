@@ -325,6 +325,14 @@ class FindingsComputer:
         missing = [m for m in roles if not any(r.model == m for r in rows)]
         if missing:
             raise UserError(f"findings.identification: no identification result for {missing}")
+        sets_of = {m.name: m.sets for m in self.result.loaded.metrics}  # a metric's `sets:`: its classes
+        tasks = {None if sets_of.get(r.metric) is None else frozenset(sets_of[r.metric]) for r in rows}
+        if len(tasks) > 1:
+            named = sorted({f"{r.metric} on {', '.join(sets_of.get(r.metric) or ['every set'])}" for r in rows})
+            raise UserError(f"findings.identification: its probes are scored on different degradation sets "
+                            f"({'; '.join(named)}); compare probes on one task (one `sets:`)")
+        (task,) = tasks
+        classes = [name for name in self.result.inputs.eval_sets if task is None or name in task]
         unselected = sorted({r.metric for r in rows if r.extra.get("cv_accuracy") is None})
         if unselected:
             raise UserError(f"findings.identification: {unselected[0]} has no training-split cross-validation; "
@@ -347,7 +355,7 @@ class FindingsComputer:
                    f"baselines {best_test['baseline']:.3f}).")
         numbers = {"ddr_accuracy": ddr.value, "baseline_accuracy": base.value, "chosen_ddr": _variant(ddr),
                    "chosen_baseline": _variant(base), "variants": len(rows),
-                   "best_test": best_test}
+                   "best_test": best_test, "classes": classes}
         return Finding("identification", "DDR identifies distortions",
                        "a probe on DDR, chosen on the training split, beats the baselines", verdict, summary, table,
                        numbers)

@@ -75,8 +75,11 @@ def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | N
         y = np.concatenate([[set_name] * len(d.lr) for set_name, d in sets.items()])
         return x, y
 
-    x_train, y_train = stack("train", results.run.inputs.train_sets)
-    x_test, y_test = stack(suite.data.eval_split, results.run.inputs.eval_sets)
+    def scored(sets: dict) -> dict:  # the sets the metric was computed on (its `sets:`, else all)
+        return {set_name: sets[set_name] for set_name in metric.select_sets(sets)}
+
+    x_train, y_train = stack("train", scored(results.run.inputs.train_sets))
+    x_test, y_test = stack(suite.data.eval_split, scored(results.run.inputs.eval_sets))
     probe = DegradationProbe(metric.classifier, metric.k, best.extra.get("C_chosen") or metric.c_grid[0],
                              seed=suite.seed).fit(x_train, y_train)
     accuracy = float((probe.predict(x_test) == y_test).mean())

@@ -5,7 +5,9 @@ is run once per seed in ``robustness.seeds`` (each seed draws other patches and 
 features go through the feature cache, so a model sees each (seed, set) once, whatever reads it).
 From each seed's run:
 
-* the suite's own findings (``findings:``, the paper's configuration), with their usual verdicts;
+* the suite's own findings (``findings:``, the paper's configuration), with their usual verdicts
+  (finding 7 too: its probes are cross-validated and chosen on each seed's training split, so the
+  table over seeds names each seed's chosen DDR and baseline variant beside their test accuracies);
 * along each swept degradation (``strength:``), findings 1 (global residual), 2 (adversarial),
   4 (SR vs classification) and 6 (generalization) at every level, each level paired with the
   clean ``reference`` set, by the same code and verdict rules as the single-configuration
@@ -374,8 +376,16 @@ def _crossovers(by, key, group, xs, label) -> str:
     return " (" + "; ".join(parts) + ")"
 
 
+def _most_common(values: Sequence[str]) -> str:
+    """The most frequent of ``values`` and how many of them it is: ``"a (2/3)"``."""
+    top = max(dict.fromkeys(values), key=list(values).count)
+    return f"{top} ({list(values).count(top)}/{len(values)})"
+
+
 def seed_findings(robust: RobustnessResult) -> list[Finding]:
-    """The suite's own findings (paper configuration), each over the seeds: how many agree, the spread."""
+    """The suite's own findings (paper configuration), each over the seeds: how many agree, the
+    spread of its numbers, and each seed's named choices (finding 7: the probe variants its
+    training-split cross-validation chose)."""
     seeds = list(robust.per_seed_findings)
     first = robust.per_seed_findings[seeds[0]]
     out = []
@@ -384,11 +394,14 @@ def seed_findings(robust: RobustnessResult) -> list[Finding]:
         verdicts = [f.verdict for f in runs]
         majority = max((REPRODUCED, PARTLY, NOT), key=verdicts.count)
         numeric = [k for k, v in finding.numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        table = [{"seed": s, "verdict": f.verdict, **{k: round(float(f.numbers[k]), 4) for k in numeric}}
-                 for s, f in zip(seeds, runs)]
-        if numeric:
-            table.append({"seed": "mean [min, max]", "verdict": f"{verdicts.count(majority)}/{len(seeds)} {majority}",
-                          **{k: spread([f.numbers[k] for f in runs]) for k in numeric}})
+        named = [k for k, v in finding.numbers.items() if isinstance(v, str)]
+        table = [{"seed": s, "verdict": f.verdict, **{k: round(float(f.numbers[k]), 4) for k in numeric},
+                  **{k: f.numbers[k] for k in named}} for s, f in zip(seeds, runs)]
+        if numeric or named:
+            label = "mean [min, max]" + (" / most common" if named else "")
+            table.append({"seed": label, "verdict": f"{verdicts.count(majority)}/{len(seeds)} {majority}",
+                          **{k: spread([f.numbers[k] for f in runs]) for k in numeric},
+                          **{k: _most_common([f.numbers[k] for f in runs]) for k in named}})
         summary = (f"{verdicts.count(majority)} of {len(seeds)} seeds: {majority} "
                    f"({', '.join(f'seed {s}: {v}' for s, v in zip(seeds, verdicts))}). Seed {seeds[0]}: {finding.summary}")
         out.append(Finding(finding.key + "@seeds", finding.title + ", over seeds", finding.expected, majority,
@@ -476,9 +489,9 @@ def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> st
              f"{robust.runs[0].loaded.findings.thresholds.gr_ratio:g}x the no-GR net's, and the matched-fit snapshot's "
              "CHI >= that ratio too): each half is located on its own by the same seed rule (a half holds at a level "
              "when enough seeds meet it there) and named after the range; the finding holds at a level only where "
-             "both do. Over seeds, the verdict is the seeds' majority. A number is stable from the "
-             "smallest size whose seeds' spread (max - min) / |mean| is within the stated tolerance there and at "
-             "every larger size.", "",
+             "both do. Over seeds, the verdict is the seeds' majority" + _identification_rule(findings) + ". A number "
+             "is stable from the smallest size whose seeds' spread (max - min) / |mean| is within the stated tolerance "
+             "there and at every larger size.", "",
              "| finding | verdict | where / how often |", "|---|---|---|"]
     lines += [f"| {f.title} | **{f.verdict}** | {f.summary} |" for f in findings]
     for f in findings:
@@ -486,6 +499,15 @@ def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> st
         if f.table:
             lines.append(tabulate(f.table, headers="keys", tablefmt="github"))
     return "\n".join(lines) + "\n"
+
+
+def _identification_rule(findings: list[Finding]) -> str:
+    """How finding 7 is recomputed per seed, when the suite has it."""
+    if not any(f.key == "identification@seeds" for f in findings):
+        return ""
+    return ("; finding 7 (identification) is recomputed in full per seed: each seed's run chooses its DDR and its "
+            "baseline probe by cross-validation on that seed's training split, then reads the test split (the "
+            "chosen variants are named per seed)")
 
 
 def robustness_files(robust: RobustnessResult, findings: list[Finding]) -> dict[str, str]:

@@ -349,13 +349,14 @@ def _identification_row(model, layer, test, cv, metric="identification[logistic,
                      extra={"cv_accuracy": cv, "C_chosen": 1.0, "cv_folds": 5, "cv_grouped": True})
 
 
-def _finding(rows):
+def _finding(rows, metrics=()):
     from types import SimpleNamespace
 
     from ddr_eval.findings import FindingsComputer, FindingsSpec
 
     spec = FindingsSpec.model_validate({"identification": {"ddr": ["sr", "sr-sweep"], "baselines": ["stats"]}})
     result = SimpleNamespace(sources=[], rows=rows, suite=SimpleNamespace(pooling="gap"),
+                             loaded=SimpleNamespace(metrics=metrics),
                              inputs=SimpleNamespace(eval_sets={"clean": SimpleNamespace(split="test")}))
     return FindingsComputer(result, spec).compute()[0]
 

@@ -46,7 +46,7 @@ from functools import lru_cache
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Literal, Protocol, Sequence
 
 import numpy as np
 import pydantic
@@ -287,13 +287,15 @@ class MetricInputs(Protocol):
     ``features`` and ``stack`` (``"features"``; ``stack(layer, "train")``: ``"train_split"``),
     ``sr_outputs``/``hr_targets`` (``"sr_outputs"``), ``module`` (``"module"``), ``rows``
     (``"rows"``), ``image_groups`` (``"image_groups"``). Features are in the metric's pooling.
+    A metric with ``sets:`` sees only those sets (and the reference): ``sets``, ``test_sets`` and
+    ``stack`` (both splits) hold them alone; reading another set is an :class:`UndeclaredInputError`.
     """
 
     model: str  # the model's label
     layers: tuple[str, ...]  # its tapped layers (shown names)
-    sets: tuple[str, ...]  # evaluated degradation sets, suite order
+    sets: tuple[str, ...]  # evaluated degradation sets the metric is computed on (its `sets`), suite order
     test_sets: tuple[str, ...]  # the same without the reference set
-    reference: str
+    reference: str  # the suite's reference set (readable even when not in `sets`)
     seed: int
     scale: int
     patch_shape: tuple[int, ...]  # one LR patch, (H, W, C)
@@ -342,6 +344,9 @@ class Metric(BaseModel):
     models: tuple[str, ...] | None = Field(
         None, description="model labels this metric applies to; None = every model in the suite"
     )
+    sets: tuple[str, ...] | None = Field(
+        None, description="degradation sets it is computed on (suite order kept); None = every evaluated set"
+    )
     aggregation: str = Field("mean", description="how per-set values become the summary: a name in AGGREGATIONS")
 
     @pydantic.field_validator("aggregation")
@@ -351,6 +356,18 @@ class Metric(BaseModel):
             raise ValueError(f"unknown aggregation {value!r}; known: {', '.join(AGGREGATIONS)}")
         if value != "mean" and not cls.per_set:
             raise ValueError(f"{cls.metric_type} is computed on all sets pooled; it takes no aggregation")
+        return value
+
+    @pydantic.field_validator("sets")
+    @classmethod
+    def _named_sets(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one degradation set (or leave `sets` out: every set)")
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"names a set twice: {repeated}")
         return value
 
     def aggregate(self, values: Sequence[float]) -> float:
@@ -365,6 +382,10 @@ class Metric(BaseModel):
 
     def applies_to(self, model_label: str) -> bool:
         return self.models is None or model_label in self.models
+
+    def select_sets(self, names: Iterable[str]) -> tuple[str, ...]:
+        """The names of ``names`` (degradation sets, in their order) this metric is computed on."""
+        return tuple(name for name in names if self.sets is None or name in self.sets)
 
     def for_patch(self, patch_shape: tuple[int, ...]) -> Metric:
         """This metric as it names its rows in a suite whose LR patches have ``patch_shape``
@@ -404,6 +425,8 @@ class Metric(BaseModel):
             parts = [*parts, self.aggregation]
         if self.pooling is not None and self.pooling != type(self).model_fields["pooling"].default:
             parts = [*parts, self.pooling]
+        if self.sets is not None:  # its own task: never the column of the same metric on every set
+            parts = [*parts, f"{len(self.sets)} set{'s' if len(self.sets) > 1 else ''}"]
         return f"{self.metric_type}[{','.join(parts)}]" if parts else self.metric_type
 
     def spec(self) -> dict[str, Any]:

@@ -145,7 +145,9 @@ class ModelInputs:
     (it implements :class:`~ddr_eval.metrics.base.MetricInputs`).
 
     Each accessor checks the metric's ``needs`` first: the planner extracted, and the result
-    cache keyed, only what was declared, so an undeclared read is a bug made loud.
+    cache keyed, only what was declared, so an undeclared read is a bug made loud. A metric with
+    ``sets:`` sees those sets alone (``sets``, ``test_sets``, ``stack`` of either split, suite
+    order) and the suite's reference; any other set is refused the same way.
     """
 
     def __init__(self, reducer: Reducer, metric: Metric, source: FeatureSource, earlier: list[ResultRow]):
@@ -156,7 +158,8 @@ class ModelInputs:
         eval_sets = reducer.inputs.eval_sets
         self.model = source.label
         self.layers = tuple(source.layers)
-        self.sets = tuple(eval_sets)
+        self.sets = metric.select_sets(eval_sets)
+        self._train_sets = metric.select_sets(reducer.inputs.train_sets)
         self.reference = reducer.reference
         self.test_sets = tuple(name for name in self.sets if name != self.reference)
         self.seed = reducer.seed
@@ -175,8 +178,15 @@ class ModelInputs:
     def _batch(self, split: str, set_name: str, pooling: str) -> FeatureBatch:
         return self._reducer.features[(self._source.label, split, set_name, pooling)]
 
+    def _eval_set(self, set_name: str) -> DegradedSet:
+        """An evaluated set this metric may read: one of its ``sets`` or the reference."""
+        if set_name not in self.sets and set_name != self.reference:
+            raise UndeclaredInputError(f"metric {self._metric_type} reads set `{set_name}` outside its `sets`")
+        return self._reducer.inputs.eval_sets[set_name]
+
     def features(self, layer: str, set_name: str) -> np.ndarray:
         self._require("features")
+        self._eval_set(set_name)
         return self._batch(self._eval_split, set_name, self._pooling).features[self._source.layers[layer]]
 
     def stack(self, layer: str, split: str = "eval") -> Stacked:
@@ -185,6 +195,7 @@ class ModelInputs:
         self._require("features" if split == "eval" else "train_split")
         inputs = self._reducer.inputs
         sets, key = (inputs.eval_sets, self._eval_split) if split == "eval" else (inputs.train_sets, "train")
+        sets = {name: sets[name] for name in (self.sets if split == "eval" else self._train_sets)}
         module = self._source.layers[layer]
         xs = [self._batch(key, name, self._pooling).features[module] for name in sets]
         degradation = np.concatenate([np.full(len(d.lr), name, dtype=object) for name, d in sets.items()]).astype(str)
@@ -195,20 +206,21 @@ class ModelInputs:
     def image_groups(self, set_name: str) -> np.ndarray:
         """The source photograph (its name) of every patch of an evaluated set."""
         self._require("image_groups")
-        return _image_names(self._reducer.inputs.eval_sets[set_name])
+        return _image_names(self._eval_set(set_name))
 
     def has_hr(self, set_name: str) -> bool:
         """False for an LR-only set: HR-needing metrics then give "unavailable: no HR for set X"."""
-        return self._reducer.inputs.eval_sets[set_name].has_hr
+        return self._eval_set(set_name).has_hr
 
     def sr_outputs(self, set_name: str) -> np.ndarray | None:
         """SR outputs (N, H, W, 3 float) of an evaluated set, kept in the suite's default pooling cell."""
         self._require("sr_outputs")
+        self._eval_set(set_name)
         return self._batch(self._eval_split, set_name, self._reducer.default_pooling).outputs
 
     def hr_targets(self, set_name: str) -> np.ndarray:
         self._require("sr_outputs")
-        return self._reducer.inputs.eval_sets[set_name].patches.hr
+        return self._eval_set(set_name).patches.hr
 
     def module(self) -> Any | None:
         """The network (``torch.nn.Module``), or None for a feature source that is not one."""

@@ -99,9 +99,10 @@ def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list,
     """The cells each source needs: one per (split, set, pooling) that one of its metrics reads.
 
     Flattened feature maps are large (C*H*W per patch), so a pooling or the training split is
-    extracted only for sources whose metrics ask for it. ``skip`` holds (metric index, model
-    label) pairs whose results are cached: a source none of whose other metrics reads features
-    gets no cell at all.
+    extracted only for sources whose metrics ask for it, and a training-split set only when one
+    of them reads it in that pooling (a metric's ``sets:``; the evaluated sets are all extracted,
+    since findings read them directly). ``skip`` holds (metric index, model label) pairs whose
+    results are cached: a source none of whose other metrics reads features gets no cell at all.
     """
     cells = []
     for source in sources:
@@ -110,12 +111,16 @@ def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list,
         if skip and not mine:
             continue
         eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in mine if "features" in m.needs}
-        train_poolings = {metric_pooling(m, default_pooling) for m in mine if "train_split" in m.needs}
+        train_sets: dict[str, set[str]] = {}  # pooling -> the training-split sets read in it
+        for m in mine:
+            if "train_split" in m.needs:
+                train_sets.setdefault(metric_pooling(m, default_pooling), set()).update(m.select_sets(inputs.train_sets))
         outputs = any("sr_outputs" in m.needs for m in mine)
         for pooling in sorted(eval_poolings):
             cells += [Cell(source, d, pooling, outputs and pooling == default_pooling) for d in inputs.eval_sets.values()]
-        for pooling in sorted(train_poolings):
-            cells += [Cell(source, d, pooling, False) for d in inputs.train_sets.values()]
+        for pooling in sorted(train_sets):
+            cells += [Cell(source, d, pooling, False) for name, d in inputs.train_sets.items()
+                      if name in train_sets[pooling]]
     return cells
 
 

@@ -59,6 +59,7 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>", base_dir: str | 
     if patch % scale:
         raise UserError(f"{source}: data.patch_size: {patch} is not a multiple of the scale {scale}")
     metrics = [_build_typed(METRICS, m, ("metrics", i), source) for i, m in enumerate(suite.metrics)]
+    _check_metric_sets(metrics, [d.name for d in suite.degradations], source)
     try:  # a rank_by naming no metric of the suite fails now, not after the run
         resolve_ranking(suite.rank_by, [MetricInfo.of(m) for m in metrics])
     except UserError as exc:
@@ -110,6 +111,25 @@ def _check_folders(dset, index: int, source: str):
         except FolderError as exc:
             raise UserError(f"{source}: {format_location((*where, 'hr_folder'))}: {exc}") from None
     return dset
+
+
+def _check_metric_sets(metrics: list[Any], set_names: list[str], source: str) -> None:
+    """Each metric's ``sets:`` names degradation sets of the suite (after sweep expansion), and two
+    metrics named alike (one column) are computed on the same sets."""
+    import difflib
+
+    for i, metric in enumerate(metrics):
+        for name in metric.sets or ():
+            if name not in set_names:
+                close = difflib.get_close_matches(name, set_names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UserError(f"{source}: metrics[{i}].sets: {name!r} is not a degradation set of the suite{hint}")
+    first: dict[str, int] = {}
+    for i, metric in enumerate(metrics):
+        j = first.setdefault(metric.name, i)
+        if set(metric.sets or ()) != set(metrics[j].sets or ()):
+            raise UserError(f"{source}: metrics[{i}].sets: {metric.name} is also metrics[{j}], on other sets; "
+                            "metrics of one name share a column, so give them the same sets")
 
 
 def _require_hr_reference(suite: Suite, metrics: list[Any], source: str) -> None:
