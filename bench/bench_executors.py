@@ -75,7 +75,7 @@ def planned_cells(loaded):
     sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
     need_train = any("train_split" in m.needs for m in loaded.metrics)
     inputs = prepare_inputs(loaded, need_train)
-    return plan_cells(sources, inputs, loaded.metrics, suite.pooling)
+    return plan_cells(sources, inputs, loaded.metrics, suite.pooling, reference=suite.reference_set)
 
 
 def run_once(executor, cells):

@@ -176,7 +176,7 @@ def bare_forward_seconds(loaded) -> float:
 
     sources = build_sources(loaded.suite.models, loaded.suite.layers, loaded.scale, loaded.suite.seed)
     inputs = prepare_inputs(loaded, any("train_split" in m.needs for m in loaded.metrics))
-    cells = plan_cells(sources, inputs, loaded.metrics, loaded.suite.pooling)
+    cells = plan_cells(sources, inputs, loaded.metrics, loaded.suite.pooling, reference=loaded.suite.reference_set)
     pairs = {(cell.source.label, cell.dataset.key): cell for cell in cells if cell.source.descriptor is not None}
     batch_size = loaded.suite.runtime.batch_size
     started = time.perf_counter()

@@ -184,7 +184,7 @@ class DDRMonitor:
 
         suite, loaded = self.suite, self._loaded
         source = self._source(model)
-        cells = plan_cells([source], self._inputs, loaded.metrics, suite.pooling)
+        cells = plan_cells([source], self._inputs, loaded.metrics, suite.pooling, reference=suite.reference_set)
         device = _device_of(model)
         no_cache = FeatureCache(enabled=False)
         features = {}

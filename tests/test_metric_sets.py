@@ -167,6 +167,16 @@ def test_training_split_cells_are_planned_only_for_the_sets_read_in_each_pooling
         *(("m", "test", n, p) for n in SETS for p in ("gap", "mean_std")), *(("other", "test", n, "gap") for n in SETS)}
 
 
+def test_sr_outputs_are_kept_only_for_the_sets_an_output_metric_reads_and_its_reference():
+    source, other = SimpleNamespace(label="m"), SimpleNamespace(label="other")
+    inputs = SimpleNamespace(eval_sets={n: SimpleNamespace(name=n, split="test") for n in SETS}, train_sets={})
+    metrics = [build_metric({"type": "chi"}), build_metric({"type": "psnr", "sets": ["blur"], "models": ["m"]}),
+               build_metric({"type": "psnr", "models": ["other"]})]
+    cells = plan_cells([source, other], inputs, metrics, "gap", reference="clean")
+    with_outputs = {(c.source.label, c.dataset.name) for c in cells if c.outputs}
+    assert with_outputs == {("m", "clean"), ("m", "blur"), *(("other", n) for n in SETS)}
+
+
 def test_a_run_extracts_the_training_split_only_for_a_metrics_sets(tmp_path):
     from ddr_eval.api import evaluate
 

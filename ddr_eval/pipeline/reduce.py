@@ -113,7 +113,7 @@ class Reducer:
     def compute(self, metric: Metric, source: FeatureSource, earlier: list[ResultRow] | None = None) -> MetricPart:
         """One metric on one model: its declared inputs -> ``metric.reduce`` -> stamped rows.
         ``earlier``: this model's rows from the metrics before it in the suite (``rows`` input)."""
-        view = ModelInputs(self, metric, source, earlier or [])
+        view = ModelInputs(self, metric, source, earlier)
         named = metric.for_patch(view.patch_shape)
         output: MetricOutput = named.reduce(view)
         rows = [self._result_row(named, source, draft) for draft in output.rows]
@@ -150,8 +150,9 @@ class ModelInputs:
     order) and the suite's reference; any other set is refused the same way.
     """
 
-    def __init__(self, reducer: Reducer, metric: Metric, source: FeatureSource, earlier: list[ResultRow]):
-        self._reducer, self._source, self._earlier = reducer, source, earlier
+    def __init__(self, reducer: Reducer, metric: Metric, source: FeatureSource,
+                 earlier: list[ResultRow] | None = None):
+        self._reducer, self._source, self._earlier = reducer, source, earlier or []
         self._needs = type(metric).needs
         self._metric_type = metric.metric_type
         self._pooling = metric_pooling(metric, reducer.default_pooling)

@@ -95,7 +95,7 @@ def check_output_dir(path: Path, what: str = "report directory") -> None:
 
 
 def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str,
-               skip: Collection[tuple[int, str]] = frozenset()) -> list[Cell]:
+               skip: Collection[tuple[int, str]] = frozenset(), reference: str | None = None) -> list[Cell]:
     """The cells each source needs: one per (split, set, pooling) that one of its metrics reads.
 
     Flattened feature maps are large (C*H*W per patch), so a pooling or the training split is
@@ -103,7 +103,9 @@ def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list,
     of them reads it in that pooling (a metric's ``sets:``; the evaluated sets are all extracted,
     since findings read them directly). ``skip`` holds (metric index, model label) pairs whose
     results are cached: a source none of whose other metrics reads features gets no cell at all.
+    ``reference``: the suite's reference set (default: the first evaluated set).
     """
+    reference = reference if reference is not None else next(iter(inputs.eval_sets))
     cells = []
     for source in sources:
         mine = [m for i, m in enumerate(metrics)
@@ -115,9 +117,13 @@ def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list,
         for m in mine:
             if "train_split" in m.needs:
                 train_sets.setdefault(metric_pooling(m, default_pooling), set()).update(m.select_sets(inputs.train_sets))
-        outputs = any("sr_outputs" in m.needs for m in mine)
+        # SR outputs (the whole upscaling tail, not just the tapped blocks) only for the sets an
+        # output-reading metric reads, its reference included
+        output_sets = {name for m in mine if "sr_outputs" in m.needs
+                       for name in (*m.select_sets(inputs.eval_sets), reference)}
         for pooling in sorted(eval_poolings):
-            cells += [Cell(source, d, pooling, outputs and pooling == default_pooling) for d in inputs.eval_sets.values()]
+            cells += [Cell(source, d, pooling, name in output_sets and pooling == default_pooling)
+                      for name, d in inputs.eval_sets.items()]
         for pooling in sorted(train_sets):
             cells += [Cell(source, d, pooling, False) for name, d in inputs.train_sets.items()
                       if name in train_sets[pooling]]
@@ -164,7 +170,8 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     keys = _result_keys(loaded, sources, inputs)
     cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
     # findings read features directly, so a suite with findings extracts (or loads) them all
-    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=set(cached) if not suite.findings else ())
+    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=set(cached) if not suite.findings else (),
+                       reference=suite.reference_set)
     memory = plan_memory(cells, inputs, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
 
     t = time.perf_counter()
