@@ -1,6 +1,6 @@
 """The shipped robustness suites (``findings.robustness``: paper-robustness x2, paper-x4-robustness
 x4) and their committed reports: each suite has a committed report made from the suite as it is
-now, by a cold run (the wall time a reader sees is not a warm re-run), with finding 3 over seeds."""
+now, by a cold run (the wall time a reader sees is not a warm re-run), with findings 3 and 7 over seeds."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ def test_committed_robustness_report_is_a_cold_run_of_the_suite_as_it_is(suite_f
     assert state.startswith("cold"), state
     assert f"Measured time: {document['seconds']:.0f} s, {state}." in (report / "findings.md").read_text()
     keys = {f["key"] for f in document["findings"]}
-    assert {"global_residual@strength", "training@seeds", "sample_size"} <= keys, keys
+    assert {"global_residual@strength", "training@seeds", "identification@seeds", "sample_size"} <= keys, keys
+    finding_7 = next(f for f in document["findings"] if f["key"] == "identification@seeds")
+    per_seed = [row for row in finding_7["table"] if row["seed"] in loaded.findings.robustness.seeds]
+    assert len(per_seed) == len(loaded.findings.robustness.seeds)
+    assert all(row["chosen_ddr"] and row["chosen_baseline"] and 0 < row["ddr_accuracy"] <= 1 for row in per_seed)
     finding_1 = next(f for f in document["findings"] if f["key"] == "global_residual@strength")
     assert set(finding_1["numbers"]["parts"]) == {g.label for g in loaded.findings.robustness.strength}
