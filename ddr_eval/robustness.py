@@ -7,7 +7,8 @@ From each seed's run:
 
 * the suite's own findings (``findings:``, the paper's configuration), with their usual verdicts
   (finding 7 too: its probes are cross-validated and chosen on each seed's training split, so the
-  table over seeds names each seed's chosen DDR and baseline variant beside their test accuracies);
+  table over seeds names each seed's chosen DDR and baseline variant beside their test accuracies),
+  and those of the suites it includes (``findings.include``), each run at the same seed;
 * along each swept degradation (``strength:``), findings 1 (global residual), 2 (adversarial),
   4 (SR vs classification) and 6 (generalization) at every level, each level paired with the
   clean ``reference`` set, by the same code and verdict rules as the single-configuration
@@ -271,6 +272,11 @@ def run_robustness(loaded, run: Callable, progress: Callable[[str], None] = lamb
         runs.append(result)
         count(result)
         per_seed[seed] = compute_findings(result)
+        for included in loaded.included:  # `findings.include`: those suites' findings, at this seed too
+            progress(f"seed {seed}: {included.suite.name}")
+            other = run(reseeded(included, seed))
+            count(other)
+            per_seed[seed] = [*per_seed[seed], *compute_findings(other)]
         points += strength_points(result, spec)
         if spec.sample_size:
             progress(f"seed {seed}: sample size")

@@ -184,3 +184,29 @@ def test_a_suite_with_models_added_keeps_include_paths_relative_to_its_file(tmp_
     _, compared, _ = suite_with_model(path, zoo_dir() / "checkpoints" / "srcnn" / "model.safetensors", name="mine")
     added, _ = prepare(path, {"name": "srcnn"})
     assert [s.suite.name for s in compared.included] == [s.suite.name for s in added.included] == ["tiny-cincgan"]
+
+
+def test_a_robustness_suite_runs_its_included_suites_at_each_seed(tmp_path):
+    from ddr_eval.robustness import robustness_findings, run_robustness
+
+    raw = copy.deepcopy(PARENT)
+    raw["degradations"] = [CLEAN, {"name": "blurry", "chain": [
+        {"type": "gaussian_blur", "sigma": {"sweep": [1, 2, 1]}}, {"type": "bicubic", "scale": 2}]}]
+    raw["findings"]["global_residual"]["sets"] = ["clean", "blurry_sigma2"]
+    raw["findings"]["robustness"] = {"seeds": [0, 1], "reference": "clean", "strength": [{"sweep": "blurry"}]}
+    _write(tmp_path / "suites", "included.yaml", INCLUDED)
+    loaded = load_suite(_write(tmp_path / "suites", "robust.yaml", raw))
+    runs = []
+
+    def run(seeded):
+        runs.append((seeded.suite.name, seeded.suite.seed))
+        return evaluate(seeded, cache_dir=tmp_path / "cache").run
+
+    robust = run_robustness(loaded, run)
+    assert runs == [("tiny-parent", 0), ("tiny-cincgan", 0), ("tiny-parent", 1), ("tiny-cincgan", 1)]
+    for seed in (0, 1):
+        assert [f.key for f in robust.per_seed_findings[seed]] == ["global_residual", "cincgan"]
+        alone = evaluate({**INCLUDED, "seed": seed}, cache_dir=tmp_path / "cache").findings
+        assert robust.per_seed_findings[seed][1].numbers == alone[0].numbers
+    (over_seeds,) = [f for f in robustness_findings(robust) if f.key == "cincgan@seeds"]
+    assert over_seeds.numbers["verdicts"] == {str(s): robust.per_seed_findings[s][1].verdict for s in (0, 1)}

@@ -208,9 +208,8 @@ def _findings(suite: Suite, source: str):
 
 def _included(spec: FindingsSpec, source: str, base_dir: Path) -> tuple[LoadedSuite, ...]:
     """Each ``findings.include`` file (relative to ``base_dir``) loaded and validated as a suite of
-    its own: it must have findings, and neither include suites itself nor be a robustness suite."""
-    if spec.include and spec.robustness is not None:
-        raise UserError(f"{source}: findings.include: a suite with findings.robustness cannot include suites")
+    its own: it must have findings, and neither include suites itself nor be a robustness suite
+    (a robustness suite may include suites: it runs each of them at each of its seeds)."""
     included: list[LoadedSuite] = []
     for i, entry in enumerate(spec.include):
         where = f"{source}: findings.include[{i}]"
