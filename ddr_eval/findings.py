@@ -394,7 +394,13 @@ class FindingsComputer:
         if outside:
             summary += f"; outside them, mean gain {np.mean([g[1] for g in outside]):+.2f} dB"
         summary += "."
-        numbers = {name: {"range": g[0], "gain_db": g[1], "gain_ci": [g[2], g[3]]} for name, g in gains.items()}
+        numbers: dict[str, Any] = {name: {"range": g[0], "gain_db": g[1], "gain_ci": [g[2], g[3]]}
+                                   for name, g in gains.items()}
+        # the headline numbers, flat, so a table over seeds can show their spread
+        numbers["sets_won_inside"] = int(wins)
+        numbers["mean_gain_inside_db"] = float(np.mean([g[1] for g in inside])) if inside else None
+        if outside:
+            numbers["mean_gain_outside_db"] = float(np.mean([g[1] for g in outside]))
         return Finding("blind_sr", "DDR-guided blind SR", "conditioning on DDR beats the same generator without "
                        "it on degradations inside its training range, below the oracle", verdict, summary, table,
                        numbers)

@@ -106,5 +106,8 @@ def test_the_blind_sr_finding_on_a_tiny_suite(tiny_trained):
     assert finding.key == "blind_sr" and finding.verdict in ("reproduced", "partly reproduced", "not reproduced")
     assert [row["set"] for row in finding.table] == ["clean", "blur1", "blur4"]
     assert finding.numbers["blur4"]["range"] == "outside"
+    inside = [v["gain_db"] for v in finding.numbers.values() if isinstance(v, dict) and v["range"] == "inside"]
+    assert finding.numbers["mean_gain_inside_db"] == pytest.approx(np.mean(inside))
+    assert isinstance(finding.numbers["sets_won_inside"], int) and 0 <= finding.numbers["sets_won_inside"] <= len(inside)
     low, high = finding.numbers["blur1"]["gain_ci"]
     assert low <= finding.numbers["blur1"]["gain_db"] <= high
