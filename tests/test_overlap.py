@@ -7,21 +7,16 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics import METRICS
-from ddr_eval.models.archs import build_arch
-from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.overlap import runs_beside_forward
 from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.process import tune_process
 from ddr_eval.suite.loader import compile_suite
-
-TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
-
+from test_executors import suite_raw as executor_suite  # noqa: F401  (a fixture)
 
 class BatchExecutor(LocalExecutor):
     """The local executor without streaming: every metric then runs after all cells, as before."""
@@ -34,34 +29,16 @@ class BatchExecutor(LocalExecutor):
 
 
 @pytest.fixture(scope="module")
-def suite_raw(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("overlap_suite")
-    paths = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        path = root / f"tiny-sr-{seed}.safetensors"
-        save_model(path, build_arch("MSRResNet", **TINY_SR), "MSRResNet", TINY_SR)
-        paths.append(str(path))
-    return {
-        "name": "overlap", "seed": 3,
-        "data": {"source": "embedded", "images": ["astronaut", "chelsea", "camera", "coffee"], "eval_split": "all",
-                 "patch_size": 16, "patches_per_image": 4},
-        "degradations": [
-            {"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
-            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
-            {"name": "noise", "chain": [{"type": "bicubic", "scale": 2}, {"type": "gaussian_noise", "sigma": 20}]},
-        ],
-        "models": [{"path": paths[0], "as": "tiny-a"}, {"path": paths[1], "as": "tiny-b"},
-                   {"baseline": "image_statistics"}],
-        "layers": ["deep"],
-        # one of each placement: background (chi, silhouette on t-SNE, srga, psnr) and main thread
-        # afterwards (psnr_drop reads rows; params and flops read the module)
-        "metrics": [{"type": "chi", "label": "degradation", "projection": "raw"},
-                    {"type": "silhouette", "label": "degradation", "projection": "tsne"},
-                    {"type": "srga", "pca_dim": 300}, {"type": "psnr"}, {"type": "psnr_drop"},
-                    {"type": "params"}, {"type": "flops"}],
-        "rank_by": ["chi[degradation,raw]"],
-    }
+def suite_raw(executor_suite) -> dict:  # noqa: F811  (the imported fixture, requested by name)
+    """The executor tests' suite (two tiny SR networks, a statistics baseline, three sets) with
+    one metric of each placement: background (chi, silhouette on t-SNE, srga, psnr) and main
+    thread afterwards (psnr_drop reads rows; params and flops read the module)."""
+    return {**executor_suite, "name": "overlap",
+            "metrics": [{"type": "chi", "label": "degradation", "projection": "raw"},
+                        {"type": "silhouette", "label": "degradation", "projection": "tsne"},
+                        {"type": "srga", "pca_dim": 300}, {"type": "psnr"}, {"type": "psnr_drop"},
+                        {"type": "params"}, {"type": "flops"}],
+            "rank_by": ["chi[degradation,raw]"]}
 
 
 def _rows(run) -> list[tuple]:
