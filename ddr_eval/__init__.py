@@ -11,6 +11,7 @@ The Python API (imported on first use, so ``import ddr_eval`` stays cheap):
     chi, silhouette, davies_bouldin, srga, psnr, ssim   the metric functions
     DDRMonitor(suite_or_sets, every=N)       DDR of a model every N iterations of a training loop
     UserError, ModelInputError               what bad input raises
+    trust_code()                             UNSAFE: let TorchScript checkpoints (which run code) load
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _LAZY = {
     "ssim": "ddr_eval.api",
     "DDRMonitor": "ddr_eval.monitor",
     "UserError": "ddr_eval.errors",
+    "trust_code": "ddr_eval.models.checkpoint",
 }
 
 __all__ = sorted(_LAZY)

@@ -26,6 +26,21 @@ def _echo_err(message: str) -> None:
     typer.echo(f"ddr-eval: error: {message}", err=True)
 
 
+TRUST_CODE_HELP = ("UNSAFE: also load TorchScript checkpoints, whose loading runs code the file carries "
+                   "(only for files you made yourself)")
+
+
+def _trust_code_option() -> bool:
+    return typer.Option(False, "--trust-code", help=TRUST_CODE_HELP)
+
+
+def _apply_trust(trust_code: bool) -> None:
+    if trust_code:
+        from ddr_eval.models.checkpoint import trust_code as allow
+
+        allow()
+
+
 @app.command()
 def run(
     suite: Path = typer.Argument(..., help="suite YAML file"),
@@ -35,8 +50,10 @@ def run(
     executor: str = typer.Option("local", "--executor", help="where cells run: local (this process) or ray"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. ray://head:10001 or "
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
+    _apply_trust(trust_code)
     from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import check_output_dir
@@ -132,8 +149,10 @@ def zoo_train(
 def zoo_evaluate(
     names: list[str] = typer.Argument(..., help="trained entries to re-measure, or 'all'"),
     series: bool = typer.Option(False, "--series", help="also measure every training snapshot (the fit curve)"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Re-measure held-out PSNR/SSIM (or accuracy) of trained entries and update zoo.yaml."""
+    _apply_trust(trust_code)
     from ddr_eval.models.zoo import Zoo
     from ddr_eval.training.zoo_train import reevaluate_entry, reevaluate_series
 
@@ -166,8 +185,10 @@ def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: 
 def identify(
     images: list[Path] = typer.Argument(..., help="LR images whose degradation to identify"),
     probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Predict the degradation of images from their DDR (class and probability)."""
+    _apply_trust(trust_code)
     from tabulate import tabulate
 
     from ddr_eval.identify import Identifier
@@ -187,8 +208,10 @@ def upscale(
     output_path: Path = typer.Argument(..., metavar="OUT", help="output PNG"),
     model: str = typer.Option(..., "--model", help="zoo name or checkpoint path"),
     arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
+    _apply_trust(trust_code)
     from PIL import Image as PILImage
 
     from ddr_eval.atomic import atomic_write
@@ -230,8 +253,10 @@ def compare(
     out: Optional[Path] = typer.Option(None, "--out", help="report directory (default: reports/<suite>/compare-<name>)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature, the zoo's too"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Rank one model against a suite's models; print its rank and deltas to its neighbours."""
+    _apply_trust(trust_code)
     from ddr_eval.compare import compare_model
 
     outcome = compare_model(model, suite, arch=arch, name=name, out_dir=out, use_cache=not no_cache,
@@ -253,8 +278,10 @@ def check(
     cache: bool = typer.Option(False, "--cache", help="reuse cached features and metric results (default: recompute "
                                "them, so a change in feature code cannot hide behind the cache)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
+    _apply_trust(trust_code)
     from ddr_eval.pipeline.runner import run_suite
     from ddr_eval.regression import Baseline, Tolerances, check_result, default_baseline_path
     from ddr_eval.suite.loader import load_suite
@@ -285,8 +312,10 @@ def baseline_command(
     cache: bool = typer.Option(False, "--cache", help="reuse cached features and metric results (default: recompute "
                                "them)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    trust_code: bool = _trust_code_option(),
 ) -> None:
     """Run a suite and freeze its numbers as the baseline that `ddr-eval check` compares against."""
+    _apply_trust(trust_code)
     from ddr_eval.pipeline.runner import run_suite
     from ddr_eval.regression import Baseline, default_baseline_path
     from ddr_eval.suite.loader import load_suite

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hostile_torchscript import ReadsOnLoad, WritesOnLoad, hostile_archive
 from safetensors.torch import save_file
 
 from ddr_eval.errors import CheckpointError, UserError
 from ddr_eval.models.archs import build_arch
-from ddr_eval.models.checkpoint import detect_arch, load_model, read_state_dict, save_model, sha256_file
+from ddr_eval.models.checkpoint import TRUST_CODE_ENV, detect_arch, load_model, read_state_dict, save_model, sha256_file
 
 CONFIGS = [
     ("MSRResNet", dict(num_in_ch=3, num_out_ch=3, num_feat=8, num_block=2, upscale=2)),
@@ -130,11 +131,38 @@ def test_raw_state_dict_pth_and_legacy_format(tmp_path):
         assert torch.equal(_outputs(load_model(path).module, x), _outputs(module, x))
 
 
+@pytest.mark.parametrize("cls", [WritesOnLoad, ReadsOnLoad])
+def test_hostile_torchscript_is_refused_and_runs_nothing(tmp_path, cls):
+    target = tmp_path / "secret.bin"
+    if cls is ReadsOnLoad:
+        target.write_bytes(b"\x00" * 64)
+    path = hostile_archive(tmp_path, cls, tmp_path / "pending")  # the save itself runs no __setstate__
+    target_state = target.exists()
+    for load in (read_state_dict, load_model):
+        with pytest.raises(CheckpointError, match=r"refused: .*TorchScript archive.*--trust-code") as caught:
+            load(path)
+        assert "\n" not in str(caught.value)
+    assert target.exists() == target_state and not (tmp_path / "pending").exists()
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_torchscript_archive_is_read_without_pickle(tmp_path):
+def test_hostile_torchscript_does_run_its_code_when_trusted(tmp_path, monkeypatch):
+    """The check above can fail: with --trust-code the same archive really writes its file."""
+    marker = tmp_path / "marker"
+    path = hostile_archive(tmp_path, WritesOnLoad, marker)
+    monkeypatch.setenv(TRUST_CODE_ENV, "1")
+    read_state_dict(path)
+    assert marker.exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_archive_loads_only_with_trust_code(tmp_path, monkeypatch):
     module = build_arch("MSRResNet", num_feat=8, num_block=1, upscale=2).eval()
     path = tmp_path / "scripted.pt"
     torch.jit.trace(module, torch.rand(1, 3, 6, 6)).save(str(path))
+    with pytest.raises(CheckpointError, match="refused"):
+        load_model(path)
+    monkeypatch.setenv(TRUST_CODE_ENV, "1")
     state_dict, metadata = read_state_dict(path)
     assert metadata == {"format": "torchscript"}
     assert set(state_dict) == set(module.state_dict())

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hostile_torchscript import ReadsOnLoad, WritesOnLoad, hostile_archive
 from PIL import Image as PILImage
 
 from ddr_eval.cli import main
@@ -231,6 +232,26 @@ def test_upscale_with_a_hostile_protocol_4_pickle_prints_exactly_one_line(tmp_pa
     assert len(output.splitlines()) == 1, output
     assert output.startswith("ddr-eval: error: refused: ") and "evil.pth" in output
     assert not marker.exists() and not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("cls", [WritesOnLoad, ReadsOnLoad])
+@pytest.mark.parametrize("command", ["run", "upscale", "compare"])
+def test_hostile_torchscript_is_refused_by_every_command(workdir, capsys, cls, command):
+    """A TorchScript archive runs its own code when loaded: run, upscale and compare refuse it
+    (one line naming --trust-code, exit 2), and neither its write nor its read happens."""
+    target = workdir / "target.bin"
+    if cls is ReadsOnLoad:
+        target.write_bytes(bytes(64))
+    checkpoint = hostile_archive(workdir, cls, target if cls is ReadsOnLoad else workdir / "marker")
+    argv = {
+        "run": ["run", str(_suite(workdir, checkpoint)), "--out", str(workdir / "report"), "-q"],
+        "upscale": ["upscale", str(_png(workdir / "in.png", 12)), str(workdir / "out.png"), "--model", str(checkpoint)],
+        "compare": ["compare", "--model", str(checkpoint), "--out", str(workdir / "report"), "-q"],
+    }[command]
+    code, stderr = _cli(argv, capsys)
+    _assert_one_line_error(code, stderr, str(checkpoint), "TorchScript", "--trust-code")
+    assert not (workdir / "marker").exists() and not (workdir / "out.png").exists()
+    _nothing_written(workdir)
 
 
 # -- broken checkpoints ------------------------------------------------------------------------

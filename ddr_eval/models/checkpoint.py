@@ -2,9 +2,11 @@
 
 Checkpoints arrive from strangers (model hubs, papers' Google Drives), and a ``.pth`` is a
 pickle that can run arbitrary code when loaded the ordinary way. So pickles are only read with
-``torch.load(weights_only=True)``, TorchScript archives with ``torch.jit.load`` (its unpickler
-knows only TorchScript types), and ddr-eval itself writes safetensors, whose header also
-records the architecture so a zoo checkpoint loads without guessing.
+``torch.load(weights_only=True)``, and ddr-eval itself writes safetensors, whose header also
+records the architecture so a zoo checkpoint loads without guessing. TorchScript archives are
+refused: ``torch.jit.load`` runs the archive's own code (a module's ``__setstate__`` can write
+or read any file), so they load only after the user says they trust the file
+(``--trust-code``, :func:`trust_code`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,24 @@ PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 # BasicSR stores {"params": ..., "params_ema": ...}; the EMA weights are the ones it evaluates
 WRAPPER_KEYS = ("params_ema", "params", "state_dict")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+TRUST_CODE_ENV = "DDR_EVAL_TRUST_CODE"
+"""Set (to 1) by ``--trust-code``; an environment variable so worker processes inherit the choice."""
+
+
+def trust_code(enabled: bool = True) -> None:
+    """Allow (or forbid again) checkpoint formats that run code when loaded: TorchScript archives.
+
+    Unsafe: a TorchScript archive carries Python-like code that ``torch.jit.load`` executes, and a
+    hostile one can read or write any file the process can. Only for files you made yourself.
+    """
+    if enabled:
+        os.environ[TRUST_CODE_ENV] = "1"
+    else:
+        os.environ.pop(TRUST_CODE_ENV, None)
+
+
+def code_is_trusted() -> bool:
+    return os.environ.get(TRUST_CODE_ENV, "") == "1"
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -52,7 +72,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]:
-    """Tensors and metadata of a checkpoint (safetensors, weights-only pickle or TorchScript).
+    """Tensors and metadata of a checkpoint (safetensors or weights-only pickle; TorchScript only
+    after :func:`trust_code`).
 
     BasicSR wrappers are unwrapped (``params_ema`` preferred over ``params``) and DataParallel
     ``module.`` prefixes stripped. Metadata is the safetensors header's ``__metadata__``, or a
@@ -112,6 +133,8 @@ def _is_torchscript(path: Path) -> bool:
 
 
 def _read_torchscript(path: Path) -> tuple[StateDict, dict[str, str]]:
+    if not code_is_trusted():
+        raise CheckpointError(torchscript_refusal(path))
     try:
         with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript; reading it is still fine
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -119,6 +142,12 @@ def _read_torchscript(path: Path) -> tuple[StateDict, dict[str, str]]:
     except Exception as exc:
         raise CheckpointError(f"{path} is a TorchScript archive that cannot be loaded ({_one_line(exc)})") from None
     return _strip_module_prefix(dict(scripted.state_dict())), {"format": "torchscript"}
+
+
+def torchscript_refusal(path: Path) -> str:
+    return (f"refused: {path} is a TorchScript archive, whose loading runs code the file carries; export plain "
+            "weights instead (torch.save(model.state_dict(), 'weights.pth') or safetensors), or pass --trust-code "
+            "(unsafe) if you made the file yourself")
 
 
 def _weights_only_load(path: Path) -> Any:
@@ -148,6 +177,8 @@ def _read_pickle(path: Path) -> tuple[StateDict, dict[str, str]]:
             raise CheckpointError(_refusal(path, message)) from None
         raise CheckpointError(f"{path} is corrupt or not a PyTorch checkpoint ({_one_line(exc)})") from None
     except Exception as exc:  # truncated zip (RuntimeError), truncated legacy pickle (EOFError), ...
+        if "TorchScript" in str(exc):  # torch's own sniffing found an archive ours did not
+            raise CheckpointError(torchscript_refusal(path)) from None
         raise CheckpointError(f"{path} is truncated, corrupt or not a PyTorch checkpoint ({_one_line(exc)})") from None
     state_dict, param_key = _unwrap(path, payload)
     metadata = {"format": "pickle"}
