@@ -27,6 +27,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.pipeline.cells import Cell, group_cells, run_cells, store
+from ddr_eval.pipeline.progress import CellProgress
 
 EXECUTORS = ("local", "ray")
 INSTALL_RAY = "pip install 'ddr-eval[ray]'"
@@ -66,17 +67,16 @@ class LocalExecutor:
 
     def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype,
                  on_ready: Callable[[int, FeatureBatch], None] | None = None) -> list:
-        from tqdm import tqdm
-
         results: list[FeatureBatch | None] = [None] * len(cells)
-        with tqdm(total=len(cells), desc="features", unit="cell", disable=not self.progress, leave=False) as bar:
+        with CellProgress(cells, enabled=self.progress) as progress:
             for group in group_cells(cells):  # the poolings of one model and input set share a forward pass
+                misses = cache.misses
                 batches = run_cells([cells[i] for i in group], cache, batch_size, device, amp_dtype)
                 for index, batch in zip(group, batches):
                     results[index] = batch
                     if on_ready is not None:
                         on_ready(index, batch)
-                bar.update(len(group))
+                progress.advance(group, computed=cache.misses > misses or not cache.enabled)
         return results
 
 
@@ -237,8 +237,6 @@ class RayExecutor:
 
     def _run(self, cells, keys, missing: list[int], results: list, cache, batch_size, device, amp_dtype) -> None:
         """Run the ``missing`` cells; each result goes into ``results`` and the cache as it arrives."""
-        from tqdm import tqdm
-
         ray = self.ray
         gpus, worker_device = self.placement(device)
         task = ray.remote(_remote_cells).options(
@@ -262,8 +260,8 @@ class RayExecutor:
             pending[ref] = indices
 
         failures: list[tuple[list[Cell], BaseException]] = []
-        with tqdm(total=len(cells), initial=len(cells) - len(missing), desc="features", unit="cell",
-                  disable=not self.progress, leave=False) as bar:
+        position = {index: k for k, index in enumerate(missing)}
+        with CellProgress([cells[i] for i in missing], enabled=self.progress) as progress:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
@@ -277,7 +275,7 @@ class RayExecutor:
                         batch = _owned(by_pooling[cells[index].pooling], cells[index].outputs)
                         store(cache, keys[index], batch)
                         results[index] = batch
-                    bar.update(len(indices))
+                    progress.advance([position[i] for i in indices])
         if failures:
             raise self._failure(failures, cached=sum(r is not None for r in results) if cache.enabled else 0)
 

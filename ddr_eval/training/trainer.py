@@ -8,6 +8,7 @@ last state continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +120,8 @@ class Trainer:
             if self.monitor_snapshots:
                 self.monitor().truncate(-1)
             self._maybe_snapshot(0)
-        bar = tqdm(total=self.recipe.iterations, initial=step, desc=self.recipe.name, disable=not self.progress)
+        bar = tqdm(total=self.recipe.iterations, initial=step, desc=self.recipe.name,
+                   disable=not self.progress or not sys.stderr.isatty())  # no \r spam in a log
         running: dict[str, list[float]] = {}
         while step < self.recipe.iterations:
             losses = self._step(step)
