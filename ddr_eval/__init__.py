@@ -8,7 +8,8 @@ The Python API (imported on first use, so ``import ddr_eval`` stays cheap):
 
     evaluate(suite, models=...) -> Results   run a suite, with in-memory nn.Modules if you like
     extract(model, lr_patches, layers=...)   pooled deep features of LR patches
-    chi, silhouette, davies_bouldin, srga, psnr, ssim   the metric functions
+    chi, silhouette, davies_bouldin, srga, ddr_chi_to_reference   feature metrics -> MetricResult
+    psnr, ssim                               image metrics -> float (dB, index)
     DDRMonitor(suite_or_sets, every=N)       DDR of a model every N iterations of a training loop
     UserError, ModelInputError               what bad input raises
     trust_code()                             UNSAFE: let TorchScript checkpoints (which run code) load
@@ -30,6 +31,7 @@ _LAZY = {
     "silhouette": "ddr_eval.api",
     "davies_bouldin": "ddr_eval.api",
     "srga": "ddr_eval.api",
+    "ddr_chi_to_reference": "ddr_eval.api",
     "psnr": "ddr_eval.api",
     "ssim": "ddr_eval.api",
     "DDRMonitor": "ddr_eval.monitor",

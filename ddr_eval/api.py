@@ -79,7 +79,7 @@ def _taps(module: nn.Module) -> dict[str, str]:
     return dict(feature_taps()) if callable(feature_taps) else {}
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
     parameter = next(module.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
 
@@ -143,7 +143,7 @@ class InMemoryModel:
         self.module.eval()
         try:
             with torch.inference_mode():
-                x = torch.zeros(1, channels, height, width, device=_device_of(self.module))
+                x = torch.zeros(1, channels, height, width, device=device_of(self.module))
                 output = self.module(x)
         except RuntimeError as exc:
             raise ModelInputError(f"model {self.name}: fails on a 1x{channels}x{height}x{width} LR batch: "
@@ -180,7 +180,7 @@ class InMemoryModel:
 # --------------------------------------------------------------------------- suites and models
 
 
-def _raw_suite(suite: Any) -> tuple[dict[str, Any], str]:
+def raw_suite(suite: Any) -> tuple[dict[str, Any], str]:
     from ddr_eval.suite.errors import load_yaml_mapping
     from ddr_eval.suite.loader import LoadedSuite
 
@@ -235,7 +235,7 @@ def prepare(suite: Any, models: Any = None, *, replace: bool = False, name: str 
 
     if models is None and isinstance(suite, LoadedSuite):
         return suite, None
-    raw, source = _raw_suite(suite)
+    raw, source = raw_suite(suite)
     base_dir = Path(source).parent if Path(source).is_file() else None  # findings.include paths are relative to it
     if models is None:
         return compile_suite(raw, source, base_dir), None
@@ -361,9 +361,13 @@ class Results:
         return findings, images
 
     def features(self, model: str, layer: str = "deep", set: str | None = None, *, split: str | None = None,
-                 pooling: str | None = None) -> np.ndarray:
-        """Pooled features (N x D) of ``model`` at ``layer`` on degradation set ``set`` (default: the reference).
+                 pooling: str | None = None, metric: str | None = None) -> np.ndarray:
+        """Features (N x D) of ``model`` at ``layer`` on degradation set ``set`` (default: the reference).
 
+        Which pooling: ``pooling`` if given (``gap``, ``gmp``, ``mean_std``, ``flatten``); else the
+        one the suite's metric ``metric`` (its name or type, e.g. ``"srga"``) reads, so the API
+        function of that metric reproduces the leaderboard's number; else the suite's ``pooling``
+        (``gap`` unless the suite says otherwise). :meth:`pooling_of` tells which one that is.
         Features a run did not need to extract (its metric results were cached) are extracted
         now, through the feature cache.
         """
@@ -381,15 +385,30 @@ class Results:
         set = set or suite.reference_set
         if set not in sets:
             raise UserError(f"features: no degradation set {set!r} on split {split}; sets: {', '.join(sets)}")
-        pooling = pooling or suite.pooling
+        pooling = pooling or self.pooling_of(metric)
         batch = run.features.get((model, split, set, pooling))
         if batch is None:
             cache = FeatureCache(self._cache_dir, enabled=self._use_cache and suite.runtime.cache)
             (batch,) = run_cells([Cell(source, sets[set], pooling, False)], cache, suite.runtime.batch_size,
-                                 _device_of(source.descriptor.module) if source.descriptor else "cpu",
+                                 device_of(source.descriptor.module) if source.descriptor else "cpu",
                                  suite.runtime.amp_dtype)
             run.features[(model, split, set, pooling)] = batch
         return np.asarray(batch.features[source.layers[layer]])
+
+    def pooling_of(self, metric: str | None = None) -> str:
+        """The pooling the suite's metric ``metric`` (name or type) reads; the suite's pooling for ``None``."""
+        from ddr_eval.pipeline.reduce import metric_pooling
+
+        suite = self.run.suite
+        if metric is None:
+            return suite.pooling
+        metrics = self.run.loaded.metrics
+        found = next((m for m in metrics if m.name == metric), None) or next(
+            (m for m in metrics if m.metric_type == metric), None)
+        if found is None:
+            raise UserError(f"features: the suite has no metric {metric!r}; metrics: "
+                            f"{', '.join(m.name for m in metrics)}")
+        return metric_pooling(found, suite.pooling)
 
     def write(self, out_dir: str | Path | None = None, sections: Iterable = ()) -> Path:
         """Write the report (leaderboard.md, results.csv, results.json, plots, report.html, findings)
@@ -439,7 +458,8 @@ def extract(model: Any, lr_patches: np.ndarray, layers: Sequence[str] = ("deep",
     """Deep features of LR patches: ``.features[layer]`` is N x D (``gap``/``gmp``: one value per channel).
 
     ``model`` is an ``nn.Module``, a ``ModelDescriptor``, a zoo name or a checkpoint path;
-    ``lr_patches`` an N,h,w,C float32 batch in [0, 1] (NHWC, RGB). ``layers`` are module names or,
+    ``lr_patches`` a batch in [0, 1], RGB: a numpy array N,h,w,C (NHWC, ddr-eval's layout) or a
+    torch tensor N,C,h,w (NCHW, PyTorch's), as a training loop holds it. ``layers`` are module names or,
     for ddr-eval's architectures, tap aliases (``deep`` = the body's output, before upsampling,
     where the DDR paper reads its features). Pooling over space is what turns a feature map into
     a *degradation representation*: content averages out, the degradation's statistics remain.
@@ -451,17 +471,27 @@ def extract(model: Any, lr_patches: np.ndarray, layers: Sequence[str] = ("deep",
         model = resolve_model(model)
     wrapped = InMemoryModel.from_descriptor(model, layers) if isinstance(model, ModelDescriptor) \
         else InMemoryModel(model, layers=layers, purpose="any")
-    lr = np.asarray(lr_patches)
-    if lr.ndim != 4:
-        raise ModelInputError(f"lr_patches: expected an N,h,w,C batch, got shape {lr.shape}")
+    lr = as_nhwc(lr_patches)
     resolved = wrapped.resolve_layers(layers)
     expected = _in_channels(wrapped.module)
     if expected is not None and expected != lr.shape[-1]:
         raise ModelInputError(f"model {wrapped.name}: takes {expected} input channels, lr_patches have {lr.shape[-1]} "
                               f"(shape {lr.shape}; NHWC expected)")
     batch = extract_features(wrapped.module, lr, list(resolved.values()), pooling, batch_size, device or
-                             _device_of(wrapped.module), return_outputs=return_outputs)
+                             device_of(wrapped.module), return_outputs=return_outputs)
     return FeatureBatch({shown: batch.features[module] for shown, module in resolved.items()}, batch.outputs)
+
+
+def as_nhwc(lr_patches) -> np.ndarray:
+    """An LR batch as float32 NHWC numpy: torch tensors are read as NCHW, arrays as NHWC."""
+    if isinstance(lr_patches, torch.Tensor):
+        if lr_patches.ndim != 4:
+            raise ModelInputError(f"lr_patches: expected an N,C,h,w tensor, got shape {tuple(lr_patches.shape)}")
+        return lr_patches.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).contiguous().numpy()
+    lr = np.asarray(lr_patches)
+    if lr.ndim != 4:
+        raise ModelInputError(f"lr_patches: expected an N,h,w,C array (or an N,C,h,w tensor), got shape {lr.shape}")
+    return lr
 
 
 def _separability(metric_type: str, features, labels, projection: str, seed: int, **params) -> MetricResult:
@@ -501,16 +531,33 @@ def davies_bouldin(features, labels, projection: str = "raw", *, seed: int = 0, 
     return _separability("davies_bouldin", features, labels, projection, seed, bootstrap=bootstrap, pca_dim=pca_dim)
 
 
-def srga(reference_features, test_features, pca_dim: int = 300, outlier_sigma: float = 5.0) -> float:
+def srga(reference_features, test_features, pca_dim: int = 300, outlier_sigma: float = 5.0, *,
+         pca_solver: str = "auto", seed: int = 0, bootstrap: int = 0) -> MetricResult:
     """SRGA, the published generalization index of a network on a degraded set: lower = generalizes better.
 
-    Both sets (samples x features, usually flattened maps) go through PCA, a generalized
-    Gaussian is fitted to each by moment matching, and the index is ``log10(KL(ref || test) +
-    1e-5) + 5``: how far the degradation moves the feature distribution away from the clean one.
+    Both sets (samples x features) go through PCA, a generalized Gaussian is fitted to each by
+    moment matching, and the index is ``log10(KL(ref || test) + 1e-5) + 5``: how far the
+    degradation moves the feature distribution away from the clean one. The published recipe
+    (and a suite's ``srga``) reads *flattened* feature maps, not pooled ones: pass
+    ``results.features(model, layer, set, metric="srga")`` to get the leaderboard's number;
+    pooled features give a different, smaller index. Defaults are a suite's; returns a
+    ``MetricResult`` like every feature metric here (``.value``; ``.extra`` holds the PCA
+    dimension actually used, the solver and any fallback in ``warnings``).
     """
-    from ddr_eval.metrics.srga import srga as _srga
+    from ddr_eval.metrics import build_metric
 
-    return _srga(np.asarray(reference_features), np.asarray(test_features), pca_dim, outlier_sigma)
+    metric = build_metric({"type": "srga", "pca_dim": pca_dim, "outlier_sigma": outlier_sigma,
+                           "pca_solver": pca_solver, "bootstrap": bootstrap})
+    return metric.compute(np.asarray(reference_features), np.asarray(test_features), seed)
+
+
+def ddr_chi_to_reference(reference_features, test_features, *, seed: int = 0, bootstrap: int = 200) -> MetricResult:
+    """CHI between the reference (clean) set's features and a degraded set's: how far the
+    degradation moves the features; lower = the network generalizes better. Defaults are a suite's."""
+    from ddr_eval.metrics import build_metric
+
+    metric = build_metric({"type": "ddr_chi_to_reference", "bootstrap": bootstrap})
+    return metric.compute(np.asarray(reference_features), np.asarray(test_features), seed)
 
 
 def _as_uint8(image) -> np.ndarray:

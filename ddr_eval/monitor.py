@@ -100,7 +100,7 @@ class DDRMonitor:
 
     # -- construction -------------------------------------------------------------------
     def _build(self, sets_or_suite, metrics, scale, seed, layers):
-        from ddr_eval.api import _raw_suite
+        from ddr_eval.api import raw_suite
         from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
         from ddr_eval.suite.loader import compile_suite
 
@@ -114,7 +114,7 @@ class DDRMonitor:
             if needing:
                 raise UserError(f"DDRMonitor: {needing[0]} needs a train split; pass a suite, not sets")
             return loaded, SuiteInputs(sets, {})
-        raw, source = _raw_suite(sets_or_suite)
+        raw, source = raw_suite(sets_or_suite)
         if metric_specs:
             raw["metrics"] = metric_specs
         if layers:
@@ -176,7 +176,7 @@ class DDRMonitor:
         return rows
 
     def _rows(self, model: nn.Module) -> list[dict[str, Any]]:
-        from ddr_eval.api import _device_of
+        from ddr_eval.api import device_of
         from ddr_eval.features.cache import FeatureCache
         from ddr_eval.pipeline.cells import group_cells, run_cells
         from ddr_eval.pipeline.reduce import Reducer
@@ -185,7 +185,7 @@ class DDRMonitor:
         suite, loaded = self.suite, self._loaded
         source = self._source(model)
         cells = plan_cells([source], self._inputs, loaded.metrics, suite.pooling, reference=suite.reference_set)
-        device = _device_of(model)
+        device = device_of(model)
         no_cache = FeatureCache(enabled=False)
         features = {}
         for group in group_cells(cells):
@@ -311,11 +311,25 @@ def lightning_callback(monitor: DDRMonitor, module_attribute: str | None = None)
                                           f"`pytorch_lightning` ({exc})") from None
 
     class DDRMonitorCallback(Callback):
+        """Measures after each training batch and hands every number to ``pl_module.log``, so
+        whichever loggers the Trainer has (CSV, TensorBoard, W&B, MLflow) receive DDR."""
+
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             net = getattr(pl_module, module_attribute) if module_attribute else pl_module
-            monitor.step(net, int(trainer.global_step))
+            for name, value in lightning_values(monitor.step(net, int(trainer.global_step)) or []).items():
+                pl_module.log(name, value, on_step=True, on_epoch=False)
 
         def on_train_end(self, trainer, pl_module) -> None:
             monitor.finish()
 
     return DDRMonitorCallback()
+
+
+def lightning_values(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """``ddr/<metric>/<layer>/<set>`` -> value for the rows that have a finite value."""
+    values = {}
+    for row in rows:
+        value = row.get("value")
+        if value is not None and np.isfinite(value):
+            values[f"ddr/{row['metric']}/{row['layer']}/{row['set']}"] = float(value)
+    return values

@@ -55,7 +55,7 @@ def test_two_metrics_of_one_name_on_other_sets_are_refused():
     """Same type, same parameters, the same number of sets: one column, so they must be one task."""
     metrics = [{"type": "chi", "sets": ["clean", "noise"], "models": ["a"]},
                {"type": "chi", "sets": ["clean", "jpeg"], "models": ["b"]}]
-    with pytest.raises(UserError, match=r"metrics\[1\]\.sets: chi\[degradation,pca50,2 sets\] is also metrics\[0\]"):
+    with pytest.raises(UserError, match=r"metrics\[1\]\.sets: chi\[degradation,raw,2 sets\] is also metrics\[0\]"):
         compile_suite(_suite(metrics), "s.yaml")
     metrics[1]["sets"] = ["noise", "clean"]  # the same sets, another order: fine
     compile_suite(_suite(metrics), "s.yaml")
@@ -67,7 +67,7 @@ def test_a_metric_on_sets_is_named_apart_and_cached_apart():
     every, some = build_metric({"type": "identification", "classifier": "lda"}), build_metric(
         {"type": "identification", "classifier": "lda", "sets": ["clean", "blur"]})
     assert (every.name, some.name) == ("identification[lda]", "identification[lda,2 sets]")
-    assert build_metric({"type": "chi", "sets": ["blur"]}).name == "chi[degradation,pca50,1 set]"
+    assert build_metric({"type": "chi", "sets": ["blur"]}).name == "chi[degradation,raw,1 set]"
     dataset = SimpleNamespace(key="clean", lr=np.zeros((2, 4, 4, 3), np.float32), source_digest=None,
                               patches=SimpleNamespace(hr=None, image_names=("a",), image_index=np.zeros(2, int)))
     keys = ResultKeys(SimpleNamespace(eval_sets={"clean": dataset}, train_sets={"clean": dataset}), reference="clean",

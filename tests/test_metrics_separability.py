@@ -158,7 +158,7 @@ def test_standardize_gives_zero_mean_unit_variance(separated):
 
 def test_pca_dim_clipped_with_warning():
     features, labels = blobs(separation=3.0, dim=6)
-    result = metric("chi", pca_dim=50).compute(features, labels, seed=0)
+    result = metric("chi", projection="pca", pca_dim=50).compute(features, labels, seed=0)
     assert result.extra["dim"] == 6
     assert any("clipped from 50 to 6" in w for w in result.extra["warnings"])
     assert project(features, "pca", 50, 0).shape == (N_SAMPLES, 6)
@@ -223,10 +223,12 @@ def test_registered_directions_and_kinds():
 
 
 def test_names_include_distinguishing_params():
-    assert build_metric({"type": "chi"}).name == "chi[degradation,pca50]"
+    assert build_metric({"type": "chi"}).name == "chi[degradation,raw]"  # the default the API and monitor share
+    assert build_metric({"type": "chi", "projection": "pca"}).name == "chi[degradation,pca50]"
     assert build_metric({"type": "chi", "label": "content", "projection": "raw"}).name == "chi[content,raw]"
     assert build_metric({"type": "silhouette", "projection": "tsne"}).name == "silhouette[degradation,tsne]"
-    assert build_metric({"type": "davies_bouldin", "pca_dim": 20}).name == "davies_bouldin[degradation,pca20]"
+    assert build_metric({"type": "davies_bouldin", "projection": "pca", "pca_dim": 20}).name == \
+        "davies_bouldin[degradation,pca20]"
 
 
 def test_bad_specs_raise_user_errors():

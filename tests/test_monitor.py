@@ -138,3 +138,33 @@ def test_zoo_trainer_logs_ddr_of_each_snapshot_without_changing_the_weights(tmp_
     assert list(log["iteration"]) == [0, 2, 4] and log["value"].notna().all()
     assert (tmp_path / "watched" / "ddr_over_training.png").exists()
     assert not (tmp_path / "plain" / "ddr_log.csv").exists()
+
+
+def test_lightning_callback_logs_every_value_through_the_module(monkeypatch):
+    """Lightning is not installed here: a stand-in ``lightning.pytorch`` with the real hook names
+    shows that each measured value reaches ``pl_module.log`` (so every Lightning logger gets it)."""
+    import types
+
+    fake = types.ModuleType("lightning.pytorch")
+    fake.Callback = type("Callback", (), {})
+    monkeypatch.setitem(sys.modules, "lightning", types.ModuleType("lightning"))
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", fake)
+    monitor = DDRMonitor(TINY, every=2, metrics=METRICS, layers=["body.1"], name="mine")
+    logged: dict[str, list[tuple[float, dict]]] = {}
+
+    class Module(TinySR):
+        def log(self, name, value, **options):
+            logged.setdefault(name, []).append((value, options))
+
+    net = Module()
+    net.load_state_dict(tiny_model(seed=1).state_dict())
+    callback = lightning_callback(monitor)
+    for step in range(3):
+        callback.on_train_batch_end(types.SimpleNamespace(global_step=step), net, None, None, step)
+    rows = [r for r in monitor.rows if r["value"] is not None]
+    assert rows and {r["iteration"] for r in monitor.rows} == {0, 2}
+    for row in rows:
+        name = f"ddr/{row['metric']}/{row['layer']}/{row['set']}"
+        assert [value for value, _ in logged[name]] == [r["value"] for r in rows if
+                                                        f"ddr/{r['metric']}/{r['layer']}/{r['set']}" == name]
+    assert all(options == {"on_step": True, "on_epoch": False} for calls in logged.values() for _, options in calls)

@@ -269,7 +269,8 @@ class SeparabilityMetric(ImageIntervalMetric):
     bounds: ClassVar[tuple[float, float]] = (0.0, np.inf)
 
     label: Literal["degradation", "content"] = "degradation"
-    projection: Projection = "pca"
+    # raw: what every shipped suite, the monitor and the Python API use, so `{type: chi}` means one thing
+    projection: Projection = "raw"
     pca_dim: int = Field(50, ge=1)
     perplexity: float = Field(30.0, gt=0)
     bootstrap: int = Field(200, ge=0)

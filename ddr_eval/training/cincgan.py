@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ddr_eval.degradations import build_chain
 from ddr_eval.models.archs.cincgan import Downscaler, LRGenerator, PatchDiscriminator
 from ddr_eval.training.sampler import PairSampler
-from ddr_eval.training.trainer import Trainer, _lr_at, _to_nchw
+from ddr_eval.training.trainer import Trainer, learning_rate_at, to_nchw
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -58,10 +58,10 @@ class CinCGANTrainer(Trainer):
     def _step(self, step: int) -> dict[str, float]:
         for optimizer in (self.optimizer, self.d_optimizer):
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(self.recipe, step)
-        x = _to_nchw(self.degraded.batch(step, self.recipe.batch_size).lr)
+                group["lr"] = learning_rate_at(self.recipe, step)
+        x = to_nchw(self.degraded.batch(step, self.recipe.batch_size).lr)
         clean = self.clean.batch(step, self.recipe.batch_size)
-        y, y_hr = _to_nchw(clean.lr), _to_nchw(clean.hr)
+        y, y_hr = to_nchw(clean.lr), to_nchw(clean.hr)
         w = self.recipe.cincgan
         for module in (self.model, self.reverse, self.downscaler):
             module.train()

@@ -63,11 +63,11 @@ def _build(arch: str, kwargs: dict) -> nn.Module:
     return ARCHS.get(arch)(**kwargs)
 
 
-def _to_nchw(array: np.ndarray) -> torch.Tensor:
+def to_nchw(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
 
 
-def _lr_at(recipe: Recipe, step: int) -> float:
+def learning_rate_at(recipe: Recipe, step: int) -> float:
     return recipe.lr * recipe.lr_gamma ** sum(step >= m for m in recipe.lr_milestones)
 
 
@@ -141,16 +141,16 @@ class Trainer:
 
     def _step(self, step: int) -> dict[str, float]:
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr_at(self.recipe, step)
+            group["lr"] = learning_rate_at(self.recipe, step)
         batch = self.sampler.batch(step, self.recipe.batch_size)
-        x = _to_nchw(batch.lr)
+        x = to_nchw(batch.lr)
         self.model.train()
         if self.recipe.task == "classification":
             loss = F.cross_entropy(self.model(x), torch.from_numpy(batch.image_index))
             self._apply(self.optimizer, loss)
             return {"ce": loss.item()}
         condition = normalise_oracle(batch.degradation) if self.recipe.task == "conditioned_sr" else None
-        return self._sr_step(x, _to_nchw(batch.hr), condition)
+        return self._sr_step(x, to_nchw(batch.hr), condition)
 
     def _sr_step(self, x: torch.Tensor, target: torch.Tensor, condition: torch.Tensor | None = None
                  ) -> dict[str, float]:
@@ -191,7 +191,7 @@ class Trainer:
 
     # -- files --------------------------------------------------------------------------
     def _log(self, step: int, running: dict[str, list[float]], elapsed: float) -> None:
-        record = {"iter": step, "lr": _lr_at(self.recipe, step - 1), "seconds": round(elapsed, 1)}
+        record = {"iter": step, "lr": learning_rate_at(self.recipe, step - 1), "seconds": round(elapsed, 1)}
         record.update({k: round(float(np.mean(v)), 6) for k, v in running.items()})
         with open(self.out_dir / "train_log.jsonl", "a") as log:
             log.write(json.dumps(record) + "\n")
