@@ -56,6 +56,28 @@ PUBLIC_SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """The published sizes (BasicSR's MSRResNet_x4, ESRGAN's RRDBNet, EDSR-M, RCAN), randomly initialised."""
 
+RELEASED_SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "realesrgan-x4plus@64": ("RRDBNet", {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 4}),
+    "realesrgan-x4plus@128": ("RRDBNet", {"num_feat": 64, "num_block": 23, "num_grow_ch": 32, "scale": 4}),
+    "realesr-animevideov3@64": ("SRVGGNetCompact", {"num_feat": 64, "num_conv": 16, "upscale": 4, "act_type": "prelu"}),
+    "realesr-animevideov3@128": ("SRVGGNetCompact", {"num_feat": 64, "num_conv": 16, "upscale": 4,
+                                                     "act_type": "prelu"}),
+}
+"""The released networks of suites/public-x4.yaml at the LR sizes people upscale (``@side``: the LR
+patch side), planned first so a short GPU loan measures them before anything else."""
+
+
+def lr_side_of(name: str, default: int = LR_PATCH) -> int:
+    """The LR patch side a shape name asks for (``name@128``), else ``default``."""
+    _, _, side = name.rpartition("@")
+    return int(side) if side.isdigit() else default
+
+
+def patches_for(side: int, patches: int = PATCHES, base_side: int = LR_PATCH) -> int:
+    """Patches of side ``side`` holding the LR pixels of ``patches`` patches of ``base_side`` (at least one):
+    a 128 px case does the pixels of a 32 px one, so large patches keep a case's time bounded."""
+    return max(1, min(patches, round(patches * (base_side / side) ** 2)))
+
 
 def cuda_available() -> bool:
     import torch
@@ -180,7 +202,8 @@ def run_case(case: GpuCase, device, timer, patches: int = PATCHES, batch_size: i
     descriptor = describe(build_arch(case.arch, **case.arch_kwargs), case.arch, case.arch_kwargs, name=case.name,
                           source=f"random:{case.name}")
     model, is_sr = descriptor.module, descriptor.purpose == "sr"
-    size = getattr(model, "input_size", lr_patch)  # a discriminator takes its fixed input size
+    size = getattr(model, "input_size", lr_side_of(case.name, lr_patch))  # a discriminator takes its fixed size
+    patches = patches_for(size, patches, lr_patch)
     lr = np.random.default_rng(0).random((patches, size, size, descriptor.in_channels), dtype=np.float32)
     layer = descriptor.layer("deep") if "deep" in descriptor.taps else next(iter(descriptor.taps.values()))
 
@@ -254,7 +277,7 @@ def run_gpu_bench(out_dir: Path | str = DEFAULT_OUT, device=None, shapes=None, t
 
     device = torch.device(device or "cuda")
     timer = timer or (CudaEventTimer() if device.type == "cuda" else WallTimer())
-    shapes = shapes if shapes is not None else {**zoo_shapes(), **PUBLIC_SHAPES}
+    shapes = shapes if shapes is not None else {**RELEASED_SHAPES, **zoo_shapes(), **PUBLIC_SHAPES}
     started = clock()
     cases, skipped = [], []
     for case in plan_cases(shapes, precisions):

@@ -91,3 +91,26 @@ def test_cli_without_cuda_prints_one_line_and_exits_0(tmp_path):
     assert done.returncode == 0, output
     assert len(output.splitlines()) == 1 and "no CUDA" in output
     assert not (tmp_path / "out").exists()
+
+
+def test_released_networks_come_first_at_their_lr_sizes(tmp_path):
+    """The first GPU run measures the released networks (RRDB-23 at 64 and 128 px LR, SRVGG) before the
+    zoo; a case's LR side comes from its name and its patch count keeps the pixels per case fixed."""
+    names = list(bench_gpu.RELEASED_SHAPES)
+    assert {"realesrgan-x4plus@64", "realesrgan-x4plus@128"} <= set(names)
+    assert {bench_gpu.RELEASED_SHAPES[n][0] for n in names} == {"RRDBNet", "SRVGGNetCompact"}
+    assert [bench_gpu.lr_side_of(n) for n in names] == [64, 128, 64, 128]
+    assert bench_gpu.lr_side_of("RCAN-x4") == bench_gpu.LR_PATCH
+    assert bench_gpu.patches_for(128, 256, 32) == 16 and bench_gpu.patches_for(32, 256, 32) == 256
+    for name in names:  # every released shape builds (on the meta device: no memory)
+        arch, kwargs = bench_gpu.RELEASED_SHAPES[name]
+        with torch.device("meta"):
+            from ddr_eval.models.archs import build_arch
+
+            assert build_arch(arch, **kwargs).scale_factor == 4
+    shapes = {"tiny@12": ("MSRResNet", {"num_feat": 8, "num_block": 1, "upscale": 2})}
+    document = bench_gpu.run_gpu_bench(tmp_path, device="cpu", shapes=shapes, timer=bench_gpu.WallTimer(), patches=8,
+                                       batch_size=2, lr_patch=6, repeats=1, precisions=["fp32"],
+                                       main_job=lambda: {"seconds": 1.0})
+    case = document["cases"][0]
+    assert case["lr_patch"] == 12 and case["patches"] == 2  # 8 patches of 6 px -> 2 of 12 px
