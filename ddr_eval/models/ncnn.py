@@ -368,8 +368,7 @@ def load_ncnn(param_path: str | Path, bin_path: str | Path, arch: str, **arch_kw
     the same order and must be used up exactly.
     """
     param_path, bin_path = Path(param_path), Path(bin_path)
-    with torch.device("meta"):  # no memory and no random init for weights about to be replaced
-        model = build_arch(arch, **arch_kwargs)
+    model = build_arch(arch, **arch_kwargs)
     layers = read_param(param_path)
     if not layers or layers[0].type != "Input":
         raise NcnnFormatError(f"{param_path}: the first layer must be the Input")
