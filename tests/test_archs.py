@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ddr_eval.errors import UserError
 from ddr_eval.models.archs import ARCHS, EDSR, RCAN, SRCNN, ContentClassifier, MSRResNet, RRDBNet, build_arch
-from ddr_eval.models.archs import VGGStyleDiscriminator
+from ddr_eval.models.archs import SRVGGNetCompact, VGGStyleDiscriminator
 from ddr_eval.models.archs.arch_util import pixel_unshuffle
 
 
@@ -65,6 +65,16 @@ def test_rrdbnet_keys_and_unshuffled_input_channels():
     assert dense["body.0.rdb1.conv5.weight"].shape == (8, 8 + 4 * 4, 3, 3)
 
 
+def test_srvgg_keys_follow_real_esrgan():
+    model = SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, upscale=4)
+    expected = (conv("body.0") + ["body.1.weight"] + conv("body.2") + ["body.3.weight"] + conv("body.4")
+                + ["body.5.weight"] + conv("body.6"))
+    assert keys(model) == expected
+    assert model.state_dict()["body.6.weight"].shape == (3 * 16, 8, 3, 3)
+    assert keys(SRVGGNetCompact(3, 3, num_feat=8, num_conv=2, act_type="relu")) == (
+        conv("body.0") + conv("body.2") + conv("body.4") + conv("body.6"))
+
+
 def test_rcan_keys():
     def group(g: int) -> list[str]:
         rcab = f"body.{g}.residual_group.0.rcab"
@@ -118,6 +128,8 @@ SMALL = [
     ("RCAN", dict(num_feat=16, num_group=2, num_block=2, squeeze_factor=4, upscale=2), (1, 3, 5, 6), (1, 3, 10, 12)),
     ("RCAN", dict(num_feat=16, num_group=1, num_block=1, squeeze_factor=4, upscale=4), (1, 3, 5, 6), (1, 3, 20, 24)),
     ("SRCNN", dict(num_feat=8, num_feat2=4, upscale=2), (1, 3, 6, 5), (1, 3, 12, 10)),
+    ("SRVGGNetCompact", dict(num_feat=8, num_conv=2, upscale=4), (1, 3, 5, 6), (1, 3, 20, 24)),
+    ("SRVGGNetCompact", dict(num_feat=8, num_conv=1, upscale=3, act_type="leakyrelu"), (1, 3, 5, 6), (1, 3, 15, 18)),
     ("SRCNN", dict(num_feat=8, num_feat2=4, upscale=3), (1, 3, 6, 5), (1, 3, 18, 15)),
     ("VGGStyleDiscriminator", dict(num_feat=4, input_size=64), (2, 3, 64, 64), (2, 1)),
     ("VGGStyleDiscriminator", dict(num_feat=4, input_size=128), (2, 3, 128, 128), (2, 1)),
@@ -159,6 +171,10 @@ def test_deep_tap_is_last_block():
     assert MSRResNet(num_feat=8, num_block=3).feature_taps()["deep"] == "body.2"
     assert RCAN(num_feat=16, num_group=3, num_block=1, squeeze_factor=4).feature_taps()["deep"] == "body.2"
     assert RRDBNet(num_feat=8, num_block=2, num_grow_ch=4).sweep_taps() == ["block0", "block1"]
+    srvgg = SRVGGNetCompact(num_feat=8, num_conv=3)
+    assert srvgg.sweep_taps() == ["block0", "block1", "block2", "block3"]
+    assert srvgg.feature_taps()["deep"] == srvgg.feature_taps()["block3"] == "body.7"  # the act before the last conv
+    assert isinstance(srvgg.get_submodule("body.7"), torch.nn.PReLU) and srvgg.feature_taps()["last"] == "body.8"
 
 
 def test_tap_outputs_are_not_overwritten_in_place():
@@ -306,6 +322,37 @@ def test_rcan_matches_basicsr_forward():
         torch.testing.assert_close(model(x), _basicsr_rcan(model.state_dict(), x, 2, 2, mean))
 
 
+def _real_esrgan_srvgg(sd, x, num_conv, upscale):
+    out = F.prelu(_c(sd, "body.0", x), sd["body.1.weight"])
+    for i in range(num_conv):
+        out = F.prelu(_c(sd, f"body.{2 * i + 2}", out), sd[f"body.{2 * i + 3}.weight"])
+    out = F.pixel_shuffle(_c(sd, f"body.{2 * num_conv + 2}", out), upscale)
+    return out + F.interpolate(x, scale_factor=upscale, mode="nearest")
+
+
+@pytest.mark.parametrize("upscale", [2, 4])
+def test_srvgg_matches_real_esrgan_forward(upscale):
+    torch.manual_seed(0)
+    model = SRVGGNetCompact(3, 3, num_feat=8, num_conv=3, upscale=upscale).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # PReLU slopes start at 0.25 everywhere: make them differ
+            p.add_(torch.randn_like(p) * 0.1)
+        x = torch.rand(1, 3, 5, 6)
+        torch.testing.assert_close(model(x), _real_esrgan_srvgg(model.state_dict(), x, 3, upscale))
+
+
+def test_srvgg_detected_from_its_state_dict():
+    from ddr_eval.models.checkpoint import detect_arch
+
+    state = SRVGGNetCompact(3, 3, num_feat=8, num_conv=3, upscale=2).state_dict()
+    assert detect_arch(state) == ("SRVGGNetCompact", {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 3,
+                                                      "upscale": 2, "act_type": "prelu"})
+    relu = SRVGGNetCompact(3, 3, num_feat=8, num_conv=3, act_type="relu").state_dict()
+    assert SRVGGNetCompact.infer_kwargs(relu) is None  # the activation has no weights to read it from
+    assert SRVGGNetCompact.infer_kwargs(RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4).state_dict()) is None
+    assert RRDBNet.infer_kwargs(state) is None
+
+
 def test_pixel_unshuffle_matches_basicsr_channel_order():
     x = torch.arange(2 * 3 * 8 * 4, dtype=torch.float32).view(2, 3, 8, 4)
     for scale in (2, 4):
@@ -346,6 +393,8 @@ def test_classifier_widths_and_downsampling():
     ("RCAN", dict(num_feat=8, squeeze_factor=16), "squeeze_factor"),
     ("SRCNN", dict(kernel_sizes=(9, 4, 5)), "kernel_sizes"),
     ("MSRResNet", dict(num_feats=8), "num_feats"),
+    ("SRVGGNetCompact", dict(act_type="gelu"), "act_type"),
+    ("SRVGGNetCompact", dict(num_conv=0), "num_conv"),
 ])
 def test_bad_arguments_are_user_errors(arch, kwargs, message):
     with pytest.raises(UserError, match=message):

