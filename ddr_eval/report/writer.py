@@ -19,6 +19,7 @@ import numpy as np
 from tabulate import tabulate
 
 from ddr_eval.findings import compute_findings, findings_files, findings_sections
+from ddr_eval.report.depth import with_depth_plots
 from ddr_eval.report.html import render_html, tsne_pngs
 from ddr_eval.report.plots import tsne_plot_name
 from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame
@@ -147,6 +148,7 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
     written as files beside ``leaderboard.md``.
     """
     findings = compute_findings(result) if findings is None else findings
+    findings, images, depth_files = with_depth_plots(findings, images, result, previous_dir=Path(out_dir))
     extra_files = {**findings_files(findings), **(extra_files or {})}
     sections = (*findings_sections(findings, images), *sections)
     out_dir = Path(out_dir)
@@ -169,6 +171,9 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
         document["plots"] = plots
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+        for name, data in depth_files.items():  # the PNGs are section images too; their SVGs beside them
+            if not (tmp / name).exists():
+                (tmp / name).write_bytes(data)
         (tmp / RESULTS_JSON).write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
         ordered = sorted(p.name for p in tmp.iterdir() if p.name != RESULTS_JSON) + [RESULTS_JSON]
         for name in ordered:
