@@ -41,6 +41,7 @@ from ddr_eval.models.user_arch import (
     is_import_target,
     load_strictly,
     measure_scale,
+    takes_argument,
     user_taps,
 )
 
@@ -372,7 +373,13 @@ def _load_weights(path: Path, module: nn.Module, state_dict: StateDict, arch: st
 
 def _load_user_class(path: Path, state_dict: StateDict, target: str, arch_kwargs: dict[str, Any],
                      name: str | None, scale: int | None) -> ModelDescriptor:
-    """A checkpoint of the user's own class (``--arch package.module:Class``), loaded strictly."""
+    """A checkpoint of the user's own class (``--arch package.module:Class``), loaded strictly.
+
+    ``scale`` (``load_model``'s own argument, which a suite's ``arch_kwargs: {scale: 4}`` lands
+    in) is passed to the class when its constructor takes a ``scale``; either way it is checked.
+    """
+    if scale is not None and takes_argument(target, "scale"):
+        arch_kwargs = {**arch_kwargs, "scale": scale}
     module = build_user_arch(target, dict(arch_kwargs))
     args = ", ".join(f"{k}={v}" for k, v in sorted(arch_kwargs.items()))
     load_strictly(module, state_dict, f"{path} does not fit {target}({args})")

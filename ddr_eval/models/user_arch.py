@@ -16,10 +16,13 @@ the body); any module name is a layer as well.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
+import json
 import os
-import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,8 +30,8 @@ from torch import nn
 
 from ddr_eval.errors import CheckpointError, UserError
 from ddr_eval.models.taps import heuristic_taps
+from ddr_eval.suite.schema import IMPORT_TARGET
 
-IMPORT_TARGET = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 SCALE_KWARGS = ("scale", "upscale", "upscale_factor")
 PROBE_SIZE = 16
 
@@ -60,6 +63,26 @@ def import_arch(target: str) -> type[nn.Module]:
     if not (isinstance(found, type) and issubclass(found, nn.Module)):
         raise UserError(f"arch {target!r}: {attribute} is a {type(found).__name__}, not an nn.Module subclass")
     return found
+
+
+def class_identity(target: str, arch_kwargs: dict[str, Any]) -> str:
+    """What features of a user's class depend on besides the weights: the class, its arguments and
+    the sha256 of the file defining it (an edited class must not reuse cached features)."""
+    cls = import_arch(target)
+    try:
+        source = inspect.getsourcefile(cls)
+    except TypeError:  # a class without a source file (built in, or made at run time)
+        source = None
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16] if source and Path(source).is_file() else "nofile"
+    return f"{target}:{json.dumps(arch_kwargs, sort_keys=True, default=str)}:{digest}"
+
+
+def takes_argument(target: str, name: str) -> bool:
+    """Whether the class's constructor has a parameter ``name``."""
+    try:
+        return name in inspect.signature(import_arch(target)).parameters
+    except (TypeError, ValueError):  # no introspectable signature
+        return False
 
 
 def build_user_arch(target: str, arch_kwargs: dict[str, Any]) -> nn.Module:
