@@ -216,7 +216,8 @@ def zoo_evaluate(
 
 
 @zoo_app.command("train-probe")
-def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: model_zoo/probes/NAME.yaml")) -> None:
+def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: a name (model_zoo/probes/NAME.yaml) "
+                                              "or a recipe YAML path; the probe is saved beside it")) -> None:
     """Fit a shipped distortion-identification probe from its recipe: every candidate is scored,
     the DDR candidate with the best training-split cross-validated accuracy ships."""
     from tabulate import tabulate
@@ -234,7 +235,8 @@ def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: 
 @app.command()
 def identify(
     images: list[Path] = typer.Argument(..., help="LR images whose degradation to identify"),
-    probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/"),
+    probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/, or a probe .npz file "
+                              "(`zoo train-probe RECIPE.yaml` writes one beside its recipe)"),
     trust_code: bool = _trust_code_option(),
 ) -> None:
     """Predict the degradation of images from their DDR (class and probability)."""
