@@ -278,7 +278,11 @@ def upscale(
     check_output_dir(output_path.parent, "output image folder")
     if output_path.is_dir():
         raise UserError(f"output image {output_path} is a directory")
-    descriptor = resolve_model(model, arch=arch, **_arch_kwargs(arch_kwargs))
+    kwargs = _arch_kwargs(arch_kwargs)
+    if kwargs and not Path(model).expanduser().is_file():
+        raise UserError(f"--arch-kwargs builds a checkpoint file's architecture; {model} is not a file "
+                        "(a zoo entry records its own)")
+    descriptor = resolve_model(model, arch=arch, **kwargs)
     require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
