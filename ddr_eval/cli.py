@@ -34,6 +34,47 @@ def _trust_code_option() -> bool:
     return typer.Option(False, "--trust-code", help=TRUST_CODE_HELP)
 
 
+ARCH_HELP = ("architecture: a built-in name (when it cannot be detected) or your own class, "
+             "package.module:ClassName (imported; the current directory is searched too)")
+ARCH_KWARGS_HELP = 'constructor arguments of --arch as a JSON object, e.g. \'{"num_feat": 64, "scale": 4}\''
+LAYERS_HELP = "layers to read, comma-separated: tap aliases (deep, block3, ...) or module names (body.22)"
+
+
+def _arch_kwargs(text: Optional[str]) -> dict:
+    """``--arch-kwargs`` as a dict; anything but a JSON object is one line."""
+    if not text:
+        return {}
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--arch-kwargs: not valid JSON ({exc.msg} at character {exc.pos}): {text}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--arch-kwargs: expected a JSON object ({{\"name\": value, ...}}), got {text}")
+    return value
+
+
+def _layers(text: Optional[str]) -> list[str] | None:
+    """``--layers a,b`` as a list (``None`` when not given)."""
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UserError("--layers: give at least one layer name (comma-separated)")
+    return names
+
+
+def _echo_detections(result, only: str | None = None) -> None:
+    """One line per model loaded from a checkpoint path (or the model ``only``): what was detected
+    and which modules are read."""
+    from ddr_eval.pipeline.models import detection_line
+
+    for label, info in (result.provenance.get("models") or {}).items():
+        if (label == only) if only is not None else info.get("from_path"):
+            typer.echo(detection_line(label, info))
+
+
 def _apply_trust(trust_code: bool) -> None:
     if trust_code:
         from ddr_eval.models.checkpoint import trust_code as allow
@@ -50,6 +91,8 @@ def run(
     executor: str = typer.Option("local", "--executor", help="where cells run: local (this process) or ray"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. ray://head:10001 or "
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
+    layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + "; replaces the suite's `layers:` "
+                                         "(a model entry's own `layers:` still wins)"),
     trust_code: bool = _trust_code_option(),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
@@ -57,10 +100,16 @@ def run(
     from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.pipeline.runner import check_output_dir
-    from ddr_eval.suite.loader import load_suite
+    from ddr_eval.suite.errors import load_yaml_mapping
+    from ddr_eval.suite.loader import compile_suite, load_suite
 
+    wanted_layers = _layers(layers)
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
-    loaded = load_suite(suite)
+    if wanted_layers is None:
+        loaded = load_suite(suite)
+    else:  # the suite as run (and hashed) reads these layers
+        loaded = compile_suite({**load_yaml_mapping(suite), "layers": wanted_layers}, f"{suite} (--layers)",
+                               suite.parent)
     check_output_dir(out or loaded.suite.output_dir())
     if loaded.findings is not None and loaded.findings.robustness is not None:
         _run_robustness(loaded, out or loaded.suite.output_dir(), not no_cache, quiet, cell_executor)
@@ -68,6 +117,7 @@ def run(
     results = evaluate(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
     out_dir = results.write(out or loaded.suite.output_dir())
     if not quiet:
+        _echo_detections(results.run)
         _print_summary(results.run, out_dir)
 
 
@@ -166,7 +216,8 @@ def zoo_evaluate(
 
 
 @zoo_app.command("train-probe")
-def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: model_zoo/probes/NAME.yaml")) -> None:
+def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: a name (model_zoo/probes/NAME.yaml) "
+                                              "or a recipe YAML path; the probe is saved beside it")) -> None:
     """Fit a shipped distortion-identification probe from its recipe: every candidate is scored,
     the DDR candidate with the best training-split cross-validated accuracy ships."""
     from tabulate import tabulate
@@ -184,7 +235,8 @@ def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: 
 @app.command()
 def identify(
     images: list[Path] = typer.Argument(..., help="LR images whose degradation to identify"),
-    probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/"),
+    probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/, or a probe .npz file "
+                              "(`zoo train-probe RECIPE.yaml` writes one beside its recipe)"),
     trust_code: bool = _trust_code_option(),
 ) -> None:
     """Predict the degradation of images from their DDR (class and probability)."""
@@ -207,7 +259,8 @@ def upscale(
     input_path: Path = typer.Argument(..., metavar="IN", help="input image"),
     output_path: Path = typer.Argument(..., metavar="OUT", help="output PNG"),
     model: str = typer.Option(..., "--model", help="zoo name or checkpoint path"),
-    arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
+    arch: Optional[str] = typer.Option(None, "--arch", help=ARCH_HELP),
+    arch_kwargs: Optional[str] = typer.Option(None, "--arch-kwargs", help=ARCH_KWARGS_HELP),
     trust_code: bool = _trust_code_option(),
 ) -> None:
     """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
@@ -225,7 +278,11 @@ def upscale(
     check_output_dir(output_path.parent, "output image folder")
     if output_path.is_dir():
         raise UserError(f"output image {output_path} is a directory")
-    descriptor = resolve_model(model, arch=arch)
+    kwargs = _arch_kwargs(arch_kwargs)
+    if kwargs and not Path(model).expanduser().is_file():
+        raise UserError(f"--arch-kwargs builds a checkpoint file's architecture; {model} is not a file "
+                        "(a zoo entry records its own)")
+    descriptor = resolve_model(model, arch=arch, **kwargs)
     require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
@@ -246,7 +303,10 @@ def cache_clear() -> None:
 @app.command()
 def compare(
     model: Path = typer.Option(..., "--model", help="checkpoint of the model to rank"),
-    arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
+    arch: Optional[str] = typer.Option(None, "--arch", help=ARCH_HELP),
+    arch_kwargs: Optional[str] = typer.Option(None, "--arch-kwargs", help=ARCH_KWARGS_HELP),
+    layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + " of your model (the suite's "
+                                         "models keep the suite's layers)"),
     suite: Optional[Path] = typer.Option(None, "--suite", help="suite YAML to rank it with (default: the shipped "
                                          "generalization suite of the model's scale)"),
     name: Optional[str] = typer.Option(None, "--name", help="the model's name in reports (default: file stem)"),
@@ -260,8 +320,9 @@ def compare(
     from ddr_eval.compare import compare_model
 
     outcome = compare_model(model, suite, arch=arch, name=name, out_dir=out, use_cache=not no_cache,
-                            progress=not quiet)
+                            progress=not quiet, arch_kwargs=_arch_kwargs(arch_kwargs), layers=_layers(layers))
     cache = outcome.result.provenance["cache"]
+    _echo_detections(outcome.result, only=outcome.comparison.model)
     typer.echo(outcome.comparison.text())
     typer.echo(f"\ncache {cache['hits']} hits / {cache['misses']} misses -> {outcome.out_dir}/report.html")
 

@@ -144,8 +144,10 @@ def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "", rank_b
 
 
 def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str | None = None,
-                     name: str | None = None) -> tuple[LoadedSuite, LoadedSuite, str]:
-    """The suite as written and the suite with the user's checkpoint appended; plus the model's label."""
+                     name: str | None = None, arch_kwargs: dict[str, Any] | None = None,
+                     layers: list[str] | None = None) -> tuple[LoadedSuite, LoadedSuite, str]:
+    """The suite as written and the suite with the user's checkpoint appended (with its ``arch``,
+    ``arch_kwargs`` and own ``layers`` when given); plus the model's label."""
     raw = load_yaml_mapping(suite_path)
     base = compile_suite(raw, str(suite_path))
     model_path = Path(model_path)
@@ -160,6 +162,10 @@ def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str |
     spec: dict[str, Any] = {"path": str(model_path.resolve()), "as": label}
     if arch:
         spec["arch"] = arch
+    if arch_kwargs:
+        spec["arch_kwargs"] = dict(arch_kwargs)
+    if layers:
+        spec["layers"] = list(layers)
     augmented["models"] = list(augmented.get("models") or []) + [spec]
     # findings.include paths stay relative to the suite file's folder
     return base, compile_suite(augmented, f"{suite_path} (+ {label})", Path(suite_path).parent), label
@@ -172,7 +178,7 @@ class CompareOutcome:
     out_dir: Path
 
 
-def suite_for_model(model_path: str | Path, arch: str | None = None) -> Path:
+def suite_for_model(model_path: str | Path, arch: str | None = None, arch_kwargs: dict[str, Any] | None = None) -> Path:
     """The shipped generalization suite of the checkpoint's scale (its models are the neighbours)."""
     from ddr_eval.models.checkpoint import load_model
     from ddr_eval.suite.shipped import shipped_suite
@@ -180,7 +186,7 @@ def suite_for_model(model_path: str | Path, arch: str | None = None) -> Path:
     model_path = Path(model_path)
     if not model_path.is_file():
         raise UserError(f"--model {model_path}: no such checkpoint file")
-    descriptor = load_model(model_path, arch=arch)
+    descriptor = load_model(model_path, arch=arch, **(arch_kwargs or {}))
     if descriptor.purpose != "sr":
         raise UserError(f"--model {model_path}: a {descriptor.purpose} model has no SR scale; pass --suite")
     suite = shipped_suite(descriptor.scale)
@@ -192,17 +198,19 @@ def suite_for_model(model_path: str | Path, arch: str | None = None) -> Path:
 
 def compare_model(model_path: str | Path, suite_path: str | Path | None = None, *, arch: str | None = None,
                   name: str | None = None, out_dir: Path | None = None, use_cache: bool = True,
-                  cache_dir: Path | None = None, progress: bool = True) -> CompareOutcome:
+                  cache_dir: Path | None = None, progress: bool = True, arch_kwargs: dict[str, Any] | None = None,
+                  layers: list[str] | None = None) -> CompareOutcome:
     """Run ``suite_path`` with the user's model added and write the report with its placement.
 
     Without ``suite_path`` the shipped generalization suite of the model's scale is used
     (:func:`suite_for_model`). The report goes to ``reports/<suite>/compare-<model>/`` unless
-    ``out_dir`` is given.
+    ``out_dir`` is given. ``arch`` / ``arch_kwargs`` build the model (a built-in name or the
+    user's ``package.module:Class``); ``layers`` are the model's own layers (the suite's otherwise).
     """
     from ddr_eval.api import evaluate
 
-    suite_path = suite_path or suite_for_model(model_path, arch)
-    base, loaded, label = suite_with_model(suite_path, model_path, arch, name)
+    suite_path = suite_path or suite_for_model(model_path, arch, arch_kwargs)
+    base, loaded, label = suite_with_model(suite_path, model_path, arch, name, arch_kwargs, layers)
     results = evaluate(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
     comparison = compare_board(results.run.leaderboard, label, base.suite.name)
     target = out_dir or base.suite.output_dir() / f"compare-{slug(label)}"

@@ -29,7 +29,6 @@ from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.pipeline.models import FeatureSource, build_sources
 from ddr_eval.pipeline.reduce import metric_pooling
 from ddr_eval.suite.findings_spec import FindingsSpec
-from ddr_eval.suite.loader import load_suite
 
 
 def probe_dir(root: Path | None = None) -> Path:
@@ -54,13 +53,54 @@ def _candidates(recipe: Path, loaded, rows: list) -> tuple[list, list]:
     return rows, ddr
 
 
-def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | None = None) -> dict:
-    """Run recipe ``probes/NAME.yaml``, choose its best DDR candidate on the training split,
-    refit it on the whole training split, score it on the test split and save it."""
-    recipe = probe_dir(root) / f"{name}.yaml"
-    loaded = load_suite(recipe)
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+def _is_path(name_or_path: str | Path, suffixes: tuple[str, ...]) -> bool:
+    """A file argument rather than a shipped name: it has one of ``suffixes``, a folder part, or exists."""
+    text = str(name_or_path)
+    return Path(text).suffix in suffixes or "/" in text or "\\" in text or Path(text).is_file()
+
+
+def recipe_path(name_or_path: str | Path, root: Path | None = None) -> Path:
+    """``NAME`` -> ``probes/NAME.yaml`` in the zoo; a path (``my/probe.yaml``) is used as it is."""
+    path = Path(name_or_path) if _is_path(name_or_path, RECIPE_SUFFIXES) else probe_dir(root) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in probe_dir(root).glob("*.yaml"))) or "none"
+        raise UserError(f"probe recipe {path} does not exist (shipped recipes: {shipped}; or give a recipe YAML path)")
+    return path
+
+
+def load_recipe(recipe: Path):
+    """The recipe suite, its models' relative checkpoint ``path:`` s taken from the recipe's folder
+    when a file of that name is there (so a recipe and its checkpoint travel together)."""
+    from ddr_eval.suite.errors import load_yaml_mapping
+    from ddr_eval.suite.loader import compile_suite
+
+    raw = load_yaml_mapping(recipe)
+    models = raw.get("models")
+    if isinstance(models, list):
+        raw["models"] = [_beside(recipe, m) for m in models]
+    return compile_suite(raw, str(recipe), recipe.parent)
+
+
+def _beside(recipe: Path, model):
+    if isinstance(model, dict) and isinstance(model.get("path"), str) and not Path(model["path"]).is_absolute():
+        candidate = recipe.parent / model["path"]
+        if candidate.is_file():
+            return {**model, "path": str(candidate)}
+    return model
+
+
+def train_probe(name: str | Path = "ddr-probe", root: Path | None = None, out: Path | None = None) -> dict:
+    """Run recipe ``probes/NAME.yaml`` (or the recipe file ``name``), choose its best DDR candidate
+    on the training split, refit it on the whole training split, score it on the test split and
+    save it (``NAME.npz`` + ``NAME.json`` beside the recipe, unless ``out``). The recipe's models
+    may be zoo names or checkpoint paths."""
+    recipe = recipe_path(name, root)
+    loaded = load_recipe(recipe)
     suite = loaded.suite
-    results = evaluate(recipe, progress=False)
+    results = evaluate(loaded, progress=False)
     rows, ddr = _candidates(recipe, loaded, results.run.rows)
     best = max(ddr, key=lambda r: r.extra["cv_accuracy"])
     metric = next(m for m in map(build_metric, suite.metrics) if m.name == best.metric)
@@ -87,7 +127,7 @@ def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | N
                    "cv_accuracy": round(r.extra["cv_accuracy"], 4), "test_accuracy": round(r.value, 4),
                    "role": "DDR" if r in ddr else "baseline"}
                   for r in sorted(rows, key=lambda r: -r.extra["cv_accuracy"])]
-    meta = {"backbone": spec.name, "model": best.model, "layers": layers, "pooling": pooling,
+    meta = {"backbone": spec.name or spec.path, "model": best.model, "layers": layers, "pooling": pooling,
             "classifier": probe.classifier, "C": probe.C if probe.classifier == "logistic" else None,
             "lr_patch": int(suite.data.patch_size // loaded.scale), "classes": list(probe.classes_),
             "cv_accuracy": round(best.extra["cv_accuracy"], 4), "cv_folds": best.extra.get("cv_folds"),
@@ -96,7 +136,7 @@ def train_probe(name: str = "ddr-probe", root: Path | None = None, out: Path | N
             "train_patches": int(len(y_train)), "test_patches": int(len(y_test)), "recipe": recipe.name,
             "candidates": candidates}
     probe.meta = meta
-    out = out or probe_dir(root) / f"{name}.npz"
+    out = out or recipe.with_suffix(".npz")
     probe.save(out)
     (out.with_suffix(".json")).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -111,16 +151,20 @@ class Identification:
 
 
 class Identifier:
-    """Loads a shipped probe and its backbone; predicts the degradation of LR images."""
+    """Loads a probe (a shipped name, or a ``.npz`` file that ``zoo train-probe`` wrote) and its
+    backbone; predicts the degradation of LR images. The probe's recipe is read from beside it."""
 
-    def __init__(self, name: str = "ddr-probe", root: Path | None = None, max_patches: int = 64):
-        path = probe_dir(root) / f"{name}.npz"
-        if not path.exists():
-            raise UserError(f"no probe {name!r} at {path}; train it with `ddr-eval zoo train-probe {name}`")
+    def __init__(self, name: str | Path = "ddr-probe", root: Path | None = None, max_patches: int = 64):
+        path = Path(name) if _is_path(name, (".npz",)) else probe_dir(root) / f"{name}.npz"
+        if not path.is_file():
+            raise UserError(f"no probe {str(name)!r} at {path}; train it with `ddr-eval zoo train-probe "
+                            f"{path.with_suffix('.yaml') if _is_path(name, ('.npz',)) else name}`")
         self.probe = DegradationProbe.load(path)
         meta = self.probe.meta
-        recipe = probe_dir(root) / f"{meta['recipe']}"
-        loaded = load_suite(recipe)
+        recipe = path.parent / f"{meta['recipe']}"
+        if not recipe.is_file():
+            raise UserError(f"{path}: its recipe {recipe} is missing (a probe is read with its recipe beside it)")
+        loaded = load_recipe(recipe)
         spec = next((m for m in loaded.suite.models if m.label == meta["model"]), None)
         if spec is None:
             raise UserError(f"{path}: its model {meta['model']!r} is not in {recipe} any more; retrain the probe")

@@ -1,9 +1,11 @@
 """Degradation identification: the metric, the saved probe, and the image-statistics baseline."""
 
 import io
+import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
@@ -442,3 +444,47 @@ def test_shipped_probe_identifies_a_photograph_through_the_cli(tmp_path, capsys)
     assert (info.value.code or 0) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(image)))
     assert line.split()[1] in meta["classes"]
+
+
+def test_train_probe_and_identify_take_paths_and_a_checkpoint_backbone(tmp_path, monkeypatch, capsys):
+    """`zoo train-probe RECIPE.yaml` (a recipe outside the zoo, its model a checkpoint beside it) writes the
+    probe beside the recipe; `identify --probe PROBE.npz` reads it from any working directory."""
+    from ddr_eval.cli import main
+    from ddr_eval.models.archs import build_arch
+    from ddr_eval.models.checkpoint import save_model
+
+    monkeypatch.setenv("DDR_EVAL_FEATURE_CACHE", str(tmp_path / "cache"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    kwargs = dict(num_feat=8, num_block=2, upscale=2)
+    torch.manual_seed(0)
+    save_model(mine / "net.safetensors", build_arch("MSRResNet", **kwargs), "MSRResNet", kwargs)
+    recipe = TINY_PROBE.replace("name: tiny-probe", "name: my-probe").replace(
+        "  - srresnet-gr\n  - {name: srresnet-gr, layers: [block3, deep], as: srresnet-gr-two}",
+        "  - {path: net.safetensors, as: srresnet-gr}\n"
+        "  - {path: net.safetensors, layers: [block0, deep], as: srresnet-gr-two}")
+    (mine / "my-probe.yaml").write_text(recipe)
+    with pytest.raises(SystemExit) as info:
+        main(["zoo", "train-probe", str(mine / "my-probe.yaml")])
+    assert info.value.code == 0
+    meta = json.loads((mine / "my-probe.json").read_text())
+    assert meta["backbone"] == str(mine / "net.safetensors") and (mine / "my-probe.npz").is_file()
+
+    image = tmp_path / "lr.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(image)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["identify", "--probe", str(mine / "my-probe.npz"), str(image)])
+    assert info.value.code == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(str(image)))
+    assert row.split()[1] in ("clean", "blur")
+    with pytest.raises(SystemExit) as info:
+        main(["identify", "--probe", str(mine / "absent.npz"), str(image)])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["zoo", "train-probe", "no-such-recipe"])
+    assert info.value.code == 2
+    assert "shipped recipes: ddr-probe" in capsys.readouterr().err

@@ -32,6 +32,18 @@ from ddr_eval.atomic import atomic_write
 from ddr_eval.errors import CheckpointError, UserError
 from ddr_eval.models.archs import ARCHS, Arch, build_arch
 from ddr_eval.models.descriptor import PURPOSES, ModelDescriptor
+from ddr_eval.models.layouts import to_basicsr
+from ddr_eval.models.taps import heuristic_taps
+from ddr_eval.models.user_arch import (
+    build_user_arch,
+    declared_scale,
+    in_channels_of,
+    is_import_target,
+    load_strictly,
+    measure_scale,
+    takes_argument,
+    user_taps,
+)
 
 StateDict = dict[str, torch.Tensor]
 
@@ -39,6 +51,10 @@ PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 # BasicSR stores {"params": ..., "params_ema": ...}; the EMA weights are the ones it evaluates
 WRAPPER_KEYS = ("params_ema", "params", "state_dict")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+LAYOUT_RECORDED = "ddr-eval"
+"""The layout of a safetensors file whose metadata records its architecture (ddr-eval writes these)."""
+LAYOUT_AS_SAVED = "as saved"
+"""The layout of a user's class: its own module names, loaded strictly."""
 TRUST_CODE_ENV = "DDR_EVAL_TRUST_CODE"
 """Set (to 1) by ``--trust-code``; an environment variable so worker processes inherit the choice."""
 
@@ -258,27 +274,35 @@ def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, 
 
 def load_model(path: str | os.PathLike, arch: str | None = None, name: str | None = None, *,
                scale: int | None = None, **arch_kwargs: Any) -> ModelDescriptor:
-    """Load a checkpoint file into a built-in architecture (or spandrel's) and describe it.
+    """Load a checkpoint file into a built-in architecture, a user's class or spandrel's, and describe it.
 
-    The architecture comes from, in order: the safetensors metadata ddr-eval writes; ``arch``;
-    detection from the weights; spandrel, if installed. ``arch_kwargs`` fill in or override
-    constructor arguments; asking for a different scale than the weights were trained for
-    (via ``scale`` or the arch's own scale argument) is an error, not a silent rebuild.
+    The architecture comes from, in order: the safetensors metadata ddr-eval writes; ``arch``
+    (a built-in name, or ``package.module:Class`` for a user's own class); detection from the
+    weights, after mapping a foreign key layout (:mod:`ddr_eval.models.layouts`: the original
+    ESRGAN names, ESRGAN's sequential ``model.N`` names) onto BasicSR's; spandrel, if installed.
+    ``arch_kwargs`` fill in or override constructor arguments; asking for a different scale
+    than the weights were trained for (via ``scale`` or the arch's own scale argument) is an
+    error, not a silent rebuild. The descriptor records the layout the keys were in.
     """
     path = Path(path)
     state_dict, metadata = read_state_dict(path)
     recorded_arch = metadata.get("arch")
+    if recorded_arch is None and is_import_target(arch):
+        return _load_user_class(path, state_dict, arch, arch_kwargs, name, scale)
+    layout = LAYOUT_RECORDED
     if recorded_arch is not None:
         _check_recorded_arch(path, recorded_arch, arch)
         arch_name, base_kwargs = canonical_arch(recorded_arch), _recorded_kwargs(path, metadata)
-    elif arch is not None:
-        arch_name = canonical_arch(arch)
-        base_kwargs = _arch_classes()[arch_name].infer_kwargs(state_dict) or {}
     else:
-        try:
-            arch_name, base_kwargs = detect_arch(state_dict)
-        except CheckpointError as exc:
-            return _load_with_spandrel(path, state_dict, name, scale, reason=str(exc))
+        state_dict, layout = to_basicsr(state_dict, str(path))
+        if arch is not None:
+            arch_name = canonical_arch(arch)
+            base_kwargs = _arch_classes()[arch_name].infer_kwargs(state_dict) or {}
+        else:
+            try:
+                arch_name, base_kwargs = detect_arch(state_dict)
+            except CheckpointError as exc:
+                return _load_with_spandrel(path, state_dict, name, scale, reason=str(exc))
 
     cls = _arch_classes()[arch_name]
     kwargs = _merge_kwargs(path, arch_name, cls, base_kwargs, arch_kwargs, scale)
@@ -289,6 +313,7 @@ def load_model(path: str | os.PathLike, arch: str | None = None, name: str | Non
         raise CheckpointError(f"{path}: metadata purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
     descriptor = describe(module, arch_name, kwargs, name=name or path.stem, source=str(path),
                           sha256=sha256_file(path), purpose=purpose)
+    descriptor.layout = layout
     _check_scale(path, descriptor, scale)
     return descriptor
 
@@ -342,33 +367,59 @@ def _check_scale(path: Path, descriptor: ModelDescriptor, scale: int | None) -> 
 
 
 def _load_weights(path: Path, module: nn.Module, state_dict: StateDict, arch: str, kwargs: dict[str, Any]) -> None:
-    expected = module.state_dict()
-    # old BatchNorm checkpoints lack the counter; it does not affect inference
-    missing = [k for k in expected if k not in state_dict and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state_dict if k not in expected]
-    misshaped = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(expected[k].shape)}"
-                 for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
-    if missing or unexpected or misshaped:
-        args = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
-        problems = [f"{label} {_short_list(keys)}" for label, keys in
-                    (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file vs model)", misshaped))
-                    if keys]
-        raise CheckpointError(f"{path} does not fit {arch}({args}): " + "; ".join(problems))
-    module.load_state_dict(state_dict, strict=False)
+    args = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+    load_strictly(module, state_dict, f"{path} does not fit {arch}({args})")
 
 
-def _short_list(items: list[str], limit: int = 6) -> str:
-    shown = ", ".join(items[:limit])
-    return f"[{shown}{f', ... +{len(items) - limit} more' if len(items) > limit else ''}]"
+def _load_user_class(path: Path, state_dict: StateDict, target: str, arch_kwargs: dict[str, Any],
+                     name: str | None, scale: int | None) -> ModelDescriptor:
+    """A checkpoint of the user's own class (``--arch package.module:Class``), loaded strictly.
+
+    ``scale`` (``load_model``'s own argument, which a suite's ``arch_kwargs: {scale: 4}`` lands
+    in) is passed to the class when its constructor takes a ``scale``; either way it is checked.
+    """
+    if scale is not None and takes_argument(target, "scale"):
+        arch_kwargs = {**arch_kwargs, "scale": scale}
+    module = build_user_arch(target, dict(arch_kwargs))
+    args = ", ".join(f"{k}={v}" for k, v in sorted(arch_kwargs.items()))
+    load_strictly(module, state_dict, f"{path} does not fit {target}({args})")
+    module.eval()
+    in_channels = in_channels_of(module)
+    stated = declared_scale(arch_kwargs)
+    try:
+        measured, out_channels = measure_scale(module, in_channels, f"{path} in {target}")
+    except UserError:
+        if stated is None:
+            raise
+        measured, out_channels = stated, in_channels  # the stated scale stands for a net a 16x16 patch cannot probe
+    if stated is not None and stated != measured:
+        raise CheckpointError(f"{path}: {target} with scale {stated} in arch_kwargs upscales x{measured}")
+    descriptor = ModelDescriptor(
+        name=name or path.stem, arch=target, arch_kwargs=dict(arch_kwargs), scale=measured,
+        in_channels=in_channels, out_channels=out_channels, purpose="sr", taps=user_taps(module), module=module,
+        sha256=sha256_file(path), source=str(path), layout=LAYOUT_AS_SAVED,
+    )
+    _check_scale(path, descriptor, scale)
+    return descriptor
 
 
 def _load_with_spandrel(path: Path, state_dict: StateDict, name: str | None, scale: int | None,
                         reason: str) -> ModelDescriptor:
-    """Last resort for architectures ddr-eval does not build: spandrel's detector, if installed."""
+    """Last resort for architectures ddr-eval does not build: spandrel's detector, if installed.
+
+    Its taps follow the body-block rule of :mod:`ddr_eval.models.taps`. A spandrel that is
+    installed but cannot be imported (with the pinned CPU torch, the torchvision pip brings
+    along fails with ``operator torchvision::nms does not exist``) is one line naming the extra.
+    """
     try:
         import spandrel
-    except ImportError as exc:
-        raise CheckpointError(f"{path}: {reason}; spandrel unavailable: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name != "spandrel":
+            raise CheckpointError(broken_extra_message(path, reason, exc)) from None
+        raise CheckpointError(f"{path}: {reason}; spandrel unavailable: {exc} (pip install 'ddr-eval[spandrel]', or "
+                              "name the class with --arch package.module:Class)") from None
+    except (ImportError, RuntimeError, OSError) as exc:
+        raise CheckpointError(broken_extra_message(path, reason, exc)) from None
     try:
         loaded = spandrel.ModelLoader().load_from_state_dict(state_dict)
     except Exception as exc:
@@ -377,10 +428,17 @@ def _load_with_spandrel(path: Path, state_dict: StateDict, name: str | None, sca
     descriptor = ModelDescriptor(
         name=name or path.stem, arch=f"spandrel:{loaded.architecture.name}", arch_kwargs={},
         scale=int(loaded.scale), in_channels=int(loaded.input_channels), out_channels=int(loaded.output_channels),
-        purpose="sr", taps={}, module=module, sha256=sha256_file(path), source=str(path),
+        purpose="sr", taps=heuristic_taps(module), module=module, sha256=sha256_file(path), source=str(path),
+        layout="spandrel",
     )
     _check_scale(path, descriptor, scale)
     return descriptor
+
+
+def broken_extra_message(path: Path, reason: str, exc: BaseException) -> str:
+    return (f"{path}: {reason}; the optional extra [spandrel] is installed but does not load "
+            f"({type(exc).__name__}: {_one_line(exc)}); reinstall torchvision to match torch "
+            f"{torch.__version__}, or uninstall spandrel")
 
 
 # -- writing ---------------------------------------------------------------------------------

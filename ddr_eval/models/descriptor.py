@@ -22,7 +22,8 @@ class ModelDescriptor:
     """A network ready for inference (``module`` is in eval mode, on CPU) and its facts.
 
     ``taps`` maps aliases (``"deep"``, ``"block0"``, ...) to module names usable with
-    ``module.get_submodule``; ``source`` is the checkpoint path or the zoo name it came from.
+    ``module.get_submodule``; ``source`` is the checkpoint path or the zoo name it came from;
+    ``arch`` a built-in name, ``package.module:Class`` (a user's class) or ``spandrel:NAME``.
     """
 
     name: str
@@ -36,6 +37,7 @@ class ModelDescriptor:
     module: nn.Module = field(repr=False)
     sha256: str | None
     source: str
+    layout: str | None = None  # the key layout the weights were in (ddr_eval.models.layouts), for path-loaded models
 
     def __post_init__(self) -> None:
         if self.purpose not in PURPOSES:

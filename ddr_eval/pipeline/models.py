@@ -6,6 +6,7 @@ unknown layer) is found here, before any feature is extracted.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from ddr_eval.features import FeatureBatch, extract_poolings, image_statistics
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model
+from ddr_eval.models.user_arch import class_identity, is_import_target
 from ddr_eval.models.zoo import resolve_model
 from ddr_eval.suite.schema import ModelSpec
 from ddr_eval.suite.shipped import suite_hint
@@ -32,6 +34,16 @@ class FeatureSource:
     descriptor: ModelDescriptor | None = None
     identity: str = ""  # what the features depend on (checkpoint sha256, arch, baseline), for caching
     extra: dict = field(default_factory=dict)
+    from_path: bool = False  # loaded from a checkpoint path (a user's model): its detection is shown
+
+    def detection(self) -> dict | None:
+        """What was detected and built for a network model: recorded per model in ``results.json``
+        (``provenance.models``) and shown as one line by ``run`` and ``compare`` (:func:`detection_line`)."""
+        if self.descriptor is None:
+            return None
+        d = self.descriptor
+        return {"arch": d.arch, "scale": d.scale, "arch_kwargs": dict(d.arch_kwargs), "params": d.num_params,
+                "layout": d.layout, "source": d.source, "from_path": self.from_path, "taps": dict(self.layers)}
 
     @property
     def is_sr(self) -> bool:
@@ -66,12 +78,24 @@ def _descriptor(spec: ModelSpec, seed: int) -> tuple[ModelDescriptor, str]:
     else:
         descriptor = resolve_model(spec.name, arch=spec.arch)
     identity = descriptor.sha256 or descriptor.source
+    if is_import_target(descriptor.arch):  # the same weights in another class (or class version) compute otherwise
+        identity = f"{identity}:{class_identity(descriptor.arch, descriptor.arch_kwargs)}"
     if spec.random_init:
+        if descriptor.arch not in ARCHS:
+            raise UserError(f"model {spec.label}: random_init needs a built-in architecture, not {descriptor.arch}")
         torch.manual_seed(seed)
         descriptor.module = ARCHS.get(descriptor.arch)(**descriptor.arch_kwargs)
         identity = f"untrained:{descriptor.arch}:{sorted(descriptor.arch_kwargs.items())}:{seed}"
     descriptor.module.eval()
     return descriptor, identity
+
+
+def detection_line(label: str, info: dict) -> str:
+    """``label: RRDBNet x4 (num_feat=64, ...), 16,697,987 parameters, layout esrgan-original; deep -> body.22``."""
+    kwargs = ", ".join(f"{k}={v}" for k, v in info["arch_kwargs"].items())
+    taps = ", ".join(f"{alias} -> {module}" if alias != module else module for alias, module in info["taps"].items())
+    return (f"{label}: {info['arch']} x{info['scale']}" + (f" ({kwargs})" if kwargs else "")
+            + f", {info['params']:,} parameters, layout {info['layout'] or 'n/a'}; {taps}")
 
 
 def require_finite_weights(descriptor: ModelDescriptor, label: str) -> None:
@@ -88,14 +112,32 @@ def _resolve_layers(descriptor: ModelDescriptor, requested: tuple[str, ...], lab
     for name in requested:
         if name == SWEEP:
             blocks = {k: v for k, v in descriptor.taps.items() if k.startswith("block")}
+            if not blocks:
+                raise UserError(f"model {label}: layer 'sweep' needs block taps and it has none; {layer_choices(descriptor)}")
             layers.update(sorted(blocks.items(), key=lambda kv: int(kv[0][5:])))
             continue
         module = descriptor.taps.get(name, name)
-        if module not in modules:
-            taps = ", ".join(descriptor.taps)
-            raise UserError(f"model {label}: unknown layer {name!r}; named taps: {taps} (or any module name)")
+        if not module or module not in modules:
+            raise UserError(f"model {label}: unknown layer {name!r}; {layer_choices(descriptor, name)}")
         layers[name] = module
     return layers
+
+
+def layer_choices(descriptor: ModelDescriptor, wanted: str = "") -> str:
+    """What a layer may be for this model: its taps, then module names (those nearest ``wanted`` first)."""
+    names = [n for n, _ in descriptor.module.named_modules() if n]
+    nearest = difflib.get_close_matches(wanted, names, n=6, cutoff=0.5) if wanted else []
+    shown = nearest + [n for n in names if n not in nearest][:max(0, 8 - len(nearest))]
+    taps = ", ".join(_compact_taps(descriptor.taps)) or "none"
+    more = f", ... ({len(names)} in all)" if len(names) > len(shown) else ""
+    return f"taps: {taps}; module names: {', '.join(shown)}{more}"
+
+
+def _compact_taps(taps: dict[str, str]) -> list[str]:
+    """Tap aliases with the ``block0..blockN`` run written as one range."""
+    blocks = [a for a in taps if a.startswith("block") and a[5:].isdigit()]
+    others = [a for a in taps if a not in blocks]
+    return others + ([f"block0..block{len(blocks) - 1}"] if blocks else [])
 
 
 def build_sources(specs: list[ModelSpec | FeatureSource | ModelDescriptor], default_layers: tuple[str, ...], scale: int,
@@ -117,7 +159,7 @@ def build_sources(specs: list[ModelSpec | FeatureSource | ModelDescriptor], defa
             raise UserError(f"model {spec.label} is x{descriptor.scale} but the suite is x{scale}; "
                             f"{suite_hint(descriptor.scale)}")
         layers = _resolve_layers(descriptor, spec.layers or default_layers, spec.label)
-        sources.append(FeatureSource(spec.label, layers, descriptor, identity))
+        sources.append(FeatureSource(spec.label, layers, descriptor, identity, from_path=bool(spec.path)))
     return sources
 
 

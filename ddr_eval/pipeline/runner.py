@@ -207,6 +207,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "results_cache": {"enabled": results_cache.enabled, "hits": results_cache.hits,
                           "misses": results_cache.misses, "repeats": results_cache.repeats},
         "memory": memory.as_dict(),
+        "models": {source.label: info for source in sources if (info := source.detection()) is not None},
     }
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
         provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,9 +138,16 @@ def expand_sweeps(degradations: Any) -> Any:
     return expanded
 
 
+IMPORT_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+"""``package.module:ClassName``: a user's own architecture (``ddr_eval.models.user_arch``)."""
+
+
 class ModelSpec(_Strict):
     """A zoo name or a checkpoint path (with an optional architecture), or a feature baseline.
 
+    ``arch`` is a built-in architecture (checked when the model loads) or the user's own class,
+    ``package.module:ClassName``, built with ``arch_kwargs``; both apply to a checkpoint ``path``.
+    ``layers`` (module names or tap aliases) replace the suite's ``layers`` for this model.
     ``iteration`` picks a snapshot from a zoo entry's training series (DDR over training);
     ``random_init`` evaluates the same architecture untrained (a baseline: how much of the
     separability is the architecture alone); ``baseline: image_statistics`` replaces network
@@ -158,8 +166,17 @@ class ModelSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("arch")
+    @classmethod
+    def _arch_name_or_class(cls, value: str | None) -> str | None:
+        if value is not None and ":" in value and not IMPORT_TARGET.fullmatch(value):
+            raise ValueError(f"arch {value!r}: a class is named package.module:ClassName")
+        return value
+
     @model_validator(mode="after")
     def _name_or_path(self) -> "ModelSpec":
+        if self.arch_kwargs and not self.path:
+            raise ValueError("`arch_kwargs` build the architecture of a checkpoint `path`; a zoo `name` records its own")
         if self.baseline:
             if self.path or self.iteration is not None or self.random_init:
                 raise ValueError("a `baseline` takes no path, iteration or random_init")
