@@ -22,6 +22,22 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(cache_app, name="cache")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import ddr_eval
+
+        typer.echo(f"ddr-eval {ddr_eval.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """Benchmark deep degradation representations (DDR) of super-resolution networks."""
+
+
 def _echo_err(message: str) -> None:
     typer.echo(f"ddr-eval: error: {message}", err=True)
 
@@ -114,6 +130,32 @@ def _print_summary(result, out_dir: Path) -> None:
     typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
                f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed "
                f"-> {out_dir}/leaderboard.md")
+
+
+@app.command("metrics")
+def metrics_command() -> None:
+    """List the metric types a suite can name: kind, direction, unit and the inputs each reads."""
+    from tabulate import tabulate
+
+    from ddr_eval.metrics import metric_catalog
+
+    rows = metric_catalog()
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple", maxcolwidths=[None, None, None, None, 24, None, 28]))
+    typer.echo("ranks: whether it ranks the leaderboard when a suite has no `rank_by:`; inputs: what it reads")
+
+
+@app.command("suites")
+def suites_command() -> None:
+    """List the suites this installation ships, one line each (run one with `ddr-eval run PATH`)."""
+    from tabulate import tabulate
+
+    from ddr_eval.suite.shipped import shipped_suites
+
+    rows = [{**row, "scale": f"x{row['scale']}" if row["scale"] else "?"} for row in shipped_suites()]
+    if not rows:
+        typer.echo("no shipped suites found (set $DDR_EVAL_SUITES to a folder of suite YAML files)")
+        return
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple", maxcolwidths=[None, None, None, 60]))
 
 
 @zoo_app.command("list")
