@@ -115,21 +115,17 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
 
 
 def _print_summary(result, out_dir: Path) -> None:
-    from tabulate import tabulate
+    """The board within the terminal's width, the best model per ranked metric, the report's path."""
+    import shutil
 
-    from ddr_eval.results import format_value
+    from ddr_eval.results.console import board_text
 
-    board = result.leaderboard
-    if board.rows:
-        keys = ["model", "layer", "rank", *(c.metric for c in board.columns)]
-        body = [[format_value(row.get(k)) for k in keys] for row in board.rows]
-        headers = ["model", "layer", "rank", *(c.header for c in board.columns)]
-        typer.echo(tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True))
-        typer.echo(board.explain())
+    typer.echo(board_text(result.leaderboard, shutil.get_terminal_size((120, 24)).columns))
     cache, results = result.provenance["cache"], result.provenance["results_cache"]
+    report = out_dir / ("report.html" if result.suite.outputs.html else "leaderboard.md")
     typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
-               f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed "
-               f"-> {out_dir}/leaderboard.md")
+               f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed")
+    typer.echo(f"report: {report}")
 
 
 @app.command("metrics")

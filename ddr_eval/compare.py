@@ -72,7 +72,10 @@ class Comparison:
         return pd.DataFrame.from_records(records)
 
     def headline(self, placement: Placement) -> str:
-        return f"{placement.model} / {placement.layer}: rank {placement.rank} of {placement.of} in suite {self.suite}"
+        row = self.board.row(placement.model, placement.layer)
+        rank = self.board.rank_label(row) if row is not None else placement.rank  # "=2": shared with another row
+        text = f"{placement.model} / {placement.layer}: rank {rank} of {placement.of} in suite {self.suite}"
+        return text if self.board.separates() else f"{text} (no ranking metric separates these models)"
 
     def text(self) -> str:
         blocks = []

@@ -262,4 +262,4 @@ def build_leaderboard(loaded: LoadedSuite, rows: list[ResultRow], inputs: SuiteI
     """The run's one leaderboard, ranked by the suite's ``rank_by`` (or the default ranking)."""
     infos = metric_infos(loaded, inputs)
     ranking = resolve_ranking(loaded.suite.rank_by, infos)
-    return Leaderboard.build([r.to_dict() for r in rows], infos, ranking)
+    return Leaderboard.build([r.to_dict() for r in rows], infos, ranking, loaded.suite.reference_set)

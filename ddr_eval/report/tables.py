@@ -29,11 +29,11 @@ def directions(frame: pd.DataFrame) -> dict[str, bool]:
 
 
 def board_frame(board: Leaderboard, headers: bool = True) -> pd.DataFrame:
-    """The leaderboard as a table: model, layer, rank, then one column per metric, headed with
-    its unit (``psnr (dB)``) unless ``headers`` is False."""
+    """The leaderboard as a table: model, layer, rank (``=2`` when shared), then one column per
+    metric, headed with its unit (``psnr, mean of 4 degraded sets (dB)``) unless ``headers`` is False."""
     columns = ["model", "layer", "rank", *(c.metric for c in board.columns)]
-    frame = pd.DataFrame([{name: row.get(name) for name in columns} for row in board.rows], columns=columns)
-    frame["rank"] = frame["rank"].astype(object).where(frame["rank"].notna(), None)
+    frame = pd.DataFrame([{**{name: row.get(name) for name in columns}, "rank": board.rank_label(row)}
+                          for row in board.rows], columns=columns)
     return frame.rename(columns=board.headers()) if headers else frame
 
 
