@@ -243,12 +243,14 @@ def identify(
 @app.command()
 def upscale(
     input_path: Path = typer.Argument(..., metavar="IN", help="input image"),
-    output_path: Path = typer.Argument(..., metavar="OUT", help="output PNG"),
+    output_path: Path = typer.Argument(..., metavar="OUT", help="output image; its extension picks the format "
+                                       "(.png, .jpg/.jpeg, .webp, .tif/.tiff)"),
     model: str = typer.Option(..., "--model", help="zoo name or checkpoint path"),
     arch: Optional[str] = typer.Option(None, "--arch", help="architecture, when it cannot be detected"),
     trust_code: bool = _trust_code_option(),
 ) -> None:
-    """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
+    """Super-resolve one image with a model (uint8 out, rounded like BasicSR's tensor2img; PNG, JPEG, WebP or
+    TIFF by the output's extension)."""
     _apply_trust(trust_code)
     from PIL import Image as PILImage
 
@@ -263,14 +265,31 @@ def upscale(
     check_output_dir(output_path.parent, "output image folder")
     if output_path.is_dir():
         raise UserError(f"output image {output_path} is a directory")
+    image_format = _image_format(output_path)
     descriptor = resolve_model(model, arch=arch)
     require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
     pixels = read_image(input_path)
     out = to_uint8(super_resolve_within_memory(descriptor.module, pixels, descriptor.scale))  # tiles if huge
-    atomic_write(output_path, lambda tmp: PILImage.fromarray(out).save(tmp, format="PNG"))
+    atomic_write(output_path, lambda tmp: PILImage.fromarray(out).save(tmp, format=image_format, **_SAVE_OPTIONS.get(
+        image_format, {})))
     typer.echo(f"{input_path} {pixels.shape[1]}x{pixels.shape[0]} -> {output_path} {out.shape[1]}x{out.shape[0]}")
+
+
+# Output extension -> Pillow format. Lossy formats are saved at their highest quality: the point of
+# `upscale` is to look at what the network made, not at the codec.
+_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
+
+
+def _image_format(path: Path) -> str:
+    """The Pillow format an output path's extension names; any other extension is refused."""
+    image_format = _IMAGE_FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        known = ", ".join(sorted(_IMAGE_FORMATS))
+        raise UserError(f"output image {path}: unknown extension {path.suffix or '(none)'!r}; use one of {known}")
+    return image_format
 
 
 @cache_app.command("clear")
