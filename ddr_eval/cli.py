@@ -50,6 +50,50 @@ def _trust_code_option() -> bool:
     return typer.Option(False, "--trust-code", help=TRUST_CODE_HELP)
 
 
+def _device_option() -> Optional[str]:
+    return typer.Option(None, "--device", help="where to run: cpu, cuda, cuda:1, mps or auto (a runtime setting: "
+                        "the suite's hash, and so its baseline, stay the same)")
+
+
+def _batch_size_option() -> Optional[int]:
+    return typer.Option(None, "--batch-size", min=1, help="patches per forward pass (a runtime setting)")
+
+
+def _seed_option() -> Optional[int]:
+    return typer.Option(None, "--seed", help="the suite's seed (patches, noise, t-SNE, bootstrap): changes numbers")
+
+
+def _limit_option() -> Optional[int]:
+    return typer.Option(None, "--limit", min=1, help="a quick look: at most N patches per degradation set "
+                        "(seeded subset; recorded and flagged in the report, changes the suite's hash)")
+
+
+def _set_option() -> Optional[list[str]]:
+    return typer.Option(None, "--set", help="override a suite field: dotted.key=VALUE, VALUE read as YAML "
+                        "(data.patch_size=32, metrics.0.projection=pca50); repeatable")
+
+
+def _overrides(seed, limit, device, batch_size, sets):
+    from ddr_eval.suite.overrides import Overrides
+
+    return Overrides(tuple(sets or ()), seed, limit, device, batch_size)
+
+
+_ARGV: list[str] = []  # this invocation's arguments, recorded in results.json
+
+
+def _invocation(overrides) -> dict:
+    """What results.json records of how it was made: the command line and the suite overrides."""
+    import shlex
+
+    return {"command": shlex.join(["ddr-eval", *_ARGV]), "overrides": overrides.record()}
+
+
+def _timestamp_option() -> bool:
+    return typer.Option(False, "--timestamp", help="keep every run: write the report into <out>/<UTC time>/ and "
+                        "point <out>/latest at it")
+
+
 def _apply_trust(trust_code: bool) -> None:
     if trust_code:
         from ddr_eval.models.checkpoint import trust_code as allow
@@ -67,27 +111,66 @@ def run(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address, e.g. ray://head:10001 or "
                                           "auto (default: $RAY_ADDRESS, else a new local Ray instance)"),
     trust_code: bool = _trust_code_option(),
+    timestamp: bool = _timestamp_option(),
+    device: Optional[str] = _device_option(),
+    batch_size: Optional[int] = _batch_size_option(),
+    seed: Optional[int] = _seed_option(),
+    limit: Optional[int] = _limit_option(),
+    set_: Optional[list[str]] = _set_option(),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
     _apply_trust(trust_code)
     from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
-    from ddr_eval.pipeline.runner import check_output_dir
     from ddr_eval.suite.loader import load_suite
 
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
-    loaded = load_suite(suite)
-    check_output_dir(out or loaded.suite.output_dir())
+    overrides = _overrides(seed, limit, device, batch_size, set_)
+    loaded = load_suite(suite, overrides)
+    target = _report_target(out or loaded.suite.output_dir(), timestamp)
+    if not quiet:
+        _echo_changes(loaded, overrides)
     if loaded.findings is not None and loaded.findings.robustness is not None:
-        _run_robustness(loaded, out or loaded.suite.output_dir(), not no_cache, quiet, cell_executor)
+        _run_robustness(loaded, target, not no_cache, quiet, cell_executor, _invocation(overrides))
+        _point_latest(target, timestamp)
         return
     results = evaluate(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
-    out_dir = results.write(out or loaded.suite.output_dir())
+    results.run.provenance.update(_invocation(overrides))
+    out_dir = results.write(target)
+    _point_latest(out_dir, timestamp)
     if not quiet:
         _print_summary(results.run, out_dir)
 
 
-def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_executor) -> None:
+def _report_target(base: Path, timestamp: bool) -> Path:
+    """The report directory of this run, checked before any work: ``base`` (new, empty or a ddr-eval
+    report), or with ``--timestamp`` a new ``base/<UTC time>/``."""
+    from ddr_eval.outdir import timestamped
+    from ddr_eval.pipeline.runner import check_report_dir
+
+    target = timestamped(base) if timestamp else Path(base)
+    check_report_dir(target)
+    return target
+
+
+def _point_latest(out_dir: Path, timestamp: bool) -> None:
+    if timestamp:
+        from ddr_eval.outdir import point_latest
+
+        point_latest(out_dir)
+
+
+def _echo_changes(loaded, overrides) -> None:
+    """One line per thing the command line changed from the suite file."""
+    for line in overrides.record():
+        typer.echo(f"ddr-eval: override {line}", err=True)
+    if loaded.suite.data.limit_patches is not None:
+        typer.echo(f"ddr-eval: --limit: at most {loaded.suite.data.limit_patches} patches per degradation set; a "
+                   "quick look, not comparable with a full run", err=True)
+
+
+def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_executor,
+                    record: dict | None = None) -> None:
     """A suite with ``findings.robustness``: one run per seed (and the sample-size runs), one report."""
     from ddr_eval.api import evaluate
     from ddr_eval.report import write_report
@@ -106,6 +189,7 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
     findings = robustness_findings(robust)
     files = robustness_files(robust, findings)
     extra = {"findings.md": files["robustness.md"], "robustness.json": files["robustness.json"]}
+    robust.runs[0].provenance.update(record or {})
     write_report(robust.runs[0], out_dir, extra_files=extra, sections=robustness_sections(robust, findings), findings=[])
     if not quiet:
         for finding in findings:
@@ -311,13 +395,22 @@ def compare(
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature, the zoo's too"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     trust_code: bool = _trust_code_option(),
+    timestamp: bool = _timestamp_option(),
+    device: Optional[str] = _device_option(),
+    batch_size: Optional[int] = _batch_size_option(),
+    seed: Optional[int] = _seed_option(),
+    limit: Optional[int] = _limit_option(),
+    set_: Optional[list[str]] = _set_option(),
 ) -> None:
     """Rank one model against a suite's models; print its rank and deltas to its neighbours."""
     _apply_trust(trust_code)
     from ddr_eval.compare import compare_model
 
+    overrides = _overrides(seed, limit, device, batch_size, set_)
     outcome = compare_model(model, suite, arch=arch, name=name, out_dir=out, use_cache=not no_cache,
-                            progress=not quiet)
+                            progress=not quiet, timestamp=timestamp, overrides=overrides,
+                            record=_invocation(overrides))
+    _point_latest(outcome.out_dir, timestamp)
     cache = outcome.result.provenance["cache"]
     typer.echo(outcome.comparison.text())
     typer.echo(f"\ncache {cache['hits']} hits / {cache['misses']} misses -> {outcome.out_dir}/report.html")
@@ -336,6 +429,11 @@ def check(
                                "them, so a change in feature code cannot hide behind the cache)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     trust_code: bool = _trust_code_option(),
+    device: Optional[str] = _device_option(),
+    batch_size: Optional[int] = _batch_size_option(),
+    seed: Optional[int] = _seed_option(),
+    limit: Optional[int] = _limit_option(),
+    set_: Optional[list[str]] = _set_option(),
 ) -> None:
     """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
     _apply_trust(trust_code)
@@ -343,7 +441,10 @@ def check(
     from ddr_eval.regression import Baseline, Tolerances, check_result, default_baseline_path
     from ddr_eval.suite.loader import load_suite
 
-    loaded = load_suite(suite)
+    overrides = _overrides(seed, limit, device, batch_size, set_)
+    loaded = load_suite(suite, overrides)
+    if out:
+        _report_target(out, False)
     frozen = Baseline.load(baseline or default_baseline_path(loaded.suite))
     frozen.require_suite(loaded.suite, str(suite))
     tolerances = Tolerances.parse(rtol or (), atol or ())
@@ -355,6 +456,7 @@ def check(
     if out:  # the report `run` writes, with the findings of the suites it includes
         from ddr_eval.api import Results
 
+        result.provenance.update(_invocation(overrides))
         Results(result, use_cache=cache, progress=not quiet).write(out)
     typer.echo(report.text())
     raise typer.Exit(report.exit_code)
@@ -384,6 +486,10 @@ def baseline_command(
     else:
         frozen = Baseline.from_result(run_suite(loaded, use_cache=cache, progress=not quiet))
     path = frozen.write(out or default_baseline_path(loaded.suite))
+    if out is None:  # reports/<suite>/ holds the suite's report too: mark it as ddr-eval's
+        from ddr_eval.outdir import mark_report_dir
+
+        mark_report_dir(path.parent)
     commit = frozen.code.get("commit", "unknown")
     typer.echo(f"wrote {path}: {len(frozen.entries)} values of suite {frozen.suite} "
                f"(sha256 {frozen.suite_sha256[:12]}, commit {str(commit)[:12]})")
@@ -420,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
     from ddr_eval.process import tune_process
 
     tune_process()  # allocator and OpenMP settings for a CPU run (ddr_eval/process.py says why)
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv)
     except UserError as exc:

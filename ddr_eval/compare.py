@@ -24,6 +24,7 @@ from ddr_eval.results.format import slug
 from ddr_eval.results.leaderboard import infos_from_rows, resolve_ranking
 from ddr_eval.suite.errors import load_yaml_mapping
 from ddr_eval.suite.loader import LoadedSuite, compile_suite
+from ddr_eval.suite.overrides import Overrides, apply_overrides
 
 @dataclass(frozen=True)
 class Neighbour:
@@ -147,9 +148,11 @@ def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "", rank_b
 
 
 def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str | None = None,
-                     name: str | None = None) -> tuple[LoadedSuite, LoadedSuite, str]:
-    """The suite as written and the suite with the user's checkpoint appended; plus the model's label."""
-    raw = load_yaml_mapping(suite_path)
+                     name: str | None = None, overrides: Overrides | None = None
+                     ) -> tuple[LoadedSuite, LoadedSuite, str]:
+    """The suite as written (with the command line's ``overrides``) and the suite with the user's
+    checkpoint appended; plus the model's label."""
+    raw = apply_overrides(load_yaml_mapping(suite_path), overrides)
     base = compile_suite(raw, str(suite_path))
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -195,19 +198,26 @@ def suite_for_model(model_path: str | Path, arch: str | None = None) -> Path:
 
 def compare_model(model_path: str | Path, suite_path: str | Path | None = None, *, arch: str | None = None,
                   name: str | None = None, out_dir: Path | None = None, use_cache: bool = True,
-                  cache_dir: Path | None = None, progress: bool = True) -> CompareOutcome:
+                  cache_dir: Path | None = None, progress: bool = True, timestamp: bool = False,
+                  overrides: Overrides | None = None, record: dict[str, Any] | None = None) -> CompareOutcome:
     """Run ``suite_path`` with the user's model added and write the report with its placement.
 
     Without ``suite_path`` the shipped generalization suite of the model's scale is used
     (:func:`suite_for_model`). The report goes to ``reports/<suite>/compare-<model>/`` unless
-    ``out_dir`` is given.
+    ``out_dir`` is given; with ``timestamp`` into a new ``<UTC time>/`` directory below it.
+    ``overrides`` change the suite as ``ddr-eval run`` does; ``record`` joins the run's provenance.
     """
     from ddr_eval.api import evaluate
+    from ddr_eval.outdir import timestamped
+    from ddr_eval.pipeline.runner import check_report_dir
 
     suite_path = suite_path or suite_for_model(model_path, arch)
-    base, loaded, label = suite_with_model(suite_path, model_path, arch, name)
+    base, loaded, label = suite_with_model(suite_path, model_path, arch, name, overrides)
+    target = Path(out_dir or base.suite.output_dir() / f"compare-{slug(label)}")
+    target = timestamped(target) if timestamp else target
+    check_report_dir(target)  # before the run, not after it
     results = evaluate(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
     comparison = compare_board(results.run.leaderboard, label, base.suite.name)
-    target = out_dir or base.suite.output_dir() / f"compare-{slug(label)}"
+    results.run.provenance.update(record or {})  # the command line, for results.json
     results.write(target, sections=comparison.sections())
     return CompareOutcome(comparison, results.run, Path(target))

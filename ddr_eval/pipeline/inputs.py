@@ -115,11 +115,21 @@ def _folder_set(name: str, split: str, images: FolderImages, loaded: LoadedSuite
     lr_images, hr_images = _folder_split(images, split, name, loaded)
     if hr_images is None:
         cut = sample_patches(lr_images, data.patch_size // scale, data.patches_per_image, seed=loaded.suite.seed)
-        patches = PatchSet(None, cut.image_index, cut.patch_index, cut.image_names)
-        return DegradedSet(name, split, cut.hr, patches, images.digest)
+        keep = limited(len(cut), data.limit_patches, loaded.suite.seed)
+        patches = PatchSet(None, cut.image_index[keep], cut.patch_index[keep], cut.image_names)
+        return DegradedSet(name, split, cut.hr[keep], patches, images.digest)
     patches, lr = sample_paired_patches(lr_images, hr_images, data.patch_size // scale, scale,
                                         data.patches_per_image, loaded.suite.seed)
-    return DegradedSet(name, split, lr, patches, images.digest)
+    keep = limited(len(patches), data.limit_patches, loaded.suite.seed)
+    return DegradedSet(name, split, lr[keep], patches.subset(keep), images.digest)
+
+
+def limited(count: int, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of at most ``limit`` of ``count`` patches: a seeded subset in the original order
+    (every image keeps its chance to appear), or all of them without a limit (``--limit``)."""
+    if limit is None or count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
 
 
 def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
@@ -134,6 +144,8 @@ def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
         if splits is not None:
             patches = sample_patches(splits[split], suite.data.patch_size, suite.data.patches_per_image,
                                      seed=suite.seed, multiple_of=loaded.scale)
+            if suite.data.limit_patches is not None:
+                patches = patches.subset(limited(len(patches), suite.data.limit_patches, suite.seed))
         sets = {}
         for dset in suite.degradations:
             if dset.name in folders:

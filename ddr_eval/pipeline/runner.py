@@ -21,6 +21,7 @@ import ddr_eval
 from ddr_eval.errors import UserError
 from ddr_eval.features import select_device
 from ddr_eval.features.cache import FeatureCache
+from ddr_eval.outdir import require_report_dir
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs
@@ -78,6 +79,13 @@ def package_versions() -> dict[str, str]:
             **{name: version(name) for name in packages}}
 
 
+def utc_now() -> str:
+    """The current time as UTC ISO 8601 (``2026-01-31T09:15:02Z``), as results.json records it."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def check_output_dir(path: Path, what: str = "report directory") -> None:
     """Fail before a run, not after it, when its output directory cannot be created or written.
 
@@ -92,6 +100,12 @@ def check_output_dir(path: Path, what: str = "report directory") -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".ddr-eval-probe-", dir=existing))
     except OSError as exc:
         raise UserError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def check_report_dir(path: Path) -> None:
+    """:func:`check_output_dir`, and the directory is new, empty or a ddr-eval report (``ddr_eval.outdir``)."""
+    check_output_dir(path)
+    require_report_dir(path)
 
 
 def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str,
@@ -154,6 +168,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     """
     suite = loaded.suite
     timings: dict[str, float] = {}
+    started = utc_now()
     t0 = time.perf_counter()
     # models first: a bad checkpoint or layer name fails in a second, before images are degraded
     sources = build_sources(models if models is not None else suite.models, suite.layers, loaded.scale, suite.seed)
@@ -207,7 +222,11 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "results_cache": {"enabled": results_cache.enabled, "hits": results_cache.hits,
                           "misses": results_cache.misses, "repeats": results_cache.repeats},
         "memory": memory.as_dict(),
+        "started": started,
+        "finished": utc_now(),
     }
+    if suite.data.limit_patches is not None:
+        provenance["limit_patches"] = suite.data.limit_patches
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
         provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}
     board = build_leaderboard(loaded, reduction.rows, inputs)

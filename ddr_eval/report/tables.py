@@ -66,3 +66,21 @@ def best_per_column(table: pd.DataFrame, higher_is_better: dict[str, bool]) -> d
         if column in table.columns and table[column].notna().any():
             best[column] = table[column].max() if higher else table[column].min()
     return best
+
+
+def run_notes(result) -> list[str]:
+    """Lines on how a run was made that a reader must see beside its numbers: a ``--limit`` quick
+    look (flagged: not comparable with a full run), the command line, overrides, start and end."""
+    prov = result.provenance
+    notes = []
+    limit = result.suite.data.limit_patches
+    if limit is not None:
+        notes.append(f"QUICK LOOK: at most {limit} patches per degradation set (--limit {limit}); "
+                     "not comparable with a full run of the suite")
+    if prov.get("command"):
+        notes.append(f"command: {prov['command']}")
+    if prov.get("overrides"):
+        notes.append("overrides: " + ", ".join(prov["overrides"]))
+    if prov.get("started"):
+        notes.append(f"run: {prov['started']} to {prov.get('finished', '?')} (UTC)")
+    return notes
