@@ -140,6 +140,15 @@ def run(
     _point_latest(out_dir, timestamp)
     if not quiet:
         _print_summary(results.run, out_dir)
+        _echo_data_notices(results.run)
+
+
+def _echo_data_notices(result) -> None:
+    """What changed what the user asked for (split, small folder, --limit, fallbacks), one line each."""
+    from ddr_eval.results.console import data_notices
+
+    for line in data_notices(result.provenance, [row.to_dict() for row in result.rows]):
+        typer.echo(f"ddr-eval: {line}", err=True)
 
 
 def _report_target(base: Path, timestamp: bool) -> Path:

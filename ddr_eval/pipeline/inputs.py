@@ -5,6 +5,7 @@ Chain sets degrade the suite's HR patches; folder sets cut their LR (and HR) pat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +63,25 @@ def _splits(loaded: LoadedSuite):
         test_names = tuple(n for n in DEFAULT_TEST_IMAGES if n in present) or None
     train, test = split_images(images, test_names=test_names, test_fraction=data.test_fraction, seed=loaded.suite.seed)
     return {"train": train, "test": test, "all": images}
+
+
+SMALL_FOLDER = 8  # a folder `data.source` with fewer photographs is evaluated whole by default
+
+
+def effective_eval_split(loaded: LoadedSuite, need_train: bool) -> str:
+    """The split a run evaluates: the suite's ``data.eval_split``, except that a folder source of
+    fewer than :data:`SMALL_FOLDER` photographs is evaluated on all of them when the suite does not
+    set ``eval_split`` or ``test_images`` and no metric needs a training split: a 30 % test split
+    of 10 photographs scores 3 of them, which is not what someone pointing at a folder asks for."""
+    data = loaded.suite.data
+    explicit = {"eval_split", "test_images"} & data.model_fields_set
+    if explicit or need_train or _is_embedded(data.source) or not loaded.chains:
+        return data.eval_split
+    from ddr_eval.data.images import folder_image_files
+
+    root = Path(data.source)
+    count = len(data.images) if data.images is not None else len(folder_image_files(root)) if root.is_dir() else 0
+    return "all" if 0 < count < SMALL_FOLDER else data.eval_split
 
 
 def _require_patch_fits(images, patch_size: int, source: str, where: str = "data.patch_size", what: str = "") -> None:
@@ -157,7 +177,7 @@ def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
             sets[dset.name] = DegradedSet(dset.name, split, lr, patches)
         return sets
 
-    eval_sets = degrade(suite.data.eval_split)
+    eval_sets = degrade(effective_eval_split(loaded, need_train))
     train_sets = degrade("train") if need_train else {}
     skipped = {name: images.skipped for name, images in folders.items() if images.skipped}
     return SuiteInputs(eval_sets, train_sets, skipped)

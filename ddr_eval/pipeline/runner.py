@@ -24,7 +24,7 @@ from ddr_eval.features.cache import FeatureCache
 from ddr_eval.outdir import require_report_dir
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
-from ddr_eval.pipeline.inputs import SuiteInputs
+from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split
 from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
 from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
@@ -227,6 +227,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     }
     if suite.data.limit_patches is not None:
         provenance["limit_patches"] = suite.data.limit_patches
+    provenance["data"] = data_used(loaded, inputs, need_train)
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
         provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}
     board = build_leaderboard(loaded, reduction.rows, inputs)
@@ -268,6 +269,20 @@ def _extract_and_reduce(run, cells: list[Cell], sources: list[FeatureSource], ca
         return features, lane.finish()
     finally:
         lane.close()
+
+
+def data_used(loaded: LoadedSuite, inputs: SuiteInputs, need_train: bool) -> dict[str, Any]:
+    """Which photographs each split holds and how many patches each set has, for the report and
+    the terminal: a split, a ``--limit`` or a small folder changes what a user asked for."""
+    used: dict[str, Any] = {"eval_split": effective_eval_split(loaded, need_train),
+                            "suite_eval_split": loaded.suite.data.eval_split, "splits": {}}
+    for sets in (inputs.eval_sets, inputs.train_sets):
+        for dataset in sets.values():
+            split = used["splits"].setdefault(dataset.split, {"images": {}, "patches": {}})
+            names = dataset.patches.image_names
+            split["images"][dataset.name] = sorted({names[i] for i in np.unique(dataset.patches.image_index)})
+            split["patches"][dataset.name] = int(len(dataset.lr))
+    return used
 
 
 def metric_infos(loaded: LoadedSuite, inputs: SuiteInputs) -> list[MetricInfo]:

@@ -83,4 +83,14 @@ def run_notes(result) -> list[str]:
         notes.append("overrides: " + ", ".join(prov["overrides"]))
     if prov.get("started"):
         notes.append(f"run: {prov['started']} to {prov.get('finished', '?')} (UTC)")
+    return notes + split_notes(result)
+
+
+def split_notes(result) -> list[str]:
+    """The photographs of each split the run used (``provenance.data``), one line per split."""
+    splits = (result.provenance.get("data") or {}).get("splits") or {}
+    notes = []
+    for split, used in splits.items():
+        names = sorted({name for names in used.get("images", {}).values() for name in names})
+        notes.append(f"images, {split} split ({len(names)}): {', '.join(names)}")
     return notes

@@ -89,3 +89,38 @@ def _table(board: Leaderboard, columns: list[Column]) -> str:
     headers = [*keys, *(wrap_header(f"{c.header} {'↑' if c.higher_is_better else '↓'}") for c in columns)]
     widths = [NAME_WIDTH, *([NAME_WIDTH] if len(layers) > 1 else []), None, *([None] * len(columns))]
     return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True, maxcolwidths=widths)
+
+
+def _names(names: list[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" … ({len(names) - most} more)" if len(names) > most else "")
+
+
+def data_notices(provenance: dict, rows: list[dict]) -> list[str]:
+    """One line per thing that changed what the user asked for, for the terminal: which
+    photographs the evaluated split holds (a split scores only some), a small folder evaluated
+    whole, a ``--limit``, and each distinct fallback a metric took (a PCA clipped to the sample count)."""
+    notices = []
+    used = provenance.get("data") or {}
+    evaluated = (used.get("splits") or {}).get(used.get("eval_split"), {})
+    images = sorted({name for names in evaluated.get("images", {}).values() for name in names})
+    patches = sorted(set(evaluated.get("patches", {}).values()))
+    if images:
+        count = "/".join(map(str, patches))
+        notices.append(f"data: scored on the {used['eval_split']} split: {len(images)} photograph"
+                       f"{'s' if len(images) != 1 else ''} ({_names(images)}), {count} patches per set")
+    if used.get("eval_split") != used.get("suite_eval_split"):
+        notices.append(f"data: the folder holds fewer than 8 photographs, so all of them are scored (no "
+                       f"{used.get('suite_eval_split')} split); set data.eval_split to split it anyway")
+    if provenance.get("limit_patches") is not None:
+        notices.append(f"data: --limit {provenance['limit_patches']}: at most {provenance['limit_patches']} patches "
+                       "per set, a quick look")
+    fallbacks: dict[tuple[str, str], int] = {}
+    for row in rows:
+        status = str(row.get("status", ""))
+        if status.startswith("fallback"):
+            key = (row["metric"], status.removeprefix("fallback:").strip())
+            fallbacks[key] = fallbacks.get(key, 0) + 1
+    for (metric, why), count in fallbacks.items():
+        notices.append(f"fallback: {metric}: {why} ({count} row{'s' if count != 1 else ''})")
+    return notices
