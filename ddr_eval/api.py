@@ -413,11 +413,11 @@ class Results:
     def write(self, out_dir: str | Path | None = None, sections: Iterable = ()) -> Path:
         """Write the report (leaderboard.md, results.csv, results.json, plots, report.html, findings)
         into ``out_dir`` (default: the suite's ``reports/<name>``), exactly as ``ddr-eval run`` does."""
-        from ddr_eval.pipeline.runner import check_output_dir
+        from ddr_eval.pipeline.runner import check_report_dir
         from ddr_eval.report.writer import write_report
 
         target = Path(out_dir) if out_dir is not None else self.run.suite.output_dir()
-        check_output_dir(target)
+        check_report_dir(target)
         findings, images = self._included_plots(target)
         return write_report(self.run, target, sections=sections, findings=findings, images=images)
 

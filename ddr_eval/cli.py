@@ -22,6 +22,22 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(cache_app, name="cache")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import ddr_eval
+
+        typer.echo(f"ddr-eval {ddr_eval.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """Benchmark deep degradation representations (DDR) of super-resolution networks."""
+
+
 def _echo_err(message: str) -> None:
     typer.echo(f"ddr-eval: error: {message}", err=True)
 
@@ -65,6 +81,13 @@ def _layers(text: Optional[str]) -> list[str] | None:
     return names
 
 
+def _layers_override(names: list[str] | None) -> list[str]:
+    """``--layers`` as a suite override (``layers=[...]``), so the suite as run and hashed reads them."""
+    import json
+
+    return [] if names is None else [f"layers={json.dumps(names)}"]
+
+
 def _echo_detections(result, only: str | None = None) -> None:
     """One line per model loaded from a checkpoint path (or the model ``only``): what was detected
     and which modules are read."""
@@ -73,6 +96,48 @@ def _echo_detections(result, only: str | None = None) -> None:
     for label, info in (result.provenance.get("models") or {}).items():
         if (label == only) if only is not None else info.get("from_path"):
             typer.echo(detection_line(label, info))
+def _device_option() -> Optional[str]:
+    return typer.Option(None, "--device", help="where to run: cpu, cuda, cuda:1, mps or auto (a runtime setting: "
+                        "the suite's hash, and so its baseline, stay the same)")
+
+
+def _batch_size_option() -> Optional[int]:
+    return typer.Option(None, "--batch-size", min=1, help="patches per forward pass (a runtime setting)")
+
+
+def _seed_option() -> Optional[int]:
+    return typer.Option(None, "--seed", help="the suite's seed (patches, noise, t-SNE, bootstrap): changes numbers")
+
+
+def _limit_option() -> Optional[int]:
+    return typer.Option(None, "--limit", min=1, help="a quick look: at most N patches per degradation set "
+                        "(seeded subset; recorded and flagged in the report, changes the suite's hash)")
+
+
+def _set_option() -> Optional[list[str]]:
+    return typer.Option(None, "--set", help="override a suite field: dotted.key=VALUE, VALUE read as YAML "
+                        "(data.patch_size=32, metrics.0.projection=pca50); repeatable")
+
+
+def _overrides(seed, limit, device, batch_size, sets):
+    from ddr_eval.suite.overrides import Overrides
+
+    return Overrides(tuple(sets or ()), seed, limit, device, batch_size)
+
+
+_ARGV: list[str] = []  # this invocation's arguments, recorded in results.json
+
+
+def _invocation(overrides) -> dict:
+    """What results.json records of how it was made: the command line and the suite overrides."""
+    import shlex
+
+    return {"command": shlex.join(["ddr-eval", *_ARGV]), "overrides": overrides.record()}
+
+
+def _timestamp_option() -> bool:
+    return typer.Option(False, "--timestamp", help="keep every run: write the report into <out>/<UTC time>/ and "
+                        "point <out>/latest at it")
 
 
 def _apply_trust(trust_code: bool) -> None:
@@ -94,34 +159,77 @@ def run(
     layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + "; replaces the suite's `layers:` "
                                          "(a model entry's own `layers:` still wins)"),
     trust_code: bool = _trust_code_option(),
+    timestamp: bool = _timestamp_option(),
+    device: Optional[str] = _device_option(),
+    batch_size: Optional[int] = _batch_size_option(),
+    seed: Optional[int] = _seed_option(),
+    limit: Optional[int] = _limit_option(),
+    set_: Optional[list[str]] = _set_option(),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
     _apply_trust(trust_code)
     from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
-    from ddr_eval.pipeline.runner import check_output_dir
-    from ddr_eval.suite.errors import load_yaml_mapping
-    from ddr_eval.suite.loader import compile_suite, load_suite
+    from ddr_eval.suite.loader import load_suite
 
     wanted_layers = _layers(layers)
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
-    if wanted_layers is None:
-        loaded = load_suite(suite)
-    else:  # the suite as run (and hashed) reads these layers
-        loaded = compile_suite({**load_yaml_mapping(suite), "layers": wanted_layers}, f"{suite} (--layers)",
-                               suite.parent)
-    check_output_dir(out or loaded.suite.output_dir())
+    overrides = _overrides(seed, limit, device, batch_size, [*(set_ or ()), *_layers_override(wanted_layers)])
+    loaded = load_suite(suite, overrides)
+    target = _report_target(out or loaded.suite.output_dir(), timestamp)
+    if not quiet:
+        _echo_changes(loaded, overrides)
     if loaded.findings is not None and loaded.findings.robustness is not None:
-        _run_robustness(loaded, out or loaded.suite.output_dir(), not no_cache, quiet, cell_executor)
+        _run_robustness(loaded, target, not no_cache, quiet, cell_executor, _invocation(overrides))
+        _point_latest(target, timestamp)
         return
     results = evaluate(loaded, use_cache=not no_cache, progress=not quiet, executor=cell_executor)
-    out_dir = results.write(out or loaded.suite.output_dir())
+    results.run.provenance.update(_invocation(overrides))
+    out_dir = results.write(target)
+    _point_latest(out_dir, timestamp)
     if not quiet:
         _echo_detections(results.run)
         _print_summary(results.run, out_dir)
+        _echo_data_notices(results.run)
 
 
-def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_executor) -> None:
+def _echo_data_notices(result) -> None:
+    """What changed what the user asked for (split, small folder, --limit, fallbacks), one line each."""
+    from ddr_eval.results.console import data_notices
+
+    for line in data_notices(result.provenance, [row.to_dict() for row in result.rows]):
+        typer.echo(f"ddr-eval: {line}", err=True)
+
+
+def _report_target(base: Path, timestamp: bool) -> Path:
+    """The report directory of this run, checked before any work: ``base`` (new, empty or a ddr-eval
+    report), or with ``--timestamp`` a new ``base/<UTC time>/``."""
+    from ddr_eval.outdir import timestamped
+    from ddr_eval.pipeline.runner import check_report_dir
+
+    target = timestamped(base) if timestamp else Path(base)
+    check_report_dir(target)
+    return target
+
+
+def _point_latest(out_dir: Path, timestamp: bool) -> None:
+    if timestamp:
+        from ddr_eval.outdir import point_latest
+
+        point_latest(out_dir)
+
+
+def _echo_changes(loaded, overrides) -> None:
+    """One line per thing the command line changed from the suite file."""
+    for line in overrides.record():
+        typer.echo(f"ddr-eval: override {line}", err=True)
+    if loaded.suite.data.limit_patches is not None:
+        typer.echo(f"ddr-eval: --limit: at most {loaded.suite.data.limit_patches} patches per degradation set; a "
+                   "quick look, not comparable with a full run", err=True)
+
+
+def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_executor,
+                    record: dict | None = None) -> None:
     """A suite with ``findings.robustness``: one run per seed (and the sample-size runs), one report."""
     from ddr_eval.api import evaluate
     from ddr_eval.report import write_report
@@ -140,6 +248,7 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
     findings = robustness_findings(robust)
     files = robustness_files(robust, findings)
     extra = {"findings.md": files["robustness.md"], "robustness.json": files["robustness.json"]}
+    robust.runs[0].provenance.update(record or {})
     write_report(robust.runs[0], out_dir, extra_files=extra, sections=robustness_sections(robust, findings), findings=[])
     if not quiet:
         for finding in findings:
@@ -149,21 +258,43 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
 
 
 def _print_summary(result, out_dir: Path) -> None:
+    """The board within the terminal's width, the best model per ranked metric, the report's path."""
+    import shutil
+
+    from ddr_eval.results.console import board_text
+
+    typer.echo(board_text(result.leaderboard, shutil.get_terminal_size((120, 24)).columns))
+    cache, results = result.provenance["cache"], result.provenance["results_cache"]
+    report = out_dir / ("report.html" if result.suite.outputs.html else "leaderboard.md")
+    typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
+               f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed")
+    typer.echo(f"report: {report}")
+
+
+@app.command("metrics")
+def metrics_command() -> None:
+    """List the metric types a suite can name: kind, direction, unit and the inputs each reads."""
     from tabulate import tabulate
 
-    from ddr_eval.results import format_value
+    from ddr_eval.metrics import metric_catalog
 
-    board = result.leaderboard
-    if board.rows:
-        keys = ["model", "layer", "rank", *(c.metric for c in board.columns)]
-        body = [[format_value(row.get(k)) for k in keys] for row in board.rows]
-        headers = ["model", "layer", "rank", *(c.header for c in board.columns)]
-        typer.echo(tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True))
-        typer.echo(board.explain())
-    cache, results = result.provenance["cache"], result.provenance["results_cache"]
-    typer.echo(f"\n{result.suite.name}: {result.timings['total']:.1f} s, feature cache {cache['hits']} hits / "
-               f"{cache['misses']} misses, metric results {results['hits']} cached / {results['misses']} computed "
-               f"-> {out_dir}/leaderboard.md")
+    rows = metric_catalog()
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple", maxcolwidths=[None, None, None, None, 24, None, 28]))
+    typer.echo("ranks: whether it ranks the leaderboard when a suite has no `rank_by:`; inputs: what it reads")
+
+
+@app.command("suites")
+def suites_command() -> None:
+    """List the suites this installation ships, one line each (run one with `ddr-eval run PATH`)."""
+    from tabulate import tabulate
+
+    from ddr_eval.suite.shipped import shipped_suites
+
+    rows = [{**row, "scale": f"x{row['scale']}" if row["scale"] else "?"} for row in shipped_suites()]
+    if not rows:
+        typer.echo("no shipped suites found (set $DDR_EVAL_SUITES to a folder of suite YAML files)")
+        return
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple", maxcolwidths=[None, None, None, 60]))
 
 
 @zoo_app.command("list")
@@ -257,13 +388,15 @@ def identify(
 @app.command()
 def upscale(
     input_path: Path = typer.Argument(..., metavar="IN", help="input image"),
-    output_path: Path = typer.Argument(..., metavar="OUT", help="output PNG"),
+    output_path: Path = typer.Argument(..., metavar="OUT", help="output image; its extension picks the format "
+                                       "(.png, .jpg/.jpeg, .webp, .tif/.tiff)"),
     model: str = typer.Option(..., "--model", help="zoo name or checkpoint path"),
     arch: Optional[str] = typer.Option(None, "--arch", help=ARCH_HELP),
     arch_kwargs: Optional[str] = typer.Option(None, "--arch-kwargs", help=ARCH_KWARGS_HELP),
     trust_code: bool = _trust_code_option(),
 ) -> None:
-    """Super-resolve one image with a model (uint8 PNG out, rounded like BasicSR's tensor2img)."""
+    """Super-resolve one image with a model (uint8 out, rounded like BasicSR's tensor2img; PNG, JPEG, WebP or
+    TIFF by the output's extension)."""
     _apply_trust(trust_code)
     from PIL import Image as PILImage
 
@@ -282,14 +415,31 @@ def upscale(
     if kwargs and not Path(model).expanduser().is_file():
         raise UserError(f"--arch-kwargs builds a checkpoint file's architecture; {model} is not a file "
                         "(a zoo entry records its own)")
+    image_format = _image_format(output_path)
     descriptor = resolve_model(model, arch=arch, **kwargs)
     require_finite_weights(descriptor, model)
     if descriptor.purpose != "sr":
         raise UserError(f"model {model} is a {descriptor.purpose} network, not super-resolution")
     pixels = read_image(input_path)
     out = to_uint8(super_resolve_within_memory(descriptor.module, pixels, descriptor.scale))  # tiles if huge
-    atomic_write(output_path, lambda tmp: PILImage.fromarray(out).save(tmp, format="PNG"))
+    atomic_write(output_path, lambda tmp: PILImage.fromarray(out).save(tmp, format=image_format, **_SAVE_OPTIONS.get(
+        image_format, {})))
     typer.echo(f"{input_path} {pixels.shape[1]}x{pixels.shape[0]} -> {output_path} {out.shape[1]}x{out.shape[0]}")
+
+
+# Output extension -> Pillow format. Lossy formats are saved at their highest quality: the point of
+# `upscale` is to look at what the network made, not at the codec.
+_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
+
+
+def _image_format(path: Path) -> str:
+    """The Pillow format an output path's extension names; any other extension is refused."""
+    image_format = _IMAGE_FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        known = ", ".join(sorted(_IMAGE_FORMATS))
+        raise UserError(f"output image {path}: unknown extension {path.suffix or '(none)'!r}; use one of {known}")
+    return image_format
 
 
 @cache_app.command("clear")
@@ -314,13 +464,22 @@ def compare(
     no_cache: bool = typer.Option(False, "--no-cache", help="recompute every feature, the zoo's too"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     trust_code: bool = _trust_code_option(),
+    timestamp: bool = _timestamp_option(),
+    device: Optional[str] = _device_option(),
+    batch_size: Optional[int] = _batch_size_option(),
+    seed: Optional[int] = _seed_option(),
+    limit: Optional[int] = _limit_option(),
+    set_: Optional[list[str]] = _set_option(),
 ) -> None:
     """Rank one model against a suite's models; print its rank and deltas to its neighbours."""
     _apply_trust(trust_code)
     from ddr_eval.compare import compare_model
 
+    overrides = _overrides(seed, limit, device, batch_size, set_)
     outcome = compare_model(model, suite, arch=arch, name=name, out_dir=out, use_cache=not no_cache,
-                            progress=not quiet, arch_kwargs=_arch_kwargs(arch_kwargs), layers=_layers(layers))
+                            progress=not quiet, arch_kwargs=_arch_kwargs(arch_kwargs), layers=_layers(layers),
+                            timestamp=timestamp, overrides=overrides, record=_invocation(overrides))
+    _point_latest(outcome.out_dir, timestamp)
     cache = outcome.result.provenance["cache"]
     _echo_detections(outcome.result, only=outcome.comparison.model)
     typer.echo(outcome.comparison.text())
@@ -340,6 +499,11 @@ def check(
                                "them, so a change in feature code cannot hide behind the cache)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     trust_code: bool = _trust_code_option(),
+    device: Optional[str] = _device_option(),
+    batch_size: Optional[int] = _batch_size_option(),
+    seed: Optional[int] = _seed_option(),
+    limit: Optional[int] = _limit_option(),
+    set_: Optional[list[str]] = _set_option(),
 ) -> None:
     """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
     _apply_trust(trust_code)
@@ -347,7 +511,10 @@ def check(
     from ddr_eval.regression import Baseline, Tolerances, check_result, default_baseline_path
     from ddr_eval.suite.loader import load_suite
 
-    loaded = load_suite(suite)
+    overrides = _overrides(seed, limit, device, batch_size, set_)
+    loaded = load_suite(suite, overrides)
+    if out:
+        _report_target(out, False)
     frozen = Baseline.load(baseline or default_baseline_path(loaded.suite))
     frozen.require_suite(loaded.suite, str(suite))
     tolerances = Tolerances.parse(rtol or (), atol or ())
@@ -359,6 +526,7 @@ def check(
     if out:  # the report `run` writes, with the findings of the suites it includes
         from ddr_eval.api import Results
 
+        result.provenance.update(_invocation(overrides))
         Results(result, use_cache=cache, progress=not quiet).write(out)
     typer.echo(report.text())
     raise typer.Exit(report.exit_code)
@@ -388,6 +556,10 @@ def baseline_command(
     else:
         frozen = Baseline.from_result(run_suite(loaded, use_cache=cache, progress=not quiet))
     path = frozen.write(out or default_baseline_path(loaded.suite))
+    if out is None:  # reports/<suite>/ holds the suite's report too: mark it as ddr-eval's
+        from ddr_eval.outdir import mark_report_dir
+
+        mark_report_dir(path.parent)
     commit = frozen.code.get("commit", "unknown")
     typer.echo(f"wrote {path}: {len(frozen.entries)} values of suite {frozen.suite} "
                f"(sha256 {frozen.suite_sha256[:12]}, commit {str(commit)[:12]})")
@@ -424,6 +596,7 @@ def main(argv: list[str] | None = None) -> None:
     from ddr_eval.process import tune_process
 
     tune_process()  # allocator and OpenMP settings for a CPU run (ddr_eval/process.py says why)
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv)
     except UserError as exc:

@@ -24,6 +24,7 @@ from ddr_eval.results.format import slug
 from ddr_eval.results.leaderboard import infos_from_rows, resolve_ranking
 from ddr_eval.suite.errors import load_yaml_mapping
 from ddr_eval.suite.loader import LoadedSuite, compile_suite
+from ddr_eval.suite.overrides import Overrides, apply_overrides
 
 @dataclass(frozen=True)
 class Neighbour:
@@ -72,7 +73,10 @@ class Comparison:
         return pd.DataFrame.from_records(records)
 
     def headline(self, placement: Placement) -> str:
-        return f"{placement.model} / {placement.layer}: rank {placement.rank} of {placement.of} in suite {self.suite}"
+        row = self.board.row(placement.model, placement.layer)
+        rank = self.board.rank_label(row) if row is not None else placement.rank  # "=2": shared with another row
+        text = f"{placement.model} / {placement.layer}: rank {rank} of {placement.of} in suite {self.suite}"
+        return text if self.board.separates() else f"{text} (no ranking metric separates these models)"
 
     def text(self) -> str:
         blocks = []
@@ -145,10 +149,12 @@ def compare_rows(rows: list[dict[str, Any]], model: str, suite: str = "", rank_b
 
 def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str | None = None,
                      name: str | None = None, arch_kwargs: dict[str, Any] | None = None,
-                     layers: list[str] | None = None) -> tuple[LoadedSuite, LoadedSuite, str]:
-    """The suite as written and the suite with the user's checkpoint appended (with its ``arch``,
-    ``arch_kwargs`` and own ``layers`` when given); plus the model's label."""
-    raw = load_yaml_mapping(suite_path)
+                     layers: list[str] | None = None, overrides: Overrides | None = None
+                     ) -> tuple[LoadedSuite, LoadedSuite, str]:
+    """The suite as written (with the command line's ``overrides``) and the suite with the user's
+    checkpoint appended (with its ``arch``, ``arch_kwargs`` and own ``layers`` when given); plus
+    the model's label."""
+    raw = apply_overrides(load_yaml_mapping(suite_path), overrides)
     base = compile_suite(raw, str(suite_path))
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -199,20 +205,28 @@ def suite_for_model(model_path: str | Path, arch: str | None = None, arch_kwargs
 def compare_model(model_path: str | Path, suite_path: str | Path | None = None, *, arch: str | None = None,
                   name: str | None = None, out_dir: Path | None = None, use_cache: bool = True,
                   cache_dir: Path | None = None, progress: bool = True, arch_kwargs: dict[str, Any] | None = None,
-                  layers: list[str] | None = None) -> CompareOutcome:
+                  layers: list[str] | None = None, timestamp: bool = False,
+                  overrides: Overrides | None = None, record: dict[str, Any] | None = None) -> CompareOutcome:
     """Run ``suite_path`` with the user's model added and write the report with its placement.
 
     Without ``suite_path`` the shipped generalization suite of the model's scale is used
     (:func:`suite_for_model`). The report goes to ``reports/<suite>/compare-<model>/`` unless
-    ``out_dir`` is given. ``arch`` / ``arch_kwargs`` build the model (a built-in name or the
-    user's ``package.module:Class``); ``layers`` are the model's own layers (the suite's otherwise).
+    ``out_dir`` is given; with ``timestamp`` into a new ``<UTC time>/`` directory below it.
+    ``arch`` / ``arch_kwargs`` build the model (a built-in name or the user's
+    ``package.module:Class``); ``layers`` are the model's own layers (the suite's otherwise).
+    ``overrides`` change the suite as ``ddr-eval run`` does; ``record`` joins the run's provenance.
     """
     from ddr_eval.api import evaluate
+    from ddr_eval.outdir import timestamped
+    from ddr_eval.pipeline.runner import check_report_dir
 
     suite_path = suite_path or suite_for_model(model_path, arch, arch_kwargs)
-    base, loaded, label = suite_with_model(suite_path, model_path, arch, name, arch_kwargs, layers)
+    base, loaded, label = suite_with_model(suite_path, model_path, arch, name, arch_kwargs, layers, overrides)
+    target = Path(out_dir or base.suite.output_dir() / f"compare-{slug(label)}")
+    target = timestamped(target) if timestamp else target
+    check_report_dir(target)  # before the run, not after it
     results = evaluate(loaded, use_cache=use_cache, cache_dir=cache_dir, progress=progress)
     comparison = compare_board(results.run.leaderboard, label, base.suite.name)
-    target = out_dir or base.suite.output_dir() / f"compare-{slug(label)}"
+    results.run.provenance.update(record or {})  # the command line, for results.json
     results.write(target, sections=comparison.sections())
     return CompareOutcome(comparison, results.run, Path(target))

@@ -95,3 +95,13 @@ def test_bad_suite_exits_2_without_report(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "degradations[1].chain[0]" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_terminal_summary_fits_120_columns_and_ends_with_the_report(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    assert _run(["run", str(SMOKE), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert max(len(line) for line in lines) <= 120, max(lines, key=len)
+    assert lines[-1] == f"report: {tmp_path / 'out' / 'report.html'}"
+    assert "Best: " in out or "No ranking metric separates" in out

@@ -115,3 +115,67 @@ def test_aggregation_is_a_registered_function_of_per_set_metrics():
         build_metric({"type": "srga", "aggregation": "max"})
     with pytest.raises(UserError, match="pooled"):
         build_metric({"type": "chi", "aggregation": "median"})
+
+
+def _per_set_rows(psnr: dict[str, dict[str, float]], reference: str = "clean") -> list[dict]:
+    """PSNR rows per set on layer ``output`` plus the mean over the non-reference sets, as a run writes them."""
+    rows = []
+    for model, by_set in psnr.items():
+        degraded = [v for s, v in by_set.items() if s != reference]
+        for name, value in [*by_set.items(), ("mean", sum(degraded) / len(degraded))]:
+            rows.append({"model": model, "layer": "output", "metric": "psnr", "type": "psnr", "set": name,
+                         "value": value, "higher_is_better": True,
+                         **({"n_sets": len(degraded)} if name == "mean" else {})})
+    return rows
+
+
+def test_a_shared_rank_is_shown_as_such():
+    ranking = resolve_ranking(None, INFOS)
+    board = Leaderboard.build(_rows(VALUES), INFOS, ranking)
+    labels = {row["model"]: board.rank_label(row) for row in board.rows}
+    assert labels == {"a": "=1", "b": "=1", "c": "3"}
+    assert [r["rank"] for r in board.rows] == [1, 1, 3]  # results.json keeps the integer
+
+
+def test_a_board_no_ranking_metric_separates_says_so():
+    same = {m: {"srga": 4.0, "psnr": 30.0} for m in "abc"}
+    board = Leaderboard.build(_rows(same), INFOS, resolve_ranking(None, INFOS))
+    assert not board.separates()
+    assert "No ranking metric separates these models" in board.explain()
+    assert Leaderboard.build(_rows(VALUES), INFOS, resolve_ranking(None, INFOS)).separates()
+
+
+def test_per_set_summary_header_says_what_it_summarises_and_the_reference_is_its_own_column():
+    rows = _per_set_rows({"sharp": {"clean": 38.0, "blur": 25.0, "noise": 27.0},
+                          "robust": {"clean": 33.0, "blur": 28.0, "noise": 28.0}})
+    infos = [PSNR]
+    board = Leaderboard.build(rows, infos, resolve_ranking(None, infos), reference="clean")
+    headers = board.headers()
+    assert headers["psnr"] == "psnr, mean of 2 degraded sets (dB)"
+    assert headers["psnr@clean"] == "psnr, clean set (dB)"
+    assert [c.metric for c in board.columns] == ["psnr", "psnr@clean"]
+    assert not next(c for c in board.columns if c.metric == "psnr@clean").ranked
+    assert board.row("sharp")["psnr@clean"] == 38.0 and board.row("robust")["psnr"] == 28.0
+    assert board.row("robust")["rank"] == 1  # ranked by the degraded mean, not by clean PSNR
+    assert board.best_by_metric() == {"psnr, mean of 2 degraded sets (dB)": ["robust"]}
+    unranked = Leaderboard.build(rows, infos, (), reference="clean")
+    assert "psnr@clean" not in unranked.headers()  # only a ranking per-set metric gets the reference column
+
+
+def test_the_console_board_fits_120_columns_and_names_the_best_and_what_it_leaves_out():
+    from ddr_eval.results.console import board_text
+
+    many = [MetricInfo(f"identification[lda,concat,variant{i}]", "identification", True, ranked_by_default=False)
+            for i in range(8)]
+    infos = [*INFOS, *many]
+    rows = _rows(VALUES) + [{"model": m, "layer": "deep", "metric": info.name, "type": info.type, "set": "all",
+                             "value": 0.5 + i / 100, "higher_is_better": True}
+                            for m in VALUES for i, info in enumerate(many)]
+    board = Leaderboard.build(rows, infos, resolve_ranking(None, infos))
+    text = board_text(board, width=120)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    header = text.split("\n--")[0]
+    assert "srga" in header and "psnr" in header  # the ranked columns are shown first
+    assert "Not shown here" in text and "in the report" in text
+    assert "Best: srga, mean of the degraded sets ↓ b; psnr (dB) ↑ a." in " ".join(text.split())
+    assert "=1" in text

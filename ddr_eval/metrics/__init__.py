@@ -12,6 +12,7 @@ from ddr_eval.metrics.base import (
     MetricResult,
     MetricUnavailableError,
     build_metric,
+    metric_catalog,
     wall_clock_types,
 )
 from ddr_eval.metrics.efficiency import (
@@ -72,6 +73,7 @@ __all__ = [
     "SrgaMetric",
     "SsimMetric",
     "build_metric",
+    "metric_catalog",
     "efficiency_profile",
     "fit_ggd",
     "ggd_alpha",

@@ -507,6 +507,27 @@ def wall_clock_types() -> frozenset[str]:
     return frozenset(name for name, cls in METRICS.items() if cls.wall_clock)
 
 
+def metric_catalog() -> list[dict[str, str]]:
+    """What each registered metric declares, one entry per type: ``ddr-eval metrics`` prints it.
+
+    Read from the class variables the pipeline itself trusts (direction, unit, kind, ``needs``),
+    so the listing cannot disagree with what ranking and planning do.
+    """
+    catalog = []
+    for name, cls in METRICS.items():
+        summary = (cls.__doc__ or "").strip().splitlines()
+        catalog.append({
+            "name": name,
+            "kind": cls.kind,
+            "better": "higher" if cls.higher_is_better else "lower",
+            "unit": cls.unit or "-",
+            "inputs": ", ".join(sorted(cls.needs)),
+            "ranks": "no" if cls.wall_clock or not cls.ranked_by_default else "yes",
+            "what": summary[0] if summary else "",
+        })
+    return catalog
+
+
 def build_metric(spec: dict[str, Any]) -> Metric:
     """Build a metric from ``{"type": name, **params}``; bad specs raise one-line UserErrors."""
     return build_typed(METRICS, spec)

@@ -5,6 +5,7 @@ Chain sets degrade the suite's HR patches; folder sets cut their LR (and HR) pat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -64,6 +65,25 @@ def _splits(loaded: LoadedSuite):
     return {"train": train, "test": test, "all": images}
 
 
+SMALL_FOLDER = 8  # a folder `data.source` with fewer photographs is evaluated whole by default
+
+
+def effective_eval_split(loaded: LoadedSuite, need_train: bool) -> str:
+    """The split a run evaluates: the suite's ``data.eval_split``, except that a folder source of
+    fewer than :data:`SMALL_FOLDER` photographs is evaluated on all of them when the suite does not
+    set ``eval_split`` or ``test_images`` and no metric needs a training split: a 30 % test split
+    of 10 photographs scores 3 of them, which is not what someone pointing at a folder asks for."""
+    data = loaded.suite.data
+    explicit = {"eval_split", "test_images"} & data.model_fields_set
+    if explicit or need_train or _is_embedded(data.source) or not loaded.chains:
+        return data.eval_split
+    from ddr_eval.data.images import folder_image_files
+
+    root = Path(data.source)
+    count = len(data.images) if data.images is not None else len(folder_image_files(root)) if root.is_dir() else 0
+    return "all" if 0 < count < SMALL_FOLDER else data.eval_split
+
+
 def _require_patch_fits(images, patch_size: int, source: str, where: str = "data.patch_size", what: str = "") -> None:
     """Every image must hold one patch, whichever split it falls in.
 
@@ -115,11 +135,21 @@ def _folder_set(name: str, split: str, images: FolderImages, loaded: LoadedSuite
     lr_images, hr_images = _folder_split(images, split, name, loaded)
     if hr_images is None:
         cut = sample_patches(lr_images, data.patch_size // scale, data.patches_per_image, seed=loaded.suite.seed)
-        patches = PatchSet(None, cut.image_index, cut.patch_index, cut.image_names)
-        return DegradedSet(name, split, cut.hr, patches, images.digest)
+        keep = limited(len(cut), data.limit_patches, loaded.suite.seed)
+        patches = PatchSet(None, cut.image_index[keep], cut.patch_index[keep], cut.image_names)
+        return DegradedSet(name, split, cut.hr[keep], patches, images.digest)
     patches, lr = sample_paired_patches(lr_images, hr_images, data.patch_size // scale, scale,
                                         data.patches_per_image, loaded.suite.seed)
-    return DegradedSet(name, split, lr, patches, images.digest)
+    keep = limited(len(patches), data.limit_patches, loaded.suite.seed)
+    return DegradedSet(name, split, lr[keep], patches.subset(keep), images.digest)
+
+
+def limited(count: int, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of at most ``limit`` of ``count`` patches: a seeded subset in the original order
+    (every image keeps its chance to appear), or all of them without a limit (``--limit``)."""
+    if limit is None or count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size=limit, replace=False))
 
 
 def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
@@ -134,6 +164,8 @@ def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
         if splits is not None:
             patches = sample_patches(splits[split], suite.data.patch_size, suite.data.patches_per_image,
                                      seed=suite.seed, multiple_of=loaded.scale)
+            if suite.data.limit_patches is not None:
+                patches = patches.subset(limited(len(patches), suite.data.limit_patches, suite.seed))
         sets = {}
         for dset in suite.degradations:
             if dset.name in folders:
@@ -145,7 +177,7 @@ def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
             sets[dset.name] = DegradedSet(dset.name, split, lr, patches)
         return sets
 
-    eval_sets = degrade(suite.data.eval_split)
+    eval_sets = degrade(effective_eval_split(loaded, need_train))
     train_sets = degrade("train") if need_train else {}
     skipped = {name: images.skipped for name, images in folders.items() if images.skipped}
     return SuiteInputs(eval_sets, train_sets, skipped)

@@ -21,9 +21,10 @@ import ddr_eval
 from ddr_eval.errors import UserError
 from ddr_eval.features import select_device
 from ddr_eval.features.cache import FeatureCache
+from ddr_eval.outdir import require_report_dir
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
-from ddr_eval.pipeline.inputs import SuiteInputs
+from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split
 from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
 from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
@@ -78,6 +79,13 @@ def package_versions() -> dict[str, str]:
             **{name: version(name) for name in packages}}
 
 
+def utc_now() -> str:
+    """The current time as UTC ISO 8601 (``2026-01-31T09:15:02Z``), as results.json records it."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def check_output_dir(path: Path, what: str = "report directory") -> None:
     """Fail before a run, not after it, when its output directory cannot be created or written.
 
@@ -92,6 +100,12 @@ def check_output_dir(path: Path, what: str = "report directory") -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".ddr-eval-probe-", dir=existing))
     except OSError as exc:
         raise UserError(f"{what} {path}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def check_report_dir(path: Path) -> None:
+    """:func:`check_output_dir`, and the directory is new, empty or a ddr-eval report (``ddr_eval.outdir``)."""
+    check_output_dir(path)
+    require_report_dir(path)
 
 
 def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str,
@@ -154,6 +168,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     """
     suite = loaded.suite
     timings: dict[str, float] = {}
+    started = utc_now()
     t0 = time.perf_counter()
     # models first: a bad checkpoint or layer name fails in a second, before images are degraded
     sources = build_sources(models if models is not None else suite.models, suite.layers, loaded.scale, suite.seed)
@@ -208,7 +223,12 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
                           "misses": results_cache.misses, "repeats": results_cache.repeats},
         "memory": memory.as_dict(),
         "models": {source.label: info for source in sources if (info := source.detection()) is not None},
+        "started": started,
+        "finished": utc_now(),
     }
+    if suite.data.limit_patches is not None:
+        provenance["limit_patches"] = suite.data.limit_patches
+    provenance["data"] = data_used(loaded, inputs, need_train)
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
         provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}
     board = build_leaderboard(loaded, reduction.rows, inputs)
@@ -252,6 +272,20 @@ def _extract_and_reduce(run, cells: list[Cell], sources: list[FeatureSource], ca
         lane.close()
 
 
+def data_used(loaded: LoadedSuite, inputs: SuiteInputs, need_train: bool) -> dict[str, Any]:
+    """Which photographs each split holds and how many patches each set has, for the report and
+    the terminal: a split, a ``--limit`` or a small folder changes what a user asked for."""
+    used: dict[str, Any] = {"eval_split": effective_eval_split(loaded, need_train),
+                            "suite_eval_split": loaded.suite.data.eval_split, "splits": {}}
+    for sets in (inputs.eval_sets, inputs.train_sets):
+        for dataset in sets.values():
+            split = used["splits"].setdefault(dataset.split, {"images": {}, "patches": {}})
+            names = dataset.patches.image_names
+            split["images"][dataset.name] = sorted({names[i] for i in np.unique(dataset.patches.image_index)})
+            split["patches"][dataset.name] = int(len(dataset.lr))
+    return used
+
+
 def metric_infos(loaded: LoadedSuite, inputs: SuiteInputs) -> list[MetricInfo]:
     """What the leaderboard knows of each metric, named as its rows are (``for_patch``: efficiency
     metrics take the suite's LR patch size into their names)."""
@@ -263,4 +297,4 @@ def build_leaderboard(loaded: LoadedSuite, rows: list[ResultRow], inputs: SuiteI
     """The run's one leaderboard, ranked by the suite's ``rank_by`` (or the default ranking)."""
     infos = metric_infos(loaded, inputs)
     ranking = resolve_ranking(loaded.suite.rank_by, infos)
-    return Leaderboard.build([r.to_dict() for r in rows], infos, ranking)
+    return Leaderboard.build([r.to_dict() for r in rows], infos, ranking, loaded.suite.reference_set)

@@ -44,6 +44,7 @@ from ddr_eval.report.tables import (
     format_value,
     per_set_table,
     rows_frame,
+    run_notes,
 )
 from ddr_eval.results import ReportSection
 from ddr_eval.results.leaderboard import WHOLE_NETWORK_LAYERS
@@ -288,6 +289,7 @@ def _header(result) -> str:
         f"feature cache {cache.get('hits', 0)} hits / {cache.get('misses', 0)} misses; "
         f"metric results cached {results.get('hits', 0)} / computed {results.get('misses', 0)}; "
         f"{result.timings.get('total', 0):.1f} s",
+        *(escape(note) for note in run_notes(result)),
     ]
     return (f"<h1>ddr-eval: {escape(result.suite.name)}</h1>"
             f"<p>{escape(result.suite.description)}</p><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")

@@ -29,11 +29,11 @@ def directions(frame: pd.DataFrame) -> dict[str, bool]:
 
 
 def board_frame(board: Leaderboard, headers: bool = True) -> pd.DataFrame:
-    """The leaderboard as a table: model, layer, rank, then one column per metric, headed with
-    its unit (``psnr (dB)``) unless ``headers`` is False."""
+    """The leaderboard as a table: model, layer, rank (``=2`` when shared), then one column per
+    metric, headed with its unit (``psnr, mean of 4 degraded sets (dB)``) unless ``headers`` is False."""
     columns = ["model", "layer", "rank", *(c.metric for c in board.columns)]
-    frame = pd.DataFrame([{name: row.get(name) for name in columns} for row in board.rows], columns=columns)
-    frame["rank"] = frame["rank"].astype(object).where(frame["rank"].notna(), None)
+    frame = pd.DataFrame([{**{name: row.get(name) for name in columns}, "rank": board.rank_label(row)}
+                          for row in board.rows], columns=columns)
     return frame.rename(columns=board.headers()) if headers else frame
 
 
@@ -66,3 +66,31 @@ def best_per_column(table: pd.DataFrame, higher_is_better: dict[str, bool]) -> d
         if column in table.columns and table[column].notna().any():
             best[column] = table[column].max() if higher else table[column].min()
     return best
+
+
+def run_notes(result) -> list[str]:
+    """Lines on how a run was made that a reader must see beside its numbers: a ``--limit`` quick
+    look (flagged: not comparable with a full run), the command line, overrides, start and end."""
+    prov = result.provenance
+    notes = []
+    limit = result.suite.data.limit_patches
+    if limit is not None:
+        notes.append(f"QUICK LOOK: at most {limit} patches per degradation set (--limit {limit}); "
+                     "not comparable with a full run of the suite")
+    if prov.get("command"):
+        notes.append(f"command: {prov['command']}")
+    if prov.get("overrides"):
+        notes.append("overrides: " + ", ".join(prov["overrides"]))
+    if prov.get("started"):
+        notes.append(f"run: {prov['started']} to {prov.get('finished', '?')} (UTC)")
+    return notes + split_notes(result)
+
+
+def split_notes(result) -> list[str]:
+    """The photographs of each split the run used (``provenance.data``), one line per split."""
+    splits = (result.provenance.get("data") or {}).get("splits") or {}
+    notes = []
+    for split, used in splits.items():
+        names = sorted({name for names in used.get("images", {}).values() for name in names})
+        notes.append(f"images, {split} split ({len(names)}): {', '.join(names)}")
+    return notes

@@ -22,7 +22,8 @@ from ddr_eval.findings import compute_findings, findings_files, findings_section
 from ddr_eval.report.depth import with_depth_plots
 from ddr_eval.report.html import render_html, tsne_pngs
 from ddr_eval.report.plots import tsne_plot_name
-from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame
+from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame, run_notes
+from ddr_eval.outdir import mark_report_dir
 from ddr_eval.results import ReportSection
 
 RESULTS_JSON = "results.json"
@@ -86,6 +87,7 @@ def leaderboard_markdown(result, sections: tuple[ReportSection, ...] = ()) -> st
         f"- code commit: `{code['commit']}`" + (" (with uncommitted changes)" if code.get("dirty") else ""),
         f"- device: {prov['device']}; cells: {prov['cells']}; time: {result.timings.get('total', 0):.1f} s",
         "- direction: " + ", ".join(f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in board.columns),
+        *(f"- {note}" for note in run_notes(result)),
         "",
         "## Leaderboard",
         "",
@@ -152,7 +154,7 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
     extra_files = {**findings_files(findings), **(extra_files or {})}
     sections = (*findings_sections(findings, images), *sections)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    mark_report_dir(out_dir)  # what makes it safe to rewrite on the next run (ddr_eval/outdir.py)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-report-", dir=out_dir))
     try:
         frame = rows_frame(result.rows)

@@ -15,6 +15,13 @@ noise would reorder the board run to run.
 A model's rank is the weighted mean of its per-metric ranks (ties share the best rank; a
 missing value ranks last), itself ranked. Values in the board are in each column's display
 unit (GFLOPs, M parameters…); the per-set rows keep the raw numbers.
+
+Every place the board is shown says what a reader would otherwise have to guess: a shared rank
+reads ``=2`` (:meth:`Leaderboard.rank_label`); a board none of whose ranking metrics tells its
+models apart says so instead of ranking them all first (:meth:`Leaderboard.separates`); a per-set
+metric's header names its summary (``psnr, mean of 4 degraded sets (dB)``), and when such a metric
+ranks, its value on the reference set is a column of its own (``psnr, clean set (dB)``), shown,
+not ranked, so a model that is good only on clean input is visible as such.
 """
 
 from __future__ import annotations
@@ -125,6 +132,7 @@ class Column:
     unit: str
     higher_is_better: bool
     weight: float | None  # None: shown, not ranked
+    summary: str | None = None  # per-set metrics: what the value summarises ("mean of 4 degraded sets")
 
     @property
     def ranked(self) -> bool:
@@ -154,11 +162,42 @@ class Leaderboard:
     def ranks(self) -> dict[tuple[str, str], int | None]:
         return {(r["model"], r["layer"]): r["rank"] for r in self.rows}
 
+    def rank_label(self, row: Mapping[str, Any]) -> str:
+        """A row's rank as shown: ``2``, or ``=2`` when another row shares it; ``—`` when unranked."""
+        rank = row.get("rank")
+        if rank is None:
+            return "—"
+        shared = sum(1 for other in self.rows if other.get("rank") == rank) > 1
+        return f"={rank}" if shared else str(rank)
+
+    def separates(self) -> bool:
+        """Whether some ranking metric tells the rows apart (False: every ranked column is one value)."""
+        if len(self.rows) < 2:
+            return True
+        return any(len({_tie_key(r.get(c.metric)) for r in self.rows}) > 1 for c in self.ranked_by)
+
+    def best_by_metric(self) -> dict[str, list[str]]:
+        """Ranked column header -> the rows ("model" or "model / layer") holding its best value."""
+        best = {}
+        for column in self.ranked_by:
+            values = [r[column.metric] for r in self.rows if r.get(column.metric) is not None]
+            if not values:
+                continue
+            top = max(values) if column.higher_is_better else min(values)
+            layers = {r["layer"] for r in self.rows}
+            best[column.header] = [r["model"] if len(layers) == 1 else f"{r['model']} / {r['layer']}"
+                                   for r in self.rows if r.get(column.metric) is not None
+                                   and _tie_key(r[column.metric]) == _tie_key(top)]
+        return best
+
     def explain(self) -> str:
         """One sentence on how the rank is computed, for every place the board is shown."""
         ranked = self.ranked_by
         if not ranked:
             return "No metric ranks in this suite (set `rank_by:`); rows are in suite order."
+        if self.ranked_by and not self.separates():
+            return (f"No ranking metric separates these models: {', '.join(c.header for c in ranked)} "
+                    "take one value on every row, so all share rank 1.")
         weights = {c.weight for c in ranked}
         parts = [f"{c.header} {'↑' if c.higher_is_better else '↓'}" + ("" if len(weights) == 1 else f" ×{c.weight:g}")
                  for c in ranked]
@@ -176,12 +215,18 @@ class Leaderboard:
 
     @classmethod
     def build(cls, rows: Iterable[Mapping[str, Any]], metrics: Sequence[MetricInfo],
-              ranking: Sequence[RankKey]) -> "Leaderboard":
-        """The board of result ``rows`` (dicts with model, layer, metric, set, value)."""
+              ranking: Sequence[RankKey], reference: str | None = None) -> "Leaderboard":
+        """The board of result ``rows`` (dicts with model, layer, metric, set, value).
+
+        ``reference``: the suite's reference set; a ranked per-set metric then also shows its
+        value there, in a column of its own."""
+        rows = list(rows)
         summaries = [r for r in rows if r["set"] in summary_sets()]
-        columns = _columns(summaries, metrics, ranking)
+        summaries += _reference_rows(rows, summaries, ranking, reference)
+        columns = _columns(summaries, metrics, ranking, reference)
         table = _spread_whole_network(_pivot(summaries))
         scale = {m.name: m.unit_scale for m in metrics}
+        scale.update({_reference_metric(m.name, reference): m.unit_scale for m in metrics if reference})
         board = [{"model": model, "layer": layer, "rank": None,
                   **{c.metric: _scaled(values.get(c.metric), scale.get(c.metric, 1.0)) for c in columns}}
                  for (model, layer), values in table.items()]
@@ -195,19 +240,59 @@ def summary_sets() -> tuple[str, ...]:
     return ("all", *AGGREGATIONS)
 
 
+def _reference_metric(name: str, reference: str | None) -> str:
+    return f"{name}@{reference}"
+
+
+def _reference_rows(rows: list[Mapping[str, Any]], summaries: list[Mapping[str, Any]], ranking: Sequence[RankKey],
+                    reference: str | None) -> list[dict[str, Any]]:
+    """Pseudo summary rows holding each ranked per-set metric's value on the reference set."""
+    if reference is None:
+        return []
+    ranked = {k.metric for k in ranking}
+    per_set = {r["metric"] for r in summaries if r["set"] != "all" and r["metric"] in ranked}
+    return [{**r, "metric": _reference_metric(r["metric"], reference), "set": "all", "reference_of": r["metric"]}
+            for r in rows if r["metric"] in per_set and r["set"] == reference and r.get("value") is not None]
+
+
 def _columns(summaries: list[Mapping[str, Any]], metrics: Sequence[MetricInfo],
-             ranking: Sequence[RankKey]) -> list[Column]:
+             ranking: Sequence[RankKey], reference: str | None = None) -> list[Column]:
     info = {m.name: m for m in metrics}
     weights = {k.metric: k for k in ranking}
     present = list(dict.fromkeys(r["metric"] for r in summaries))
     columns = []
     for name in present:
-        meta = info.get(name) or MetricInfo(name, name, bool(_first(summaries, name)["higher_is_better"]))
+        first = _first(summaries, name)
+        base = first.get("reference_of", name)
+        meta = info.get(base) or MetricInfo(base, base, bool(first["higher_is_better"]))
         key = weights.get(name)
         unit = meta.unit
-        columns.append(Column(name, f"{name} ({unit})" if unit else name, unit,
-                              key.higher_is_better if key else meta.higher_is_better, key.weight if key else None))
-    return columns
+        summary = f"{reference} set" if "reference_of" in first else _summary_text(summaries, name)
+        label = f"{base}, {summary}" if summary else base
+        columns.append(Column(name, f"{label} ({unit})" if unit else label, unit,
+                              key.higher_is_better if key else meta.higher_is_better, key.weight if key else None,
+                              summary))
+    # the reference column sits right after its metric's summary column
+    ordered = [c for c in columns if c.metric not in {_reference_metric(m, reference) for m in present}]
+    for column in [c for c in columns if c not in ordered]:
+        base = column.metric.rsplit("@", 1)[0]
+        at = next((i for i, c in enumerate(ordered) if c.metric == base), len(ordered) - 1)
+        ordered.insert(at + 1, column)
+    return ordered
+
+
+def _summary_text(summaries: list[Mapping[str, Any]], name: str) -> str | None:
+    """``mean of 4 degraded sets`` for a per-set metric's summary column; None for pooled metrics."""
+    mine = [r for r in summaries if r["metric"] == name]
+    aggregation = mine[0]["set"]
+    if aggregation == "all":
+        return None
+    counts = sorted({int(r["n_sets"]) for r in mine if r.get("n_sets") is not None})
+    if not counts:
+        return f"{aggregation} of the degraded sets"
+    count = counts[-1] if len(counts) == 1 else f"up to {counts[-1]}"
+    plural = "" if counts[-1] == 1 else "s"
+    return f"{aggregation} of {count} degraded set{plural}"
 
 
 def _first(rows, name):
@@ -262,6 +347,11 @@ def _rank(board: list[dict[str, Any]], ranked: list[Column]) -> None:
             scores[i] += column.weight * rank / total
     for row, rank in zip(board, _min_ranks(scores, higher_is_better=False)):
         row["rank"] = int(rank)
+
+
+def _tie_key(value: float | None) -> float | None:
+    """Values equal up to float noise compare equal (as ranking treats them)."""
+    return None if value is None else round(float(value), 9)
 
 
 def _min_ranks(values: Sequence[float | None], higher_is_better: bool) -> list[int]:

@@ -21,6 +21,7 @@ from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
 from ddr_eval.specs import build_typed, format_location, one_line
 from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
+from ddr_eval.suite.overrides import Overrides, apply_overrides
 from ddr_eval.suite.schema import Suite, SweepError
 
 
@@ -248,6 +249,7 @@ def _check_robustness(spec, suite: Suite, source: str) -> None:
             raise UserError(f"{source}: findings.robustness.sample_size.sets: {name!r} is not a degradation set")
 
 
-def load_suite(path: str | Path) -> LoadedSuite:
-    """Read, validate and build a suite file; every problem is a one-line :class:`UserError`."""
-    return compile_suite(load_yaml_mapping(path), str(path))
+def load_suite(path: str | Path, overrides: Overrides | None = None) -> LoadedSuite:
+    """Read, validate and build a suite file, with the command line's ``overrides`` applied first;
+    every problem is a one-line :class:`UserError`."""
+    return compile_suite(apply_overrides(load_yaml_mapping(path), overrides), str(path))

@@ -35,6 +35,9 @@ class DataSpec(_Strict):
     patch_size: int = Field(64, gt=0, description="HR patch size in pixels")
     patches_per_image: int = Field(16, gt=0)
     eval_split: Literal["test", "train", "all"] = "test"
+    limit_patches: int | None = Field(
+        None, gt=0, description="at most this many patches per degradation set and split (a seeded subset): "
+        "a quick look, flagged in the report (`--limit`)")
 
 
 class SweepPoint(_Strict):
@@ -217,6 +220,10 @@ class OutputSpec(_Strict):
     html: bool = True
 
 
+# Runtime settings that decide where and how fast a suite runs, never its numbers: left out of its hash.
+RUNTIME_ONLY = ("device", "batch_size", "cache")
+
+
 class RuntimeSpec(_Strict):
     device: str = "auto"
     batch_size: int = Field(64, gt=0)
@@ -225,6 +232,7 @@ class RuntimeSpec(_Strict):
     expected_memory_gib: float = Field(4.0, gt=0, description="what a run of this suite should stay under")
 
 
+_RUNTIME_DEFAULTS = {name: RuntimeSpec.model_fields[name].default for name in RUNTIME_ONLY}
 _FOLDER_DEFAULTS = {"lr_folder": None, "hr_folder": None, "lr_suffix": "", "hr_suffix": "", "skip_unreadable": False}
 
 
@@ -294,6 +302,12 @@ class Suite(_Strict):
             for field, default in _FOLDER_DEFAULTS.items():
                 if dset.get(field) == default:
                     del dset[field]
+        if dump["data"]["limit_patches"] is None:  # ... and before --limit existed
+            del dump["data"]["limit_patches"]
+        # where and how fast it runs is not what it computes: runtime settings keep their defaults in
+        # the hash (so suites hash as they did before this rule), and `--device cuda` still checks
+        # against a CPU baseline. amp_dtype changes numbers and stays.
+        dump["runtime"].update(_RUNTIME_DEFAULTS)
         return json.dumps(dump, sort_keys=True, separators=(",", ":"))
 
     def sha256(self) -> str:

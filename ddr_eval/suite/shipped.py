@@ -65,3 +65,21 @@ def _relative(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def shipped_suites() -> list[dict[str, object]]:
+    """One entry per shipped suite file: its path, name, scale and one-line description.
+
+    Read from the YAML without validating it (``ddr-eval suites`` lists them in a second; a
+    broken file still shows, with what could be read).
+    """
+    entries = []
+    for path in sorted(suites_dir().glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            raw = None
+        raw = raw if isinstance(raw, dict) else {}
+        entries.append({"suite": _relative(path), "name": raw.get("name", path.stem),
+                        "scale": declared_scale(path), "description": str(raw.get("description") or "")})
+    return entries
