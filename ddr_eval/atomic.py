@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 PROCESS_START = time.time()
-"""When this process imported the package: temporary files older than this, whose writer is
-gone, are orphans of an earlier (killed) process."""
+"""When this process imported the package: a temporary file with this process's id but older
+than this is an orphan of an earlier process that had the same id."""
 LEGACY_TEMP_AGE_S = 3600
 """Temporary files without a process id (written before ids were recorded) count as orphans
 once they have not changed for this long."""
@@ -89,8 +89,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -102,7 +100,8 @@ def _process_alive(pid: int) -> bool:
 
 def is_orphan_temp(path: Path, now: float | None = None, legacy: bool = True) -> bool:
     """Whether ``path`` is a temporary file or report directory an earlier process left behind:
-    older than this process, and its writer gone (or, without a recorded writer, untouched for
+    its writer is gone (with this process's id: it is older than this process; without a
+    recorded writer: untouched for
     :data:`LEGACY_TEMP_AGE_S`; ``legacy=False`` leaves such files alone, for directories that
     may hold other programs' ``.*.tmp`` files)."""
     match = (_TEMP_DIR if path.name.startswith(REPORT_TEMP_PREFIX) else _TEMP_FILE).match(path.name)
@@ -112,10 +111,12 @@ def is_orphan_temp(path: Path, now: float | None = None, legacy: bool = True) ->
         modified = path.lstat().st_mtime
     except OSError:
         return False
-    pid = match.group(1) if match else None
+    pid = int(match.group(1)) if match and match.group(1) else None
     if pid is None:
         return modified < (now or time.time()) - LEGACY_TEMP_AGE_S
-    return modified < PROCESS_START and not (int(pid) != os.getpid() and _process_alive(int(pid)))
+    if pid == os.getpid():  # ours only if written before this process began (an earlier holder of the id)
+        return modified < PROCESS_START
+    return not _process_alive(pid)
 
 
 def remove_orphan_temps(directory: str | Path, recursive: bool = True, legacy: bool = True) -> int:

@@ -110,6 +110,7 @@ expanded. The shipped suites hold a few hundred; a 600-byte alias bomb expands t
 MAX_DOCUMENT_DEPTH = 64
 """Nesting a document may have; the shipped suites nest 6 deep."""
 INT64 = 2**63
+UINT64 = 2**64
 
 
 def check_bounded(document: Any, source: str, *, max_nodes: int = MAX_DOCUMENT_NODES,
@@ -134,7 +135,7 @@ def check_bounded(document: Any, source: str, *, max_nodes: int = MAX_DOCUMENT_N
             raise UserError(f"{source}: {format_location(where)}: nested more than {max_depth} levels deep")
         if isinstance(node, bool):
             continue
-        if isinstance(node, int) and not -INT64 <= node < INT64:
+        if isinstance(node, int) and not -INT64 <= node < UINT64:
             raise UserError(f"{source}: {format_location(where)}: integer beyond 64 bits ({len(str(abs(node)))} digits)")
         if isinstance(node, Mapping):
             stack.extend((child, (*where, key), depth + 1) for key, child in node.items())
