@@ -101,9 +101,8 @@ def _process_alive(pid: int) -> bool:
 def is_orphan_temp(path: Path, now: float | None = None, legacy: bool = True) -> bool:
     """Whether ``path`` is a temporary file or report directory an earlier process left behind:
     its writer is gone (with this process's id: it is older than this process; without a
-    recorded writer: untouched for
-    :data:`LEGACY_TEMP_AGE_S`; ``legacy=False`` leaves such files alone, for directories that
-    may hold other programs' ``.*.tmp`` files)."""
+    recorded writer: untouched for :data:`LEGACY_TEMP_AGE_S`, and ``legacy=False`` leaves such
+    files alone, for directories that may hold other programs' ``.*.tmp`` files)."""
     match = (_TEMP_DIR if path.name.startswith(REPORT_TEMP_PREFIX) else _TEMP_FILE).match(path.name)
     if match is None and not (legacy and _LEGACY_TEMP_FILE.match(path.name)):
         return False

@@ -163,6 +163,8 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     t = time.perf_counter()
     need_train = any("train_split" in m.needs for m in loaded.metrics)
     cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
+    if cache.enabled:  # sizes the cache for its bound and removes what killed runs left (once per process)
+        cache.bound.start()
 
     def plan_before_making_inputs() -> None:  # refuses a suite too large for its memory before any input is made
         planned = planned_inputs(loaded, need_train)
