@@ -443,11 +443,36 @@ def _image_format(path: Path) -> str:
 
 
 @cache_app.command("clear")
-def cache_clear() -> None:
-    """Delete every cached feature and metric result."""
+def cache_clear(
+    older_than: Optional[float] = typer.Option(None, "--older-than", metavar="DAYS", min=0,
+                                               help="only entries not used for this many days"),
+) -> None:
+    """Delete cached features, metric results and inputs (all, or those unused for DAYS days)."""
     from ddr_eval.features.cache import FeatureCache
 
-    typer.echo(f"removed {FeatureCache().clear()} cache entries (features and metric results)")
+    removed = FeatureCache().clear(older_than_days=older_than)
+    when = f" unused for {older_than:g} days" if older_than is not None else ""
+    typer.echo(f"removed {removed} cache entries{when} (features, metric results and inputs)")
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """Where the cache is, its size per kind (features, results, inputs) and its bound."""
+    from tabulate import tabulate
+
+    from ddr_eval.features.cache import CACHE_MAX_ENV, cache_max_bytes, cache_usage, default_cache_dir
+    from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR
+    from ddr_eval.pipeline.runner import RESULTS_SUBDIR
+
+    root = default_cache_dir()
+    usage = cache_usage(root, {"results": RESULTS_SUBDIR, "inputs": INPUTS_SUBDIR})
+    rows = [[kind, count, f"{size / 1e6:.1f} MB"] for kind, (count, size) in usage.items()]
+    rows.append(["total", sum(c for c, _ in usage.values()), f"{sum(s for _, s in usage.values()) / 1e6:.1f} MB"])
+    typer.echo(f"cache: {root}")
+    typer.echo(tabulate(rows, headers=["kind", "entries", "size"], tablefmt="simple", disable_numparse=True))
+    bound = cache_max_bytes()
+    typer.echo(f"bound: {'none' if bound is None else f'{bound / 1e9:g} GB'} (${CACHE_MAX_ENV}; least recently used "
+               "entries are removed after writes beyond it)")
 
 
 @app.command()
@@ -504,6 +529,8 @@ def check(
     seed: Optional[int] = _seed_option(),
     limit: Optional[int] = _limit_option(),
     set_: Optional[list[str]] = _set_option(),
+    allow_new: bool = typer.Option(False, "--allow-new", help="let values the baseline does not hold pass "
+                                   "(default: they fail, so an emptied or edited baseline cannot pass)"),
 ) -> None:
     """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
     _apply_trust(trust_code)
@@ -520,7 +547,7 @@ def check(
     tolerances = Tolerances.parse(rtol or (), atol or ())
     tolerances.check_names(frozen.entries)
     result = run_suite(loaded, use_cache=cache, progress=not quiet)
-    report = check_result(frozen, result, tolerances)
+    report = check_result(frozen, result, tolerances, allow_new=allow_new)
     if junit:
         report.write_junit(junit)
     if out:  # the report `run` writes, with the findings of the suites it includes
@@ -592,7 +619,12 @@ def bench(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2."""
+    """Entry point: typer handles usage errors (exit 2); UserError becomes one line and exit 2.
+
+    So do what the machine refuses: memory (numpy's or torch's allocator), a full disk or
+    another OS error (naming the file), and input nested too deeply for Python, each as one
+    line saying what to change.
+    """
     from ddr_eval.process import tune_process
 
     tune_process()  # allocator and OpenMP settings for a CPU run (ddr_eval/process.py says why)
@@ -605,6 +637,40 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _echo_err("interrupted")
         sys.exit(130)
+    except (MemoryError, OSError, RecursionError, RuntimeError) as exc:
+        message = machine_error_message(exc)
+        if message is None:
+            raise
+        _echo_err(message)
+        sys.exit(2)
+
+
+MEMORY_HINT = ("lower runtime.batch_size or runtime.expected_memory_gib, use fewer or smaller patches "
+               "(data.patches_per_image, data.patch_size) or a pooling other than flatten, or free memory")
+
+
+def machine_error_message(exc: BaseException) -> str | None:
+    """One line for an error the machine raised (memory, disk, OS, recursion), or ``None`` for
+    an error that is a bug (its traceback is what a report needs)."""
+    import errno
+
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({' '.join(str(exc).split())[:160] or 'MemoryError'}); {MEMORY_HINT}"
+    if isinstance(exc, RuntimeError) and not isinstance(exc, RecursionError):
+        text = str(exc)
+        if "can't allocate memory" in text or "out of memory" in text.lower():
+            return f"out of memory ({' '.join(text.split())[:160]}); {MEMORY_HINT}"
+        return None
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to process (a suite, checkpoint or JSON file with thousands of levels)"
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    reason = exc.strerror or " ".join(str(exc).split())
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device of{where or ' a file being written'} ({reason}); free space there, or " \
+               "write the report elsewhere (--out) and the cache elsewhere ($DDR_EVAL_FEATURE_CACHE)"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write{where} ({reason}); check its permissions or choose another location"
+    return f"{type(exc).__name__}:{where}: {reason}"
 
 
 if __name__ == "__main__":

@@ -17,3 +17,7 @@ class CheckpointError(UserError):
 
 class DegenerateInputError(UserError, ValueError):
     """Numbers a metric cannot be computed on (one class, constant or non-finite features)."""
+
+
+class MemoryBudgetError(UserError):
+    """Work refused before it starts because it would not fit the stated memory budget."""

@@ -5,7 +5,10 @@ each metric's declared direction, plus the suite's sha256 and the code commit th
 it. ``check`` compares a fresh run key by key; a *regression* is a change in the bad
 direction beyond tolerance, ``|new - old| > atol + rtol * |old|``. Improvements pass and are
 reported (so a baseline can be refreshed on purpose). A key the new run no longer produces,
-or a value that became unavailable, fails too: silence is not a pass.
+or a value that became unavailable, fails too: silence is not a pass. So does a value the
+baseline does not hold (``new``; ``--allow-new`` lets new values pass) and a model whose
+checkpoint is not the one the baseline measured: an emptied or edited baseline must not let
+a CI gate through. A baseline without entries, or with NaN values, is refused when read.
 
 Default tolerances, and why
 ---------------------------
@@ -252,6 +255,14 @@ class Baseline:
         if document.get("format") != BASELINE_FORMAT:
             raise UserError(f"{path}: not a ddr-eval baseline (format {document.get('format')!r}, "
                             f"expected {BASELINE_FORMAT!r}); write one with `ddr-eval baseline SUITE`")
+        if not document.get("entries"):
+            raise UserError(f"{path}: entries: the baseline holds no values, so it cannot catch a regression; "
+                            "write it with `ddr-eval baseline SUITE`")
+        for i, entry in enumerate(document["entries"]):
+            value = entry.get("value") if isinstance(entry, dict) else None
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{path}: entries[{i}].value: {value} is not a number a baseline holds "
+                                "(unavailable values are null); re-create the baseline with `ddr-eval baseline`")
         try:
             entries = tuple(BaselineEntry(**{**e, "value": _finite(e.get("value"))}) for e in document["entries"])
             ranks = board_ranks(document.get("leaderboard") or [])
@@ -286,6 +297,8 @@ def rank_changes(old: Iterable[tuple], new: Iterable[tuple]) -> list[str]:
 
 def _read_json(path: str | Path, what: str) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a directory, expected a JSON file")
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist")
     try:
@@ -358,18 +371,23 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
     baseline_code: Mapping[str, Any] = field(default_factory=dict)
     code: Mapping[str, Any] = field(default_factory=dict)
+    allow_new: bool = False  # values the baseline does not hold pass (else they fail)
+    problems: list[str] = field(default_factory=list)  # failures that are not one key's (a changed model)
 
     def by_status(self, *statuses: str) -> list[KeyCheck]:
         """Checks with one of ``statuses``, grouped in the order the statuses are given."""
         return [c for status in statuses for c in self.checks if c.status == status]
 
+    def fails(self, check: KeyCheck) -> bool:
+        return check.failed or (check.status == NEW and not self.allow_new)
+
     @property
     def failures(self) -> list[KeyCheck]:
-        return [c for c in self.checks if c.failed]
+        return [c for c in self.checks if self.fails(c)]
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        return 1 if self.failures or self.problems else 0
 
     def diff_table(self, statuses: tuple[str, ...] = FAILING + (IMPROVED, NEW)) -> str:
         rows = []
@@ -383,19 +401,23 @@ class CheckReport:
 
     def summary(self) -> str:
         counts = {s: len(self.by_status(s)) for s in (OK, IMPROVED, NEW, SKIPPED, REGRESSED, UNAVAILABLE, MISSING)}
-        verdict = "FAILED" if self.failures else "passed"
-        return f"ddr-eval check {self.suite}: {verdict} — " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        verdict = "FAILED" if self.exit_code else "passed"
+        text = f"ddr-eval check {self.suite}: {verdict} — " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        if self.by_status(NEW) and not self.allow_new:
+            text += " (new values fail; --allow-new lets them pass)"
+        return text + "".join(f"; {problem}" for problem in self.problems)
 
     def text(self) -> str:
         lines = [self.summary()]
         if self.by_status(*FAILING, IMPROVED, NEW):
             lines += ["", self.diff_table()]
+        lines += [f"error: {p}" for p in self.problems]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def junit_xml(self) -> str:
         """JUnit XML: one testcase per baseline key, a <failure> for each regression."""
-        failures = self.failures
+        failures = self.failures + self.problems
         suites = ET.Element("testsuites", name="ddr-eval", tests=str(len(self.checks)), failures=str(len(failures)),
                             errors="0")
         skipped = self.by_status(SKIPPED)
@@ -408,13 +430,16 @@ class CheckReport:
             model, layer, metric, set_name = check.key
             case = ET.SubElement(suite, "testcase", classname=f"ddr_eval.{self.suite}.{model}.{layer}",
                                  name=f"{metric} [{set_name}]", time="0")
-            if check.failed:
+            if self.fails(check):
                 failure = ET.SubElement(case, "failure", message=check.message(), type=check.status)
                 failure.text = check.message()
             elif check.status == SKIPPED:
                 ET.SubElement(case, "skipped", message=check.message())
             elif check.status != OK:
                 ET.SubElement(case, "system-out").text = check.message()
+        for problem in self.problems:
+            case = ET.SubElement(suite, "testcase", classname=f"ddr_eval.{self.suite}", name="models", time="0")
+            ET.SubElement(case, "failure", message=problem, type="model").text = problem
         ET.indent(suites)
         return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -424,9 +449,11 @@ class CheckReport:
 
 
 def compare_to_baseline(baseline: Baseline, rows: Iterable[Mapping[str, Any]], tolerances: Tolerances | None = None,
-                        *, models: Mapping[str, str] | None = None,
-                        code: Mapping[str, Any] | None = None, ranks: Iterable[tuple] = ()) -> CheckReport:
-    """Judge every baseline key against a new run's ``rows`` (keys only in the new run are ``new``)."""
+                        *, models: Mapping[str, str] | None = None, code: Mapping[str, Any] | None = None,
+                        ranks: Iterable[tuple] = (), allow_new: bool = False) -> CheckReport:
+    """Judge every baseline key against a new run's ``rows`` (keys only in the new run are ``new``:
+    failing unless ``allow_new``); a model whose identity (checkpoint sha256) differs from the
+    baseline's fails the check."""
     tolerances = tolerances or Tolerances()
     tolerances.check_names(baseline.entries)
     current = {}
@@ -445,17 +472,24 @@ def compare_to_baseline(baseline: Baseline, rows: Iterable[Mapping[str, Any]], t
     for entry in current.values():
         if entry.value is not None:
             checks.append(KeyCheck(entry.key, None, entry.value, entry.higher_is_better, None, NEW))
-    notes = _notes(baseline, models or {}, code or {}) + rank_changes(baseline.ranks, ranks)
-    return CheckReport(baseline.suite, checks, notes, baseline.code, code or {})
+    notes = _notes(baseline, code or {}) + rank_changes(baseline.ranks, ranks)
+    return CheckReport(baseline.suite, checks, notes, baseline.code, code or {}, allow_new,
+                       model_changes(baseline, models or {}))
 
 
-def _notes(baseline: Baseline, models: Mapping[str, str], code: Mapping[str, Any]) -> list[str]:
-    notes = []
+def model_changes(baseline: Baseline, models: Mapping[str, str]) -> list[str]:
+    """A model whose checkpoint is not the one the baseline measured: its numbers compare other weights."""
+    changes = []
     for label, identity in sorted(models.items()):
         old = baseline.models.get(label)
         if old is not None and old != identity:
-            notes.append(f"model {label} is not the one the baseline measured ({old[:12]}… -> {identity[:12]}…); "
-                         "differences may come from the checkpoint, not the code")
+            changes.append(f"model {label} is not the one the baseline measured (checkpoint {old[:12]}… -> "
+                           f"{identity[:12]}…); re-create the baseline if the new checkpoint is intended")
+    return changes
+
+
+def _notes(baseline: Baseline, code: Mapping[str, Any]) -> list[str]:
+    notes = []
     if baseline.code.get("dirty"):
         notes.append("the baseline was computed from a working tree with uncommitted changes")
     if baseline.code.get("commit") and code.get("commit") and baseline.code["commit"] != code["commit"]:
@@ -463,11 +497,11 @@ def _notes(baseline: Baseline, models: Mapping[str, str], code: Mapping[str, Any
     return notes
 
 
-def check_result(baseline: Baseline, result, tolerances: Tolerances | None = None) -> CheckReport:
+def check_result(baseline: Baseline, result, tolerances: Tolerances | None = None, allow_new: bool = False) -> CheckReport:
     """:func:`compare_to_baseline` for a :class:`~ddr_eval.pipeline.runner.RunResult`."""
     models = {s.label: s.identity for s in getattr(result, "sources", [])}
     return compare_to_baseline(baseline, result.rows, tolerances, models=models, code=result.provenance.get("code"),
-                               ranks=board_ranks(result.leaderboard.rows))
+                               ranks=board_ranks(result.leaderboard.rows), allow_new=allow_new)
 
 
 def default_baseline_path(suite) -> Path:

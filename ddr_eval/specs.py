@@ -100,3 +100,44 @@ def build_typed(registry: Registry, spec: Any, where: tuple = (), *, source: str
         if source:
             raise error(f"{head}{validation_message(exc, where)}") from None
         raise error(f"{kind} {name!r}: {validation_message(exc)}") from None
+
+
+# -- bounds on free-form documents ---------------------------------------------------------------
+
+MAX_DOCUMENT_NODES = 100_000
+"""Values (mappings, lists, scalars) a suite or spec document may hold once YAML aliases are
+expanded. The shipped suites hold a few hundred; a 600-byte alias bomb expands to billions."""
+MAX_DOCUMENT_DEPTH = 64
+"""Nesting a document may have; the shipped suites nest 6 deep."""
+INT64 = 2**63
+UINT64 = 2**64
+
+
+def check_bounded(document: Any, source: str, *, max_nodes: int = MAX_DOCUMENT_NODES,
+                  max_depth: int = MAX_DOCUMENT_DEPTH) -> None:
+    """Refuse a document too large, too deep or with integers beyond 64 bits, as one UserError.
+
+    Free-form fields (``arch_kwargs``, metric and finding parameters) reach code that copies,
+    hashes or allocates from them, so they are bounded here, before anything reads them. YAML
+    aliases make the same object appear many times: the walk counts every appearance, so an
+    alias bomb is refused after ``max_nodes`` steps, whatever it would expand to. The walk is
+    iterative, so a deeply nested document cannot exhaust Python's stack either.
+    """
+    stack: list[tuple[Any, tuple, int]] = [(document, (), 0)]
+    seen = 0
+    while stack:
+        node, where, depth = stack.pop()
+        seen += 1
+        if seen > max_nodes:
+            raise UserError(f"{source}: {format_location(where)}: the document holds more than {max_nodes} values "
+                            "(YAML aliases are counted each time they are used); simplify it")
+        if depth > max_depth:
+            raise UserError(f"{source}: {format_location(where)}: nested more than {max_depth} levels deep")
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int) and not -INT64 <= node < UINT64:
+            raise UserError(f"{source}: {format_location(where)}: integer beyond 64 bits ({len(str(abs(node)))} digits)")
+        if isinstance(node, Mapping):
+            stack.extend((child, (*where, key), depth + 1) for key, child in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((child, (*where, i), depth + 1) for i, child in enumerate(node))

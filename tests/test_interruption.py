@@ -23,6 +23,7 @@ import yaml
 from PIL import Image as PILImage
 
 from ddr_eval.cli import main
+from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, verify_entry
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 
@@ -125,7 +126,8 @@ def test_killed_run_resumes_from_its_cache_and_matches_an_uninterrupted_run(tmp_
     assert 0 < len(finished) < CELLS, f"expected a part-finished run, found {len(finished)} of {CELLS} cells"
     for entry in finished:  # whole entries only, never a half-written one under its final name
         with np.load(entry, allow_pickle=False) as data:
-            assert data.files and all(np.isfinite(data[name]).all() for name in data.files)
+            verify_entry(data, FeatureCache.kind)  # its record matches its arrays
+            assert data.files and all(np.isfinite(data[name]).all() for name in data.files if name != ENTRY_RECORD)
     assert not killed_out.exists(), "a killed run left (part of) a report"
 
     resumed = _run_to_completion(suite, cache, tmp_path / "report-resumed", monkeypatch, capsys)

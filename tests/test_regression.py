@@ -106,7 +106,18 @@ def test_compare_reports_missing_unavailable_and_new_keys():
     statuses = {c.key[0] + "/" + c.key[3]: c.status for c in report.checks}
     assert statuses == {"m/all": OK, "m/gone": MISSING, "x/all": UNAVAILABLE, "added/all": NEW}
     assert report.exit_code == 1
-    assert {c.status for c in report.failures} == {MISSING, UNAVAILABLE}
+    assert {c.status for c in report.failures} == {MISSING, UNAVAILABLE, NEW}  # a new value fails by default
+    allowing = compare_to_baseline(baseline, new_rows, allow_new=True)
+    assert {c.status for c in allowing.failures} == {MISSING, UNAVAILABLE}
+
+
+def test_new_values_fail_unless_allowed_so_an_emptied_baseline_cannot_pass():
+    baseline = Baseline.from_rows([row(model="a", value=10.0)], PROVENANCE)
+    rows = [row(model="a", value=10.0), row(model="b", value=3.0)]
+    strict = compare_to_baseline(baseline, rows)
+    assert strict.exit_code == 1 and "--allow-new" in strict.summary()
+    assert ET.fromstring(strict.junit_xml()).find("testsuite").get("failures") == "1"
+    assert compare_to_baseline(baseline, rows, allow_new=True).exit_code == 0
 
 
 def test_improvements_pass_but_are_reported():
@@ -148,10 +159,33 @@ def test_wall_clock_metrics_are_skipped_unless_a_per_metric_tolerance_asks():
     assert [c.status for c in asked.checks] == [REGRESSED]
 
 
-def test_changed_checkpoint_is_noted():
+def test_changed_checkpoint_fails_the_check():
     baseline = Baseline.from_rows([row()], PROVENANCE, models={"m": "a" * 64})
     report = compare_to_baseline(baseline, [row()], models={"m": "b" * 64})
-    assert any("not the one the baseline measured" in note for note in report.notes)
+    assert report.exit_code == 1 and "FAILED" in report.summary()
+    assert any("not the one the baseline measured" in problem for problem in report.problems)
+    assert "not the one the baseline measured" in ET.fromstring(report.junit_xml()).find(
+        "./testsuite/testcase/failure").get("message")
+    assert compare_to_baseline(baseline, [row()], models={"m": "a" * 64}).exit_code == 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda doc: doc.update(entries=[]), "holds no values"),
+    (lambda doc: doc["entries"][0].update(value=float("nan")), r"entries\[0\].value: nan"),
+    (lambda doc: doc["entries"][0].update(value=float("inf")), r"entries\[0\].value: inf"),
+])
+def test_an_emptied_or_nan_baseline_is_refused(tmp_path, damage, message):
+    path = Baseline.from_rows([row()], PROVENANCE).write(tmp_path / "baseline.json")
+    document = json.loads(path.read_text())
+    damage(document)
+    path.write_text(json.dumps(document))  # json writes NaN/Infinity tokens, which json.loads reads back
+    with pytest.raises(UserError, match=message):
+        Baseline.load(path)
+
+
+def test_a_baseline_that_is_a_directory_says_so(tmp_path):
+    with pytest.raises(UserError, match="is a directory"):
+        Baseline.load(tmp_path)
 
 
 # -- baseline files -------------------------------------------------------------------------------
@@ -249,6 +283,14 @@ def test_baseline_then_check_passes_bit_for_bit_then_catches_a_regression(suite_
 
     # A generous per-metric tolerance lets it through again.
     assert run_cli("check", suite_file, "--baseline", baseline, "--atol", "psnr=2", "--cache", "-q") == 0
+
+    # A value dropped from the baseline comes back as "new": it fails unless --allow-new.
+    document["entries"] = [e for e in document["entries"] if e is not target]
+    baseline.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert run_cli("check", suite_file, "--baseline", baseline, "--cache", "-q") == 1
+    assert "1 new" in capsys.readouterr().out
+    assert run_cli("check", suite_file, "--baseline", baseline, "--cache", "--allow-new", "-q") == 0
 
 
 def test_check_bad_input_exits_2(suite_file, tmp_path, capsys):

@@ -253,7 +253,7 @@ def test_cache_state_says_cold_only_when_nothing_came_from_an_earlier_run():
 
 
 def test_a_store_counts_hits_on_entries_this_process_wrote_as_repeats(tmp_path):
-    from ddr_eval.features.cache import FeatureCache, write_npz_atomic
+    from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, entry_record, write_npz_atomic
     from ddr_eval.features.extract import FeatureBatch
 
     batch = FeatureBatch(features={"body": np.ones((2, 3), dtype=np.float32)}, outputs=None)
@@ -266,6 +266,7 @@ def test_a_store_counts_hits_on_entries_this_process_wrote_as_repeats(tmp_path):
     assert second.get("ab" * 32) is not None
     assert (second.hits, second.repeats) == (1, 1)
     earlier = FeatureCache(tmp_path)  # an entry some earlier process wrote: a real hit
-    write_npz_atomic(earlier._path("cd" * 32), {"body": np.ones((2, 3), dtype=np.float32)})
+    arrays = {"body": np.ones((2, 3), dtype=np.float32)}
+    write_npz_atomic(earlier._path("cd" * 32), {**arrays, ENTRY_RECORD: entry_record(FeatureCache.kind, arrays)})
     assert earlier.get("cd" * 32) is not None
     assert (earlier.hits, earlier.repeats) == (1, 0)

@@ -29,7 +29,7 @@ from torch import nn
 
 import ddr_eval
 from ddr_eval.atomic import atomic_write
-from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.errors import CheckpointError, MemoryBudgetError, UserError
 from ddr_eval.models.archs import ARCHS, Arch, build_arch
 from ddr_eval.models.descriptor import PURPOSES, ModelDescriptor
 from ddr_eval.models.layouts import to_basicsr
@@ -273,7 +273,7 @@ def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, dict[str, 
 
 
 def load_model(path: str | os.PathLike, arch: str | None = None, name: str | None = None, *,
-               scale: int | None = None, **arch_kwargs: Any) -> ModelDescriptor:
+               scale: int | None = None, max_param_bytes: int | None = None, **arch_kwargs: Any) -> ModelDescriptor:
     """Load a checkpoint file into a built-in architecture, a user's class or spandrel's, and describe it.
 
     The architecture comes from, in order: the safetensors metadata ddr-eval writes; ``arch``
@@ -283,6 +283,7 @@ def load_model(path: str | os.PathLike, arch: str | None = None, name: str | Non
     ``arch_kwargs`` fill in or override constructor arguments; asking for a different scale
     than the weights were trained for (via ``scale`` or the arch's own scale argument) is an
     error, not a silent rebuild. The descriptor records the layout the keys were in.
+    ``max_param_bytes`` refuses, before building it, a network whose parameters take more.
     """
     path = Path(path)
     state_dict, metadata = read_state_dict(path)
@@ -306,7 +307,10 @@ def load_model(path: str | os.PathLike, arch: str | None = None, name: str | Non
 
     cls = _arch_classes()[arch_name]
     kwargs = _merge_kwargs(path, arch_name, cls, base_kwargs, arch_kwargs, scale)
-    module = build_arch(arch_name, **kwargs)
+    try:
+        module = build_arch(arch_name, max_bytes=max_param_bytes, **kwargs)
+    except MemoryBudgetError as exc:
+        raise MemoryBudgetError(f"{path}: {exc}") from None
     _load_weights(path, module, state_dict, arch_name, kwargs)
     purpose = metadata.get("purpose", cls.purpose)
     if purpose not in PURPOSES:

@@ -39,7 +39,11 @@ def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, a
     if len({(id(c.source), id(c.dataset)) for c in cells}) > 1:
         raise ValueError("run_cells takes cells of one source and one degradation set")
     keys = [cell.key() for cell in cells]
-    batches = [cache.get(key) for key in keys]
+
+    def recompute(cell: Cell):  # a cached entry that turns out damaged when its arrays are read
+        return lambda: cell.source.extract(cell.dataset.lr, cell.pooling, batch_size, device, amp_dtype, False).features
+
+    batches = [cache.get(key, rows=len(cell.dataset.lr), recompute=recompute(cell)) for key, cell in zip(keys, cells)]
     missing = [i for i, batch in enumerate(batches) if batch is None]
     if not missing:
         return batches

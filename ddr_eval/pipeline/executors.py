@@ -204,7 +204,7 @@ class RayExecutor:
 
     def __call__(self, cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list:
         keys = [cell.key() for cell in cells]
-        results: list[FeatureBatch | None] = [cache.get(key) for key in keys]
+        results: list[FeatureBatch | None] = [cache.get(key, rows=len(cell.dataset.lr)) for key, cell in zip(keys, cells)]
         missing = [index for index, batch in enumerate(results) if batch is None]
         if not missing:  # everything cached: Ray is not even started
             return results

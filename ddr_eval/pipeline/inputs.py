@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ddr_eval.data import PatchSet, load_images, sample_patches, split_images
-from ddr_eval.data.folders import FolderImages, load_folder_set
+from ddr_eval.data.folders import FolderError, FolderImages, image_files, load_folder_set
 from ddr_eval.data.patches import sample_paired_patches
-from ddr_eval.data.images import DEFAULT_TEST_IMAGES, EMBEDDED_IMAGES
+from ddr_eval.data.images import DEFAULT_TEST_IMAGES, EMBEDDED_IMAGES, folder_image_files
 from ddr_eval.degradations import degrade_patches
 from ddr_eval.errors import UserError
 from ddr_eval.suite.loader import LoadedSuite
@@ -183,4 +183,63 @@ def prepare_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs:
     return SuiteInputs(eval_sets, train_sets, skipped)
 
 
-__all__ = ["DegradedSet", "SuiteInputs", "prepare_inputs", "EMBEDDED_IMAGES"]
+def planned_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs | None:
+    """The inputs :func:`prepare_inputs` would make, with the right shapes but no memory behind
+    them (zero-stride arrays whose ``nbytes`` is still the real size), so the memory planner
+    can refuse a suite before any image is decoded or degraded. Counts come from image names
+    and file listings only; ``None`` when they cannot be known that way (the real inputs then
+    go to the planner as before)."""
+    suite, data = loaded.suite, loaded.suite.data
+    try:
+        counts = {split: _image_count(loaded, split) for split in {data.eval_split, *(("train",) if need_train else ())}}
+        folder_counts = {name: len(image_files(dset.lr_folder)) for name, dset in loaded.folder_sets.items()}
+    except (OSError, FolderError, UserError):
+        return None
+    hr_side, lr_side = data.patch_size, data.patch_size // loaded.scale
+
+    def stand_in(split: str) -> dict[str, DegradedSet]:
+        sets = {}
+        for dset in suite.degradations:
+            if dset.name in folder_counts:
+                n = _split_count(folder_counts[dset.name], None, data.test_fraction, split) * data.patches_per_image
+                hr = _no_memory((n, hr_side, hr_side, 3)) if dset.has_hr else None
+            else:
+                n = counts[split] * data.patches_per_image
+                hr = _no_memory((n, hr_side, hr_side, 3))
+            index = np.broadcast_to(np.int64(0), (n,))
+            sets[dset.name] = DegradedSet(dset.name, split, _no_memory((n, lr_side, lr_side, 3)),
+                                          PatchSet(hr, index, index, ("planned",)))
+        return sets
+
+    return SuiteInputs(stand_in(data.eval_split), stand_in("train") if need_train else {})
+
+
+def _no_memory(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.float32(0), shape)
+
+
+def _image_count(loaded: LoadedSuite, split: str) -> int:
+    """How many of ``data.source``'s images fall in ``split`` (as :func:`_splits` decides, from names)."""
+    data = loaded.suite.data
+    if not loaded.chains:
+        return 0
+    if _is_embedded(data.source):
+        names = list(data.images) if data.images is not None else [entry.name for entry in EMBEDDED_IMAGES]
+    else:
+        names = list(data.images) if data.images is not None else [str(p) for p in folder_image_files(Path(data.source))]
+    test_names = data.test_images
+    if test_names is None and _is_embedded(data.source):
+        test_names = tuple(n for n in DEFAULT_TEST_IMAGES if n in set(names)) or None
+    return _split_count(len(names), None if test_names is None else len(set(test_names)), data.test_fraction, split)
+
+
+def _split_count(total: int, n_test: int | None, test_fraction: float, split: str) -> int:
+    """The size of ``split`` among ``total`` images (``split_images``'s rule)."""
+    if split == "all":
+        return total
+    if n_test is None:
+        n_test = min(max(round(test_fraction * total), 1), total - 1) if total >= 2 else 0
+    return n_test if split == "test" else total - n_test
+
+
+__all__ = ["DegradedSet", "SuiteInputs", "planned_inputs", "prepare_inputs", "EMBEDDED_IMAGES"]

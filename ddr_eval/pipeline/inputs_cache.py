@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,8 @@ def inputs_key(loaded: LoadedSuite, need_train: bool) -> str | None:
 class InputsCache(NpzStore):
     """Degraded inputs by :func:`inputs_key`, beside the feature cache."""
 
+    kind = "inputs"
+
     def get(self, key: str) -> SuiteInputs | None:
         return self._read(key, _from_arrays)
 
@@ -73,15 +76,22 @@ class InputsCache(NpzStore):
         self._write(key, _to_arrays(inputs))
 
 
-def cached_inputs(loaded: LoadedSuite, need_train: bool, store: InputsCache) -> SuiteInputs:
-    """:func:`prepare_inputs`, read from ``store`` when an earlier run made the same inputs."""
+def cached_inputs(loaded: LoadedSuite, need_train: bool, store: InputsCache,
+                  before_making: Callable[[], None] | None = None) -> SuiteInputs:
+    """:func:`prepare_inputs`, read from ``store`` when an earlier run made the same inputs.
+
+    ``before_making`` runs when the inputs have to be made (a miss), before any image is
+    decoded: the memory planner refuses there a suite that would not fit.
+    """
     key = inputs_key(loaded, need_train) if store.enabled else None
-    if key is None:
-        return prepare_inputs(loaded, need_train)
-    found = store.get(key)
+    found = store.get(key) if key is not None else None
     if found is not None:
         return found
+    if before_making is not None:
+        before_making()
     inputs = prepare_inputs(loaded, need_train)
+    if key is None:
+        return inputs
     store.put(key, inputs)
     return inputs
 
@@ -112,5 +122,8 @@ def _from_arrays(data) -> SuiteInputs:
                            tuple(str(n) for n in data[f"{split}/image_names"]))
         split_name = str(data[f"{split}/split"])
         for index, name in enumerate(str(n) for n in data[f"{split}/sets"]):
-            splits[split][name] = DegradedSet(name, split_name, data[f"{split}/lr/{index}"], patches)
+            lr = data[f"{split}/lr/{index}"]
+            if lr.ndim != 4 or len(lr) != len(patches):  # a rewritten entry: a miss, not a shape error later
+                raise ValueError(f"{split}/{name}: {len(lr)} LR patches for {len(patches)} HR patches")
+            splits[split][name] = DegradedSet(name, split_name, lr, patches)
     return SuiteInputs(splits["eval"], splits["train"])

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddr_eval.errors import UserError
+from ddr_eval.errors import MemoryBudgetError
 from ddr_eval.features.statistics import IMAGE_STATISTIC_NAMES
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.inputs import SuiteInputs
@@ -80,7 +80,7 @@ def plan_memory(cells: list[Cell], inputs: SuiteInputs, requested_batch_size: in
     room = budget - BASELINE_BYTES - held
     if room < per_patch or room < 0:
         need = (BASELINE_BYTES + held + per_patch) / GIB
-        raise UserError(
+        raise MemoryBudgetError(
             f"{source}: runtime.expected_memory_gib: {expected_memory_gib:g} GiB is less than this suite needs at batch size 1 "
             f"(about {need:.2f} GiB: {BASELINE_BYTES / GIB:.2f} baseline, {held / GIB:.2f} patches/features/outputs "
             f"kept for the metrics, {per_patch / MIB:.1f} MiB per patch in the forward pass); raise it, or use "

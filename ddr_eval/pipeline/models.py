@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ddr_eval.errors import UserError
+from ddr_eval.errors import MemoryBudgetError, UserError
 from ddr_eval.features import FeatureBatch, extract_poolings, image_statistics
 from ddr_eval.models import ModelDescriptor
-from ddr_eval.models.archs import ARCHS
+from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.user_arch import class_identity, is_import_target
 from ddr_eval.models.zoo import resolve_model
@@ -70,11 +70,12 @@ class FeatureSource:
         )
 
 
-def _descriptor(spec: ModelSpec, seed: int) -> tuple[ModelDescriptor, str]:
+def _descriptor(spec: ModelSpec, seed: int, max_param_bytes: int | None = None) -> tuple[ModelDescriptor, str]:
     if spec.iteration is not None:  # the zoo resolves (and sha256-verifies) "name@iteration"
         descriptor = resolve_model(f"{spec.name}@{spec.iteration}", arch=spec.arch)
     elif spec.path:
-        descriptor = load_model(spec.path, arch=spec.arch, name=spec.label, **spec.arch_kwargs)
+        descriptor = load_model(spec.path, arch=spec.arch, name=spec.label, max_param_bytes=max_param_bytes,
+                                **spec.arch_kwargs)
     else:
         descriptor = resolve_model(spec.name, arch=spec.arch)
     identity = descriptor.sha256 or descriptor.source
@@ -84,7 +85,7 @@ def _descriptor(spec: ModelSpec, seed: int) -> tuple[ModelDescriptor, str]:
         if descriptor.arch not in ARCHS:
             raise UserError(f"model {spec.label}: random_init needs a built-in architecture, not {descriptor.arch}")
         torch.manual_seed(seed)
-        descriptor.module = ARCHS.get(descriptor.arch)(**descriptor.arch_kwargs)
+        descriptor.module = build_arch(descriptor.arch, max_bytes=max_param_bytes, **descriptor.arch_kwargs)
         identity = f"untrained:{descriptor.arch}:{sorted(descriptor.arch_kwargs.items())}:{seed}"
     descriptor.module.eval()
     return descriptor, identity
@@ -141,10 +142,12 @@ def _compact_taps(taps: dict[str, str]) -> list[str]:
 
 
 def build_sources(specs: list[ModelSpec | FeatureSource | ModelDescriptor], default_layers: tuple[str, ...], scale: int,
-                  seed: int) -> list[FeatureSource]:
+                  seed: int, max_param_bytes: int | None = None) -> list[FeatureSource]:
     """One feature source per model: specs are resolved (zoo, checkpoint, baseline); a ready
     :class:`FeatureSource` (an in-memory model from :mod:`ddr_eval.api`) or a
-    :class:`ModelDescriptor` is taken as it is, after the same scale and weight checks."""
+    :class:`ModelDescriptor` is taken as it is, after the same scale and weight checks.
+    ``max_param_bytes`` (the suite's memory budget) refuses a network that ``arch_kwargs`` would
+    make larger, before it is built."""
     sources = []
     for spec in specs:
         if isinstance(spec, (FeatureSource, ModelDescriptor)):
@@ -153,7 +156,10 @@ def build_sources(specs: list[ModelSpec | FeatureSource | ModelDescriptor], defa
         if spec.baseline == "image_statistics":
             sources.append(FeatureSource(spec.label, {"stats": "stats"}, identity="baseline:image_statistics:v1"))
             continue
-        descriptor, identity = _descriptor(spec, seed)
+        try:
+            descriptor, identity = _descriptor(spec, seed, max_param_bytes)
+        except MemoryBudgetError as exc:
+            raise MemoryBudgetError(f"model {spec.label}: arch_kwargs: {exc}") from None
         require_finite_weights(descriptor, spec.label)
         if descriptor.purpose == "sr" and descriptor.scale != scale:
             raise UserError(f"model {spec.label} is x{descriptor.scale} but the suite is x{scale}; "

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval import __version__
-from ddr_eval.features.cache import NpzStore
+from ddr_eval.features.cache import ENTRY_RECORD, NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.results.rows import ResultRow
@@ -94,9 +94,11 @@ class ResultKeys:
 class ResultCache(NpzStore):
     """Metric parts by :class:`ResultKeys` key."""
 
+    kind = "results"
+
     def get(self, key: str) -> MetricPart | None:
         found = self._read(key, lambda data: (json.loads(str(data[_META])),
-                                              {name: data[name] for name in data.files if name != _META}))
+                                              {name: data[name] for name in data.files if name not in (_META, ENTRY_RECORD)}))
         if found is None:
             return None
         meta, arrays = found

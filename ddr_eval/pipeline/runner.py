@@ -24,7 +24,7 @@ from ddr_eval.features.cache import FeatureCache
 from ddr_eval.outdir import require_report_dir
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
-from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split
+from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split, planned_inputs
 from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
 from ddr_eval.pipeline.memory import plan_memory
 from ddr_eval.pipeline.models import FeatureSource, build_sources
@@ -171,17 +171,28 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     started = utc_now()
     t0 = time.perf_counter()
     # models first: a bad checkpoint or layer name fails in a second, before images are degraded
-    sources = build_sources(models if models is not None else suite.models, suite.layers, loaded.scale, suite.seed)
+    sources = build_sources(models if models is not None else suite.models, suite.layers, loaded.scale, suite.seed,
+                            max_param_bytes=int(suite.runtime.expected_memory_gib * 2**30))
     timings["models"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     need_train = any("train_split" in m.needs for m in loaded.metrics)
     cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
-    inputs = cached_inputs(loaded, need_train, InputsCache(cache.root / INPUTS_SUBDIR, enabled=cache.enabled))
+    if cache.enabled:  # sizes the cache for its bound and removes what killed runs left (once per process)
+        cache.bound.start()
+
+    def plan_before_making_inputs() -> None:  # refuses a suite too large for its memory before any input is made
+        planned = planned_inputs(loaded, need_train)
+        if planned is not None:
+            cells = plan_cells(sources, planned, loaded.metrics, suite.pooling, reference=suite.reference_set)
+            plan_memory(cells, planned, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
+
+    inputs_cache = InputsCache(cache.root / INPUTS_SUBDIR, enabled=cache.enabled, bound=cache.bound)
+    inputs = cached_inputs(loaded, need_train, inputs_cache, before_making=plan_before_making_inputs)
     timings["inputs"] = time.perf_counter() - t
 
     device = select_device(suite.runtime.device)
-    results_cache = ResultCache(cache.root / RESULTS_SUBDIR, enabled=cache.enabled)
+    results_cache = ResultCache(cache.root / RESULTS_SUBDIR, enabled=cache.enabled, bound=cache.bound)
     keys = _result_keys(loaded, sources, inputs)
     cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
     # findings read features directly, so a suite with findings extracts (or loads) them all

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from ddr_eval.atomic import REPORT_TEMP_PREFIX, remove_orphan_temps
 from ddr_eval.findings import compute_findings, findings_files, findings_sections
 from ddr_eval.report.depth import with_depth_plots
 from ddr_eval.report.html import render_html, tsne_pngs
@@ -155,7 +156,9 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
     sections = (*findings_sections(findings, images), *sections)
     out_dir = Path(out_dir)
     mark_report_dir(out_dir)  # what makes it safe to rewrite on the next run (ddr_eval/outdir.py)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-report-", dir=out_dir))
+    remove_orphan_temps(out_dir, recursive=False, legacy=False)  # what a killed earlier run left
+    previous_plots = _listed_plots(out_dir / RESULTS_JSON)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{REPORT_TEMP_PREFIX}pid{os.getpid()}-", dir=out_dir))
     try:
         frame = rows_frame(result.rows)
         (tmp / "leaderboard.md").write_text(leaderboard_markdown(result, sections))
@@ -182,4 +185,15 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
             os.replace(tmp / name, out_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    for name in sorted(previous_plots - set(plots)):  # the previous report's plots (another suite's, say)
+        (out_dir / name).unlink(missing_ok=True)
     return out_dir
+
+
+def _listed_plots(results_json: Path) -> set[str]:
+    """The plot files an earlier report in the same directory listed (plain names only)."""
+    try:
+        plots = json.loads(results_json.read_text(encoding="utf-8")).get("plots") or []
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {name for name in plots if isinstance(name, str) and name == Path(name).name and name.endswith(".png")}

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from ddr_eval.errors import UserError
-from ddr_eval.specs import describe_error, format_location, one_line, validation_message  # noqa: F401  (re-exported)
+from ddr_eval.specs import check_bounded, describe_error, format_location, one_line, validation_message  # noqa: F401
 
 
 def validation_error_to_user_error(
@@ -49,6 +49,12 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise UserError(f"{path}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to read (lists or mappings inside each other "
+                        "thousands of levels deep)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise UserError(one_line(f"{path}: unreadable value: {str(exc).split(';')[0]}")) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    check_bounded(data, str(path))
     return data

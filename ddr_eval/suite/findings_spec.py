@@ -7,7 +7,7 @@ run's results by ``ddr_eval.findings``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,7 +139,7 @@ class SampleSizeSpec(_Strict):
 class RobustnessSpec(_Strict):
     """Where each finding holds: over degradation strength, suite seeds and sample size (issue #18)."""
 
-    seeds: tuple[int, ...] = Field(min_length=1)
+    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(min_length=1)
     reference: str = Field(description="the clean set each strength level is paired with")
     strength: tuple[StrengthGroup, ...] = Field(min_length=1)
     seeds_agree: int | None = Field(None, ge=1, description="seeds that must reproduce a finding at a level for "

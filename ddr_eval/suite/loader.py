@@ -17,8 +17,8 @@ from ddr_eval.data.folders import FolderError, expand_folders, image_files, pair
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
-from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
-from ddr_eval.specs import build_typed, format_location, one_line
+from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking, summary_sets
+from ddr_eval.specs import build_typed, check_bounded, format_location, one_line
 from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
 from ddr_eval.suite.overrides import Overrides, apply_overrides
@@ -45,12 +45,14 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>", base_dir: str | 
     """``raw`` validated and built; ``source`` names it in errors, ``base_dir`` is where its
     ``findings.include`` paths are relative to (default: ``source``'s folder when it is a file,
     else the working directory)."""
+    check_bounded(raw, source)  # before validation copies or hashes a free-form field
     try:
         suite = Suite.model_validate(_expand_folder_roots(raw, source))
     except SweepError as exc:
         raise UserError(f"{source}: {exc}") from None
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source) from None
+    _refuse_summary_names(suite, source)
     chains = {dset.name: _build_chain(dset, i, suite.scale, source)
               for i, dset in enumerate(suite.degradations) if not dset.is_folder}
     folder_sets = {dset.name: _check_folders(dset, i, source) for i, dset in enumerate(suite.degradations)
@@ -71,6 +73,16 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>", base_dir: str | 
         base_dir = Path(source).parent if Path(source).is_file() else Path()
     included = _included(findings, source, Path(base_dir)) if findings is not None else ()
     return LoadedSuite(suite, chains, metrics, source, findings, scale, folder_sets, included)
+
+
+def _refuse_summary_names(suite: Suite, source: str) -> None:
+    """A set named like a summary row (``all`` or an aggregation, ``mean``/``median`` or one
+    registered since) would be read as the summary by the leaderboard and by ``check``."""
+    reserved = {name.lower() for name in summary_sets()}
+    for i, dset in enumerate(suite.degradations):
+        if dset.name.lower() in reserved:
+            raise UserError(f"{source}: degradations[{i}].name: {dset.name!r} is reserved for summary rows "
+                            f"({', '.join(sorted(reserved))}); choose another name")
 
 
 def _expand_folder_roots(raw: dict[str, Any], source: str) -> dict[str, Any]:

@@ -23,6 +23,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The ``set`` of a metric's summary rows (``ddr_eval.results.leaderboard.summary_sets``): a degradation
+# set of one of these names would be read as the summary (the loader also refuses any aggregation
+# registered later).
+RESERVED_SET_NAMES = ("all", "mean", "median")
+# Set and suite names become file names (plots, report directories) and markdown table cells: one
+# letter or digit first (no ``.``/``..``), then letters, digits and ``_ . + -`` only.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+SAFE_NAME_HELP = "a letter or digit, then letters, digits, '_', '.', '+' or '-' (no spaces, '/', '|')"
+
+
+def check_set_name(name: str) -> str:
+    """``name`` if it is a safe, unreserved degradation-set name, else a ``ValueError`` saying why."""
+    if not re.fullmatch(SAFE_NAME, name):
+        raise ValueError(f"set name {name!r} must be {SAFE_NAME_HELP}")
+    if name.lower() in RESERVED_SET_NAMES:
+        raise ValueError(f"set name {name!r} is reserved for summary rows ({', '.join(RESERVED_SET_NAMES)}); "
+                         "choose another name")
+    return name
+
+
 class DataSpec(_Strict):
     """Images, the content-disjoint split and how HR patches are cut."""
 
@@ -70,6 +90,11 @@ class DegradationSet(_Strict):
     hr_suffix: str = ""
     skip_unreadable: bool = Field(False, description="skip undecodable files (listed in the report) instead of failing")
     sweep: SweepPoint | None = Field(None, description="set by the sweep expansion; not written by hand")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_set_name(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> "DegradationSet":
@@ -237,9 +262,10 @@ _FOLDER_DEFAULTS = {"lr_folder": None, "hr_folder": None, "lr_suffix": "", "hr_s
 
 
 class Suite(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="also the report directory's name: no '.', '..', '/' or spaces")
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="0 <= seed < 2**63 (numpy's SeedSequence takes it)")
     scale: Literal[2, 3, 4] | None = Field(
         None, description="the SR factor: every chain downsamples by it (a `bicubic` step without `scale` takes it) "
         "and every SR model upscales by it; default: the chains' own factor"

@@ -1,0 +1,69 @@
+"""Render the README's "DDR in released networks" table from the committed public-x4 report.
+
+The numbers are finding 4's per-layer CHI (``reports/public-x4/findings.json``: the
+``sr_vs_classification`` finding's ``numbers.curves``) and the verdicts of findings 4 and 6
+computed there; the script writes them between ``<!-- public:start -->`` / ``<!-- public:end -->``
+and ``tests/test_readme.py`` fails when README and report disagree.
+
+    python scripts/readme_public.py          # rewrite the table in README.md
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "reports" / "public-x4" / "findings.json"
+START, END = "<!-- public:start -->", "<!-- public:end -->"
+BLOCK = re.compile(r"^block(\d+)$")
+
+
+def _blocks(curve: list) -> list:
+    return sorted((point for point in curve if BLOCK.match(point[0])), key=lambda p: int(BLOCK.match(p[0]).group(1)))
+
+
+def _pair(point) -> str:
+    return f"{point[1]:.1f} / {point[2]:.1f}" if point else "—"
+
+
+def render(report: Path = REPORT) -> str:
+    findings = {f["key"]: f for f in json.loads(report.read_text())}
+    content = findings["sr_vs_classification"]
+    curves = content["numbers"]["curves"]
+    kinds = {row["model"]: row["kind"] for row in content["table"]}
+    lines = ["| model | kind | blocks | CHI degradation / content: first block | middle block | deep tap | "
+             "degradation / content at the deep tap |", "|---|---|---|---|---|---|---|"]
+    for model, curve in curves.items():
+        blocks = _blocks(curve)
+        deep = next((p for p in curve if p[0] == "deep"), None)
+        middle = blocks[len(blocks) // 2] if blocks else None
+        ratio = f"{deep[1] / max(deep[2], 1e-12):.2f}" if deep else "—"
+        lines.append(f"| `{model}` | {kinds.get(model, '')} | {len(blocks)} | {_pair(blocks[0] if blocks else None)} | "
+                     f"{_pair(middle)}{f' ({middle[0]})' if middle else ''} | {_pair(deep)} | {ratio} |")
+    lines.append("")
+    for key in ("sr_vs_classification", "generalization"):
+        if key in findings:
+            finding = findings[key]
+            lines.append(f"- **{finding['title']}**: {finding['verdict']}. {finding['summary']}")
+    return "\n".join(lines)
+
+
+def block(text: str) -> str:
+    start, end = text.index(START) + len(START), text.index(END)
+    return text[start:end].strip()
+
+
+def update(readme: Path = ROOT / "README.md") -> bool:
+    text = readme.read_text()
+    new = text[: text.index(START) + len(START)] + "\n" + render() + "\n" + text[text.index(END):]
+    readme.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    changed = update()
+    print("README.md public-networks table " + ("rewritten" if changed else "already current"))
+    sys.exit(0)
