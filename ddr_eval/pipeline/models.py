@@ -15,7 +15,7 @@ import torch
 from ddr_eval.errors import MemoryBudgetError, UserError
 from ddr_eval.features import FeatureBatch, extract_poolings, image_statistics
 from ddr_eval.models import ModelDescriptor
-from ddr_eval.models.archs import build_arch
+from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.user_arch import class_identity, is_import_target
 from ddr_eval.models.zoo import resolve_model
