@@ -191,7 +191,8 @@ def planned_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs | None:
     go to the planner as before)."""
     suite, data = loaded.suite, loaded.suite.data
     try:
-        counts = {split: _image_count(loaded, split) for split in {data.eval_split, *(("train",) if need_train else ())}}
+        eval_split = effective_eval_split(loaded, need_train)
+        counts = {split: _image_count(loaded, split) for split in {eval_split, *(("train",) if need_train else ())}}
         folder_counts = {name: len(image_files(dset.lr_folder)) for name, dset in loaded.folder_sets.items()}
     except (OSError, FolderError, UserError):
         return None
@@ -205,13 +206,15 @@ def planned_inputs(loaded: LoadedSuite, need_train: bool) -> SuiteInputs | None:
                 hr = _no_memory((n, hr_side, hr_side, 3)) if dset.has_hr else None
             else:
                 n = counts[split] * data.patches_per_image
+                if data.limit_patches is not None:
+                    n = min(n, data.limit_patches)
                 hr = _no_memory((n, hr_side, hr_side, 3))
             index = np.broadcast_to(np.int64(0), (n,))
             sets[dset.name] = DegradedSet(dset.name, split, _no_memory((n, lr_side, lr_side, 3)),
                                           PatchSet(hr, index, index, ("planned",)))
         return sets
 
-    return SuiteInputs(stand_in(data.eval_split), stand_in("train") if need_train else {})
+    return SuiteInputs(stand_in(eval_split), stand_in("train") if need_train else {})
 
 
 def _no_memory(shape: tuple[int, ...]) -> np.ndarray:
