@@ -34,6 +34,7 @@ from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, cache_entries, e
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
+from ddr_eval.outdir import mark_report_dir
 from ddr_eval.pipeline.inputs import planned_inputs, prepare_inputs
 from ddr_eval.pipeline.results_cache import ResultCache
 from ddr_eval.suite.loader import compile_suite, load_suite
@@ -475,7 +476,7 @@ def test_cache_info_and_clear_older_than(project, tmp_path, monkeypatch, capsys)
 
 def test_plots_an_earlier_report_listed_are_removed(project, tmp_path, capsys):
     out = tmp_path / "out"
-    out.mkdir()
+    mark_report_dir(out)  # an earlier ddr-eval report, of another suite
     (out / "other-suite_tsne.png").write_bytes(b"png")
     (out / "mine.png").write_bytes(b"not listed: not ours")
     (out / "results.json").write_text(json.dumps({"plots": ["other-suite_tsne.png", "../escape.png"]}))
