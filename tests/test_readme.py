@@ -51,3 +51,22 @@ def test_readme_zoo_tables_match_zoo_yaml():
     text = (ROOT / "README.md").read_text()
     assert module.render(text) == text, "README's zoo numbers are stale: run `python scripts/readme_zoo.py`"
     assert text.count("| `srresnet-gr") >= 4  # the rows the script rewrites are there
+
+
+def _public_script():
+    spec = importlib.util.spec_from_file_location("readme_public", ROOT / "scripts" / "readme_public.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_released_networks_table_matches_the_committed_report():
+    script = _public_script()
+    assert script.block((ROOT / "README.md").read_text()) == script.render(), (
+        "README's released-networks table is stale: run `python scripts/readme_public.py`")
+
+
+def test_the_released_networks_figure_the_readme_shows_is_committed():
+    figure = ROOT / "reports" / "public-x4" / "sr_vs_classification_depth.png"
+    assert f"]({figure.relative_to(ROOT)})" in (ROOT / "README.md").read_text()
+    assert figure.read_bytes().startswith(b"\x89PNG")
