@@ -200,7 +200,7 @@ def test_strength_points_place_swept_sets_at_their_value():
     assert sorted(zip(points["series"], points["x"], points["value"])) == [
         ("a", 1.0, 29.0), ("a", 2.0, 28.0), ("a", 3.0, 27.0),
         ("a / deep", 1.0, 2.0), ("a / deep", 2.0, 3.0), ("a / deep", 3.0, 4.0)]
-    assert set(points["parameter"]) == {"gaussian_blur.sigma"} and set(points["sweep"]) == {"blur"}
+    assert set(points["parameter"]) == {"blur sigma (pixels)"} and set(points["sweep"]) == {"blur"}
     assert figure_png(strength_curves_figure(points)).startswith(b"\x89PNG")
 
 
@@ -292,7 +292,7 @@ def test_interrupted_write_leaves_the_previous_report_intact(light_result, tmp_p
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writer, "render_html", interrupted)
+    monkeypatch.setattr(writer, "render_report", interrupted)
     with pytest.raises(KeyboardInterrupt):
         writer.write_report(light_result, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp dir, nothing half-written
