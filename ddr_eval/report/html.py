@@ -7,7 +7,10 @@ reference fails loudly in the headless check (``scripts/check_html.py``) instead
 silently depending on the network.
 
 The inline script marks ``<body data-images-loaded="true">`` once every ``<img>`` has
-decoded (``naturalWidth > 0``), which is what the headless check looks for.
+decoded (``naturalWidth > 0``), which is what the headless check looks for; it also records by
+how many pixels the leaderboard is wider than its box (``data-board-overflow``): the board must
+show every column at 1400 px without scrolling sideways (wrapped headers, compact cells, and a
+sticky model column for the wider per-set tables).
 """
 
 from __future__ import annotations
@@ -64,14 +67,18 @@ IMAGES_META = "ddr-eval:images"
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1320px;
        padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
 h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 nav a { margin-right: 1rem; } code { background: #f3f3f3; padding: 0 .25rem; border-radius: 3px; }
-table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .88rem; }
-th, td { border: 1px solid #d8d8d8; padding: .25rem .55rem; text-align: right; white-space: nowrap; }
-th { background: #f5f5f5; white-space: normal; max-width: 10rem; vertical-align: bottom; }
-td:first-child, th:first-child { text-align: left; }
+table { border-collapse: separate; border-spacing: 0; margin: .6rem 0 1.2rem; font-size: .82rem;
+        font-variant-numeric: tabular-nums; }
+th, td { border: solid #d8d8d8; border-width: 0 1px 1px 0; padding: .2rem .4rem; text-align: right; white-space: nowrap; }
+tr > :first-child { border-left-width: 1px; } tr:first-child > * { border-top-width: 1px; }
+th { background: #f5f5f5; white-space: normal; overflow-wrap: anywhere; min-width: 3.5rem; max-width: 6.5rem;
+     vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; position: sticky; left: 0; z-index: 1; background: #fff; }
+th:first-child { background: #f5f5f5; }
 .table { overflow-x: auto; }
 .best { font-weight: 700; color: #0b5d1e; }
 .grid { display: flex; flex-wrap: wrap; gap: 1rem; }
@@ -88,6 +95,10 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-images-total", String(images.length));
   document.body.setAttribute("data-images-decoded", String(decoded));
   if (decoded === images.length) { document.body.setAttribute("data-images-loaded", "true"); }
+  var board = document.querySelector("#leaderboard ~ .table");
+  if (board) {
+    document.body.setAttribute("data-board-overflow", String(Math.max(0, board.scrollWidth - board.clientWidth)));
+  }
 });
 """
 
@@ -254,8 +265,9 @@ def html_table(frame: pd.DataFrame, best: dict[str, Any] | None = None) -> str:
 
 
 def _breakable(header: str) -> str:
-    """Escaped header with line-break opportunities inside metric names like ``chi[degradation,raw]``."""
-    return escape(header).replace("[", "[<wbr>").replace(",", ",<wbr>")
+    """Escaped header with line-break opportunities inside metric names like ``chi[degradation,raw]``
+    and ``ddr_chi_to_reference``."""
+    return escape(header).replace("[", "[<wbr>").replace(",", ",<wbr>").replace("_", "_<wbr>")
 
 
 class _Page:
