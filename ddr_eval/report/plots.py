@@ -82,17 +82,21 @@ def series_model(series: str) -> str:
 def series_styles(series: Iterable[str], colors: ModelColors | None = None) -> dict[str, tuple[str, str]]:
     """Series name -> (colour, line style): the colour of its model in ``colors``, the line style
     telling apart the layers of one model. Models ``colors`` does not name (or every model, with
-    no ``colors``) take the palette's next colours, in order of appearance."""
+    no ``colors``) take the palette's next colours, in order of appearance. A whole-network series
+    (the bare model name) is solid; a model's layers take solid, dashed, dotted, ... in order."""
     names = list(dict.fromkeys(series))
     known = dict(colors or {})
     missing = [m for m in dict.fromkeys(series_model(n) for n in names) if m not in known]
     extended = model_colors([*known, *missing])
-    styles, used = {}, {}
+    styles, layers = {}, {}
     for name in names:
         model = series_model(name)
         color = known.get(model, extended[model])
-        styles[name] = (color, _LINE_STYLES[used.get(model, 0) % len(_LINE_STYLES)])
-        used[model] = used.get(model, 0) + 1
+        if name == model:  # the whole network (PSNR on the output): solid
+            styles[name] = (color, "-")
+            continue
+        styles[name] = (color, _LINE_STYLES[layers.get(model, 0) % len(_LINE_STYLES)])
+        layers[model] = layers.get(model, 0) + 1
     return styles
 
 
