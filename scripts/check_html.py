@@ -17,6 +17,9 @@ Three checks, each of which has caught a different kind of broken report:
 2. *rendered*: ``chromium --headless --dump-dom`` loads the page; the report's inline
    script marks ``<body data-images-loaded="true">`` only when every image decoded
    (``naturalWidth > 0``), and records how many images the browser saw;
+   in a window ``--width`` pixels wide (1400), the leaderboard must show every column without
+   scrolling sideways (the script records ``data-board-overflow``; reports written before it
+   existed are not checked for it);
 3. *screenshot* (optional): a full-height PNG to look at.
 
 Exit codes: 0 all good, 1 a check failed (reasons on stderr), 2 bad input or no chromium.
@@ -75,6 +78,7 @@ def scan(text: str) -> _Scan:
 class HtmlCheck:
     problems: list[str] = field(default_factory=list)
     images: int = 0
+    board_overflow: int | None = None  # pixels the leaderboard scrolls sideways; None: not recorded
 
     @property
     def ok(self) -> bool:
@@ -105,8 +109,8 @@ def check_static(text: str, result: HtmlCheck) -> None:
         result.problems.append(f"external references (the report must open offline): {page.external[:3]}")
 
 
-def check_rendered(browser: str, path: Path, result: HtmlCheck, timeout: float) -> None:
-    run = _chromium(browser, path.resolve().as_uri(), "--dump-dom", timeout=timeout)
+def check_rendered(browser: str, path: Path, result: HtmlCheck, timeout: float, width: int = 1400) -> None:
+    run = _chromium(browser, path.resolve().as_uri(), "--dump-dom", f"--window-size={width},900", timeout=timeout)
     if run.returncode != 0 or "<body" not in run.stdout:
         result.problems.append(f"chromium --dump-dom failed (exit {run.returncode}): {run.stderr.strip()[-300:]}")
         return
@@ -117,6 +121,11 @@ def check_rendered(browser: str, path: Path, result: HtmlCheck, timeout: float) 
                                "(or the page's load script did not run)")
     if total is not None and int(total) != result.images:
         result.problems.append(f"chromium saw {total} images, the file has {result.images}")
+    overflow = body.get("data-board-overflow")
+    result.board_overflow = int(overflow) if overflow else None
+    if result.board_overflow:
+        result.problems.append(f"the leaderboard is {overflow} px wider than the page at {width} px: "
+                               "columns scroll out of view")
 
 
 def screenshot(browser: str, path: Path, out: Path, timeout: float, width: int = 1200, height: int = 3000) -> None:
@@ -126,13 +135,14 @@ def screenshot(browser: str, path: Path, out: Path, timeout: float, width: int =
         raise RuntimeError(f"chromium --screenshot failed (exit {run.returncode}): {run.stderr.strip()[-300:]}")
 
 
-def check_report_html(path: Path, browser: str, shot: Path | None = None, timeout: float = 120) -> HtmlCheck:
+def check_report_html(path: Path, browser: str, shot: Path | None = None, timeout: float = 120,
+                      width: int = 1400) -> HtmlCheck:
     result = HtmlCheck()
     check_static(path.read_text(encoding="utf-8"), result)
-    check_rendered(browser, path, result, timeout)
+    check_rendered(browser, path, result, timeout, width)
     if shot is not None:
         try:
-            screenshot(browser, path, shot, timeout)
+            screenshot(browser, path, shot, timeout, width=width)
         except RuntimeError as exc:
             result.problems.append(str(exc))
     return result
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path, help="also write a full-page PNG here")
     parser.add_argument("--browser", help=f"browser binary (default: first of {', '.join(BROWSERS)} on PATH)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per chromium call")
+    parser.add_argument("--width", type=int, default=1400, help="window width the leaderboard must fit (pixels)")
     args = parser.parse_args(argv)
     if not args.html.is_file():
         print(f"check_html: {args.html} does not exist", file=sys.stderr)
@@ -152,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     if browser is None:
         print("check_html: no chromium found; install it with `apt-get install -y chromium`", file=sys.stderr)
         return 2
-    result = check_report_html(args.html, browser, args.screenshot, args.timeout)
+    result = check_report_html(args.html, browser, args.screenshot, args.timeout, args.width)
     for problem in result.problems:
         print(f"check_html: {args.html}: {problem}", file=sys.stderr)
     if result.ok:
-        print(f"{args.html}: renders in {Path(browser).name}, {result.images} images decoded")
+        fits = f", leaderboard fits {args.width} px" if result.board_overflow == 0 else ""
+        print(f"{args.html}: renders in {Path(browser).name}, {result.images} images decoded{fits}")
     return 0 if result.ok else 1
 
 

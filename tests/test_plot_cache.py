@@ -85,3 +85,23 @@ def test_report_html_figures_are_reused_when_their_data_is_unchanged(tmp_path, m
     moved = points.assign(psnr=[27.0, 26.6])
     page_for(moved, first)
     assert len(calls) == 2
+
+
+def test_figure_files_are_reused_only_when_both_carry_the_key(tmp_path, drawn):
+    """The PNG and SVG written beside a report: identical bytes for identical inputs (no date, a
+    fixed SVG id salt), and drawn again when either file is missing or from other inputs."""
+    xy, labels = embedding()
+    key = plots.plot_key("tsne", xy, labels, "t")
+    draw = lambda: plots.tsne_figure(xy, labels, "t")
+    png, svg = plots.keyed_figure_files(key, draw)
+    assert plots.keyed_figure_files(key, draw) == (png, svg) and len(drawn) == 2
+    (tmp_path / "f.png").write_bytes(png)
+    (tmp_path / "f.svg").write_bytes(svg)
+    assert plots.stored_svg_key(tmp_path / "f.svg") == key
+    assert plots.keyed_figure_files(key, draw, tmp_path / "f.png", tmp_path / "f.svg") == (png, svg)
+    assert len(drawn) == 2  # nothing drawn
+    other = plots.plot_key("tsne", xy, labels, "other")
+    plots.keyed_figure_files(other, draw, tmp_path / "f.png", tmp_path / "f.svg")
+    (tmp_path / "f.svg").unlink()
+    plots.keyed_figure_files(key, draw, tmp_path / "f.png", tmp_path / "f.svg")
+    assert len(drawn) == 4

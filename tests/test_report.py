@@ -23,16 +23,26 @@ from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.report import writer
+from ddr_eval.report.depth import depth_figure, depth_points
 from ddr_eval.report.html import (
     html_table,
     layer_order,
     layer_sweep_points,
     quality_vs_srga_points,
+    render_html,
+    report_colors,
     strength_points,
     training_points,
     tsne_labels,
 )
-from ddr_eval.report.plots import figure_png, quality_vs_srga_figure, strength_curves_figure
+from ddr_eval.report.plots import (
+    figure_png,
+    layer_sweep_figure,
+    quality_vs_srga_figure,
+    series_model,
+    strength_curves_figure,
+    training_curves_figure,
+)
 from ddr_eval.report.tables import format_value, rows_frame
 from ddr_eval.results import Leaderboard, ReportSection, resolve_ranking
 from ddr_eval.results.leaderboard import infos_from_rows
@@ -187,20 +197,27 @@ def test_psnr_against_srga_pairs_each_model_and_set():
     assert figure_png(quality_vs_srga_figure(points)).startswith(b"\x89PNG")
 
 
-def test_strength_points_place_swept_sets_at_their_value():
-    suite = compile_suite({
+def _sweep_suite():
+    return compile_suite({
         "name": "t", "models": ["srresnet-gr"], "metrics": [{"type": "srga"}],
         "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
                          {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": {"sweep": [1, 3, 1]}},
                                                     {"type": "bicubic", "scale": 2}]}]}, "t.yaml").suite
-    rows = [_row("a", "deep", "srga", f"blur_sigma{s}", 1.0 + s, False, "generalization") for s in (1, 2, 3)]
-    rows += [_row("a", "output", "psnr", f"blur_sigma{s}", 30.0 - s, kind="quality") for s in (1, 2, 3)]
-    rows += [_row("a", "output", "psnr", "clean", 34.0, kind="quality")]
-    points = strength_points(rows_frame(rows), suite)
+
+
+def _sweep_rows(model="a", layers=("deep",)):
+    rows = [_row(model, layer, "srga", f"blur_sigma{s}", 1.0 + s + i, False, "generalization")
+            for i, layer in enumerate(layers) for s in (1, 2, 3)]
+    rows += [_row(model, "output", "psnr", f"blur_sigma{s}", 30.0 - s, kind="quality") for s in (1, 2, 3)]
+    return rows + [_row(model, "output", "psnr", "clean", 34.0, kind="quality")]
+
+
+def test_strength_points_place_swept_sets_at_their_value():
+    points = strength_points(rows_frame(_sweep_rows()), _sweep_suite())
     assert sorted(zip(points["series"], points["x"], points["value"])) == [
         ("a", 1.0, 29.0), ("a", 2.0, 28.0), ("a", 3.0, 27.0),
         ("a / deep", 1.0, 2.0), ("a / deep", 2.0, 3.0), ("a / deep", 3.0, 4.0)]
-    assert set(points["parameter"]) == {"gaussian_blur.sigma"} and set(points["sweep"]) == {"blur"}
+    assert set(points["parameter"]) == {"blur sigma (pixels)"} and set(points["sweep"]) == {"blur"}
     assert figure_png(strength_curves_figure(points)).startswith(b"\x89PNG")
 
 
@@ -292,13 +309,91 @@ def test_interrupted_write_leaves_the_previous_report_intact(light_result, tmp_p
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writer, "render_html", interrupted)
+    monkeypatch.setattr(writer, "render_report", interrupted)
     with pytest.raises(KeyboardInterrupt):
         writer.write_report(light_result, out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp dir, nothing half-written
     monkeypatch.undo()
     writer.write_report(light_result, out)
     assert (out / "baseline.json").read_text() == "{}"  # files the run does not write survive
+
+
+# -- one colour per model, labelled axes, figures as files ----------------------------------------
+
+
+def _drawn_lines(fig):
+    """(axes, line) of every labelled data line on a visible panel."""
+    return [(ax, line) for ax in fig.axes if ax.get_visible() for line in ax.get_lines()
+            if not line.get_label().startswith("_")]
+
+
+def test_a_model_keeps_its_colour_in_every_figure_of_a_report(run_result):
+    """Training curves, layer sweep, strength curves, PSNR-vs-SRGA and the depth figure all take a
+    model's colour from the one mapping the report builds in the leaderboard's order."""
+    from matplotlib.colors import to_hex
+
+    colors = report_colors(run_result)
+    board = list(dict.fromkeys(r["model"] for r in run_result.leaderboard.rows))
+    assert list(colors)[:len(board)] == board and "tiny" in colors  # the training series too
+    frame = rows_frame(run_result.rows)
+    sweep = layer_sweep_points(frame)
+    strength = strength_points(rows_frame(_sweep_rows("tiny@100", ("block0", "block1"))), _sweep_suite())
+    figures = [training_curves_figure(training_points(frame), colors),
+               layer_sweep_figure(sweep, layer_order(sweep["layer"]), colors),
+               strength_curves_figure(strength, colors)]
+    lines = [(ax, line) for fig in figures for ax, line in _drawn_lines(fig)]
+    assert len(lines) >= 6
+    for _, line in lines:
+        assert to_hex(line.get_color()) == colors[series_model(line.get_label())], line.get_label()
+    styles = {line.get_label(): line.get_linestyle() for _, line in lines if line.get_label().startswith("tiny@100 / ")}
+    assert len(set(styles.values())) == 2  # two layers of one model: one colour, two line styles
+
+    depth = depth_figure(depth_points({"tiny@200": [("block0", 3.0, 1.0), ("block1", 2.0, 2.0)]}, {}), "t", colors)
+    assert {to_hex(line.get_color()) for line in depth.axes[0].get_lines()} == {colors["tiny@200"]}
+    pairs = pd.DataFrame({"model": ["tiny@200", "tiny@100"], "set": ["blur", "blur"], "srga": [1.0, 2.0],
+                          "psnr": [27.0, 26.0]})
+    dots = quality_vs_srga_figure(pairs, colors).axes[0].collections[:2]
+    assert [to_hex(dot.get_facecolor()[0]) for dot in dots] == [colors["tiny@200"], colors["tiny@100"]]
+
+
+def test_every_panel_has_a_title_and_axis_labels_with_units():
+    strength = strength_points(rows_frame(_sweep_rows()), _sweep_suite())
+    fig = strength_curves_figure(strength)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2 and all(ax.get_title() for ax in panels)
+    assert {ax.get_xlabel() for ax in panels} == {"blur sigma (pixels)"}
+    assert {ax.get_ylabel() for ax in panels} == {"PSNR (dB; higher = better)", "SRGA (lower = generalizes better)"}
+    pairs = quality_vs_srga_figure(pd.DataFrame({"model": ["a"], "set": ["blur"], "srga": [1.0], "psnr": [27.0]}))
+    assert pairs.axes[0].get_ylabel() == "PSNR (dB; higher = better)"
+
+
+def test_every_figure_of_the_page_is_saved_as_png_and_svg_beside_it(run_result, written):
+    import json
+
+    plots = json.loads((written / "results.json").read_text())["plots"]
+    assert all((written / name).is_file() for name in plots)
+    figures = sorted(name[:-4] for name in plots if name.startswith("fig_") and name.endswith(".png"))
+    assert {"fig_psnr_vs_srga", "fig_training", "fig_layers"} <= set(figures)
+    assert len([f for f in figures if f.startswith("fig_confusion_")]) == len(run_result.confusions) > 0
+    # every embedded figure but the t-SNE scatters (saved already) is one of them
+    assert len(figures) == _expected_images(run_result) - len(run_result.embeddings) * len(tsne_labels(run_result))
+    for stem in figures:
+        assert f"{stem}.svg" in plots
+        assert (written / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
+        assert b"<svg" in (written / f"{stem}.svg").read_bytes()[:1000]
+
+
+def test_an_unchanged_report_reuses_its_figure_files_without_drawing(run_result, written, tmp_path, monkeypatch):
+    from ddr_eval.report import html
+
+    out = tmp_path / "again"
+    shutil.copytree(written, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("fig_")}
+    for name in ("training_curves_figure", "layer_sweep_figure", "quality_vs_srga_figure", "confusion_figure"):
+        monkeypatch.setattr(html, name, lambda *a, name=name, **k: pytest.fail(f"{name} drawn again"))
+    extra = ReportSection("Compare: mine", "rank 2 of 3", pd.DataFrame({"metric": ["chi"], "delta": ["+1 (better)"]}))
+    writer.write_report(run_result, out, sections=[extra])
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name.startswith("fig_")} == before
 
 
 # -- headless chromium ----------------------------------------------------------------------------
@@ -317,7 +412,7 @@ def test_report_renders_in_headless_chromium(run_result, written, tmp_path):
     shot = tmp_path / "shot.png"
     done = _check_html(written / "report.html", "--screenshot", str(shot))
     assert done.returncode == 0, done.stderr
-    assert f"{_expected_images(run_result)} images decoded" in done.stdout
+    assert f"{_expected_images(run_result)} images decoded, leaderboard fits 1400 px" in done.stdout
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"))
     assert pixels.std() > 10  # something was drawn, not a blank page
@@ -331,6 +426,25 @@ def test_chromium_check_fails_on_an_undecodable_image(written, tmp_path):
     done = _check_html(tmp_path / "report.html")
     assert done.returncode == 1
     assert "not every image decoded" in done.stderr
+
+
+@needs_chromium
+def test_the_widest_shipped_leaderboard_fits_1400_px_and_a_wider_one_is_caught(light_result, tmp_path):
+    """reports/paper's board (11 metric columns, long metric names) shows every column in a
+    1400 px window; the same page with headers that may not wrap fails the check."""
+    import json
+
+    board = Leaderboard.from_dict(json.loads((REPO / "reports" / "paper" / "results.json").read_text())["leaderboard"])
+    assert len(board.columns) >= 10
+    page = render_html(dataclasses.replace(light_result, leaderboard=board))
+    (tmp_path / "report.html").write_text(page, encoding="utf-8")
+    done = _check_html(tmp_path / "report.html", "--width", "1400")
+    assert done.returncode == 0 and "leaderboard fits 1400 px" in done.stdout, done.stderr
+    stiff = page.replace("</head>", "<style>th { white-space: nowrap !important; max-width: none !important; "
+                         "overflow-wrap: normal !important; }</style></head>")
+    (tmp_path / "stiff.html").write_text(stiff, encoding="utf-8")
+    done = _check_html(tmp_path / "stiff.html", "--width", "1400")
+    assert done.returncode == 1 and "columns scroll out of view" in done.stderr
 
 
 def test_results_json_holds_the_one_leaderboard_every_output_shows(run_result, written):

@@ -10,13 +10,13 @@ attached to the finding, so findings.md, leaderboard.md and report.html show it.
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ddr_eval.report.plots import keyed_png, plot_key
+from ddr_eval.report.plots import DPI, ModelColors, keyed_figure_files, plot_key, series_styles
 
 DEEP = "deep"
 LABELS = {"degradation": "-", "content": "--"}
@@ -47,20 +47,19 @@ def depth_points(curves: Mapping[str, Sequence[Sequence[Any]]], layers_of: Mappi
     return pd.DataFrame(rows, columns=["model", "layer", "depth", "label", "chi"])
 
 
-def depth_figure(points: pd.DataFrame, title: str):
-    """One axes: CHI (log scale) against relative depth; a colour per model, a line style per label."""
+def depth_figure(points: pd.DataFrame, title: str, colors: ModelColors | None = None):
+    """One axes: CHI (log scale) against relative depth; a colour per model (the report's, from
+    ``colors``), a line style per label."""
     from matplotlib.lines import Line2D
 
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     models = list(dict.fromkeys(points["model"]))
-    palette = colormaps["tab10"]
-    colors = {model: palette(i % palette.N) for i, model in enumerate(models)}
-    fig = Figure(figsize=(7.2, 4.4), dpi=110)
+    colors = {model: color for model, (color, _) in series_styles(models, colors).items()}
+    fig = Figure(figsize=(7.2, 4.4), dpi=DPI)
     ax = fig.add_subplot(1, 1, 1)
     for (model, label), group in points.groupby(["model", "label"], sort=False):
         group = group.sort_values("depth")
@@ -79,11 +78,12 @@ def depth_figure(points: pd.DataFrame, title: str):
 
 
 def with_depth_plots(findings: list, images: Mapping[str, bytes] | None, result,
-                     previous_dir=None) -> tuple[list, dict[str, bytes], dict[str, bytes]]:
+                     previous_dir=None, colors: ModelColors | None = None) -> tuple[list, dict[str, bytes], dict[str, bytes]]:
     """The findings with a depth figure attached to each that has per-layer ``curves``, the images
     (file name -> PNG, for the findings' sections) and the files to write (PNG and SVG).
 
-    A PNG already in ``previous_dir`` drawn from the same points is reused byte for byte.
+    ``colors`` are the report's model colours. A PNG and SVG already in ``previous_dir`` drawn
+    from the same points are reused byte for byte, without drawing.
     """
     images = dict(images or {})
     files: dict[str, bytes] = {}
@@ -97,13 +97,12 @@ def with_depth_plots(findings: list, images: Mapping[str, bytes] | None, result,
             continue
         stem = f"{finding.key}_depth"
         title = "CHI by degradation and by content against relative depth"
-        key = plot_key("depth", points.to_csv(index=False), title)
-        previous = None if previous_dir is None else previous_dir / f"{stem}.png"
-        figure = depth_figure(points, title)
-        png = keyed_png(key, lambda fig=figure: fig, previous if previous and previous.is_file() else None)
-        svg = io.BytesIO()
-        figure.savefig(svg, format="svg", metadata={"Date": None})
+        key = plot_key("depth", points.to_csv(index=False), title,
+                       series_styles(dict.fromkeys(points["model"]), colors))
+        previous = {ext: None if previous_dir is None else Path(previous_dir) / f"{stem}.{ext}" for ext in ("png", "svg")}
+        png, svg = keyed_figure_files(key, lambda points=points, title=title: depth_figure(points, title, colors),
+                                      previous["png"], previous["svg"])
         images[f"{stem}.png"] = files[f"{stem}.png"] = png
-        files[f"{stem}.svg"] = svg.getvalue()
+        files[f"{stem}.svg"] = svg
         updated.append(replace(finding, plots=(*finding.plots, (f"{stem}.png", title))))
     return updated, images, files

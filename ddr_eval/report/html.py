@@ -7,7 +7,10 @@ reference fails loudly in the headless check (``scripts/check_html.py``) instead
 silently depending on the network.
 
 The inline script marks ``<body data-images-loaded="true">`` once every ``<img>`` has
-decoded (``naturalWidth > 0``), which is what the headless check looks for.
+decoded (``naturalWidth > 0``), which is what the headless check looks for; it also records by
+how many pixels the leaderboard is wider than its box (``data-board-overflow``): the board must
+show every column at 1400 px without scrolling sideways (wrapped headers, compact cells, and a
+sticky model column for the wider per-set tables).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import base64
 import io
 import re
-from pathlib import Path
+from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pandas as pd
@@ -24,13 +28,18 @@ from PIL import Image
 from tabulate import tabulate
 
 from ddr_eval.report.plots import (
+    ModelColors,
     confusion_figure,
     figure_png,
+    keyed_figure_files,
     layer_sweep_figure,
+    model_colors,
     plot_key,
     quality_vs_srga_figure,
+    series_model,
     stored_plot_key_bytes,
     strength_curves_figure,
+    sweep_axis_label,
     training_curves_figure,
     tsne_plot_name,
     tsne_png,
@@ -47,6 +56,7 @@ from ddr_eval.report.tables import (
     run_notes,
 )
 from ddr_eval.results import ReportSection
+from ddr_eval.results.format import slug
 from ddr_eval.results.leaderboard import WHOLE_NETWORK_LAYERS
 
 OUTPUT_LAYER = "output"
@@ -57,14 +67,18 @@ IMAGES_META = "ddr-eval:images"
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1320px;
        padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
 h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 nav a { margin-right: 1rem; } code { background: #f3f3f3; padding: 0 .25rem; border-radius: 3px; }
-table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .88rem; }
-th, td { border: 1px solid #d8d8d8; padding: .25rem .55rem; text-align: right; white-space: nowrap; }
-th { background: #f5f5f5; white-space: normal; max-width: 10rem; vertical-align: bottom; }
-td:first-child, th:first-child { text-align: left; }
+table { border-collapse: separate; border-spacing: 0; margin: .6rem 0 1.2rem; font-size: .82rem;
+        font-variant-numeric: tabular-nums; }
+th, td { border: solid #d8d8d8; border-width: 0 1px 1px 0; padding: .2rem .4rem; text-align: right; white-space: nowrap; }
+tr > :first-child { border-left-width: 1px; } tr:first-child > * { border-top-width: 1px; }
+th { background: #f5f5f5; white-space: normal; overflow-wrap: anywhere; min-width: 3.5rem; max-width: 6.5rem;
+     vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; position: sticky; left: 0; z-index: 1; background: #fff; }
+th:first-child { background: #f5f5f5; }
 .table { overflow-x: auto; }
 .best { font-weight: 700; color: #0b5d1e; }
 .grid { display: flex; flex-wrap: wrap; gap: 1rem; }
@@ -81,6 +95,10 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-images-total", String(images.length));
   document.body.setAttribute("data-images-decoded", String(decoded));
   if (decoded === images.length) { document.body.setAttribute("data-images-loaded", "true"); }
+  var board = document.querySelector("#leaderboard ~ .table");
+  if (board) {
+    document.body.setAttribute("data-board-overflow", String(Math.max(0, board.scrollWidth - board.clientWidth)));
+  }
 });
 """
 
@@ -188,7 +206,8 @@ def strength_points(frame: pd.DataFrame, suite) -> pd.DataFrame:
     """Per-set metric values on the sets a sweep generated, placed at their swept value.
 
     Columns series (the model, with its layer for feature metrics), sweep (the set name as
-    written), parameter, x (the swept value), metric, value, ci_low, ci_high.
+    written), parameter (the swept parameter as an axis label: ``blur sigma (pixels)``), x (the
+    swept value), metric, value, ci_low, ci_high.
     """
     columns = ["series", "sweep", "parameter", "x", "metric", "value", "ci_low", "ci_high"]
     points = {d.name: d.sweep for d in suite.degradations if d.sweep is not None}
@@ -203,9 +222,22 @@ def strength_points(frame: pd.DataFrame, suite) -> pd.DataFrame:
     return per_set.assign(
         series=series,
         sweep=per_set["set"].map(lambda s: points[s].group),
-        parameter=per_set["set"].map(lambda s: f"{points[s].step}.{points[s].parameter}"),
+        parameter=per_set["set"].map(lambda s: sweep_axis_label(points[s].step, points[s].parameter)),
         x=per_set["set"].map(lambda s: points[s].value),
     )[columns].reset_index(drop=True)
+
+
+def report_colors(result, sections: Iterable[ReportSection] = ()) -> dict[str, str]:
+    """The one model -> colour mapping of a report (see ``plots.model_colors``): the leaderboard's
+    models in rank order first, then any other model of the rows, then the training series
+    (``name`` of ``name@iteration`` snapshots) and the models of the sections' strength curves."""
+    names = [row["model"] for row in result.leaderboard.rows]
+    names += [row.model for row in result.rows]
+    names += [match.group("series") for name in names if (match := SNAPSHOT_LABEL.match(name))]
+    for section in sections:
+        if section.curves is not None and len(section.curves):
+            names += [series_model(str(series)) for series in section.curves["series"]]
+    return model_colors(names)
 
 
 # -- HTML pieces ---------------------------------------------------------------------------------
@@ -233,22 +265,31 @@ def html_table(frame: pd.DataFrame, best: dict[str, Any] | None = None) -> str:
 
 
 def _breakable(header: str) -> str:
-    """Escaped header with line-break opportunities inside metric names like ``chi[degradation,raw]``."""
-    return escape(header).replace("[", "[<wbr>").replace(",", ",<wbr>")
+    """Escaped header with line-break opportunities inside metric names like ``chi[degradation,raw]``
+    and ``ddr_chi_to_reference``."""
+    return escape(header).replace("[", "[<wbr>").replace(",", ",<wbr>").replace("_", "_<wbr>")
 
 
 class _Page:
-    """Accumulates sections and counts the images it embeds.
+    """Accumulates sections, counts the images it embeds and collects its figures as files.
 
     ``previous`` maps plot keys to the PNGs of the last report.html: a figure drawn from the
     same inputs is taken from there instead of being drawn again (see ``plots.keyed_png``).
+    With ``files`` (a dict), every figure is also put there as ``<name>.png`` and ``<name>.svg``
+    for the writer to save beside the report; an SVG is reused from ``previous_dir`` (the
+    report directory) when drawn from the same inputs, else the figure is drawn once for both.
+    ``colors`` is the report's model -> colour mapping, handed to every figure that draws models.
     """
 
-    def __init__(self, previous: dict[str, bytes] | None = None):
+    def __init__(self, previous: dict[str, bytes] | None = None, colors: ModelColors | None = None,
+                 files: dict[str, bytes] | None = None, previous_dir: Path | None = None):
         self.parts: list[str] = []
         self.nav: list[tuple[str, str]] = []
         self.images = 0
         self.previous = previous or {}
+        self.colors = dict(colors or {})
+        self.files = files
+        self.previous_dir = Path(previous_dir) if previous_dir is not None else None
 
     def section(self, anchor: str, title: str) -> None:
         self.nav.append((anchor, title))
@@ -260,12 +301,20 @@ class _Page:
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="note">{escape(text)}</p>')
 
-    def figure(self, kind: str, draw: Callable[[], Any], caption: str, *inputs: object) -> None:
-        """Embed ``draw()``, keyed by ``kind`` and everything it is drawn from (frames as CSV)."""
+    def figure(self, kind: str, draw: Callable[[], Any], caption: str, *inputs: object, name: str | None = None) -> None:
+        """Embed ``draw()``, keyed by ``kind``, everything it is drawn from (frames as CSV) and the
+        model colours; saved as ``name`` (default ``fig_<kind>``) .png and .svg when collecting files."""
         key = plot_key(kind, *(part.to_csv(index=False) if isinstance(part, pd.DataFrame) else part
-                               for part in inputs))
+                               for part in inputs), sorted(self.colors.items()))
         png = self.previous.get(key)
-        self.png(png if png is not None else figure_png(draw(), key), caption)
+        if self.files is None:
+            self.png(png if png is not None else figure_png(draw(), key), caption)
+            return
+        name = name or f"fig_{kind}"
+        previous = {ext: self.previous_dir / f"{name}.{ext}" if self.previous_dir else None for ext in ("png", "svg")}
+        png, svg = keyed_figure_files(key, draw, png if png is not None else previous["png"], previous["svg"])
+        self.files[f"{name}.png"], self.files[f"{name}.svg"] = png, svg
+        self.png(png, caption)
 
     def png(self, png: bytes, caption: str) -> None:
         data = base64.b64encode(png).decode("ascii")
@@ -311,7 +360,8 @@ def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
         if extra.text:
             page.add("".join(f"<p>{escape(p)}</p>" for p in extra.text.split("\n\n")))
         if extra.curves is not None and len(extra.curves):
-            page.figure("strength", lambda extra=extra: strength_curves_figure(extra.curves), extra.title, extra.curves)
+            page.figure("strength", lambda extra=extra: strength_curves_figure(extra.curves, page.colors), extra.title,
+                        extra.curves, name=f"fig_strength_{slug(extra.title.lower())}")
         if extra.table is not None:
             page.add(html_table(extra.table, extra.best))
         if extra.images:
@@ -350,8 +400,8 @@ def _quality_vs_srga(frame: pd.DataFrame, page: _Page) -> None:
     page.section("psnr-vs-srga", "PSNR against SRGA")
     page.note("One point per model and degradation set. The SRGA authors advise comparing SRGA among models "
               "of similar image quality: read a low SRGA together with the PSNR beside it.")
-    page.figure("quality_vs_srga", lambda: quality_vs_srga_figure(points),
-                "PSNR (dB) against SRGA per model and set", points)
+    page.figure("quality_vs_srga", lambda: quality_vs_srga_figure(points, page.colors),
+                "PSNR (dB) against SRGA per model and set", points, name="fig_psnr_vs_srga")
 
 
 def _strength(frame: pd.DataFrame, suite, page: _Page) -> None:
@@ -361,8 +411,8 @@ def _strength(frame: pd.DataFrame, suite, page: _Page) -> None:
     page.section("strength", "Metrics against degradation strength")
     page.note("Sets generated by a {sweep: [start, stop, step]} parameter, at their swept value; "
               "bands are bootstrap intervals where available.")
-    page.figure("strength", lambda: strength_curves_figure(points), "per-set metrics against the swept parameter",
-                points)
+    page.figure("strength", lambda: strength_curves_figure(points, page.colors),
+                "per-set metrics against the swept parameter", points)
 
 
 def _tsne(pngs: dict[TsneKey, bytes], page: _Page) -> None:
@@ -383,7 +433,8 @@ def _training(frame: pd.DataFrame, page: _Page) -> None:
     layers = ", ".join(sorted(set(points["layer"]) - set(WHOLE_NETWORK_LAYERS))) or OUTPUT_LAYER
     page.note("Summary value of each training snapshot (models labelled name@iteration) on the deepest tapped "
               f"layer ({layers}; the layer sweep shows the others); bands are bootstrap intervals where available.")
-    page.figure("training", lambda: training_curves_figure(points), "metrics against training iteration", points)
+    page.figure("training", lambda: training_curves_figure(points, page.colors), "metrics against training iteration",
+                points)
 
 
 def _layer_sweep(frame: pd.DataFrame, page: _Page) -> None:
@@ -393,7 +444,7 @@ def _layer_sweep(frame: pd.DataFrame, page: _Page) -> None:
     page.section("layers", "Layer sweep")
     page.note("Summary value per tapped layer, shallow to deep.")
     order = layer_order(points["layer"])
-    page.figure("layers", lambda: layer_sweep_figure(points, order), "metrics against layer", points, order)
+    page.figure("layers", lambda: layer_sweep_figure(points, order, page.colors), "metrics against layer", points, order)
 
 
 def _confusions(result, page: _Page) -> None:
@@ -405,8 +456,9 @@ def _confusions(result, page: _Page) -> None:
         caption = (f"{confusion['model']} / {confusion['layer']} / {confusion['metric']}: accuracy "
                    f"{format_value(confusion['accuracy'])}, "
                    f"macro-F1 {format_value(confusion['macro_f1'])}")
+        name = f"fig_confusion_{slug(confusion['model'])}_{slug(confusion['layer'])}_{slug(confusion['metric'])}"
         page.figure("confusion", lambda c=confusion: confusion_figure(c["classes"], c["matrix"], c["metric"]), caption,
-                    confusion["classes"], confusion["matrix"], confusion["metric"])
+                    confusion["classes"], confusion["matrix"], confusion["metric"], name=name)
     page.add("</div>")
 
 
@@ -441,16 +493,40 @@ def embedded_pngs(html_path: Path | None) -> dict[str, bytes]:
 _EMBEDDED_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
+@dataclass(frozen=True)
+class HtmlReport:
+    """``report.html``'s text and its figures as files (``fig_*.png``/``.svg``) to save beside it."""
+
+    html: str
+    files: dict[str, bytes]
+
+
 def render_html(result, sections: Iterable[ReportSection] = (), tsne: dict[TsneKey, bytes] | None = None,
-                previous_html: Path | None = None) -> str:
+                previous_html: Path | None = None, colors: ModelColors | None = None) -> str:
     """The whole report of ``result`` (a :class:`~ddr_eval.pipeline.runner.RunResult`) as one HTML page.
 
     ``tsne`` are the scatters from :func:`tsne_pngs`, when the caller has drawn them already;
     figures drawn from the same inputs as one in ``previous_html`` (an earlier report.html) are
-    reused from it, byte for byte.
+    reused from it, byte for byte. ``colors`` default to :func:`report_colors`.
     """
+    sections = tuple(sections)
+    return _render(result, sections, tsne, _Page(embedded_pngs(previous_html), colors or report_colors(result, sections)))
+
+
+def render_report(result, sections: Iterable[ReportSection] = (), tsne: dict[TsneKey, bytes] | None = None,
+                  previous_dir: Path | None = None, colors: ModelColors | None = None) -> HtmlReport:
+    """:func:`render_html`, plus every figure of the page as PNG and SVG files; figures of the
+    report in ``previous_dir`` (its report.html and fig_* files) drawn from the same inputs are
+    reused, not drawn."""
+    sections = tuple(sections)
+    previous_html = Path(previous_dir) / "report.html" if previous_dir is not None else None
+    files: dict[str, bytes] = {}
+    page = _Page(embedded_pngs(previous_html), colors or report_colors(result, sections), files, previous_dir)
+    return HtmlReport(_render(result, sections, tsne, page), files)
+
+
+def _render(result, sections: Iterable[ReportSection], tsne: dict[TsneKey, bytes] | None, page: _Page) -> str:
     frame = rows_frame(result.rows)
-    page = _Page(embedded_pngs(previous_html))
     if not frame.empty:
         _leaderboard(result, page)
     _extra_sections(sections, page)

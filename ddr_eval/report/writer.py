@@ -21,7 +21,7 @@ from tabulate import tabulate
 from ddr_eval.atomic import REPORT_TEMP_PREFIX, remove_orphan_temps
 from ddr_eval.findings import compute_findings, findings_files, findings_sections
 from ddr_eval.report.depth import with_depth_plots
-from ddr_eval.report.html import render_html, tsne_pngs
+from ddr_eval.report.html import render_report, report_colors, tsne_pngs
 from ddr_eval.report.plots import tsne_plot_name
 from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame, run_notes
 from ddr_eval.outdir import mark_report_dir
@@ -148,10 +148,13 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
     (``findings.md``/``.json`` and their sections) are part of every report of it, whichever
     command writes it; pass ``findings`` when they are computed already, and ``images`` (file
     name -> PNG) for the plots they name (``Finding.plots``). Every section's images are
-    written as files beside ``leaderboard.md``.
+    written as files beside ``leaderboard.md``, and every figure of ``report.html`` as
+    ``fig_*.png`` and ``fig_*.svg``; all of them are listed in results.json ``plots``. Every
+    figure colours a model alike (``report_colors``, in the leaderboard's order).
     """
     findings = compute_findings(result) if findings is None else findings
-    findings, images, depth_files = with_depth_plots(findings, images, result, previous_dir=Path(out_dir))
+    colors = report_colors(result, sections)  # one colour per model in every figure of the report
+    findings, images, depth_files = with_depth_plots(findings, images, result, previous_dir=Path(out_dir), colors=colors)
     extra_files = {**findings_files(findings), **(extra_files or {})}
     sections = (*findings_sections(findings, images), *sections)
     out_dir = Path(out_dir)
@@ -170,15 +173,18 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
             (tmp / name).write_bytes(png)
             plots.append(name)
         if result.suite.outputs.html:
-            page = render_html(result, sections, tsne=pngs, previous_html=out_dir / REPORT_HTML)
-            (tmp / REPORT_HTML).write_text(page, encoding="utf-8")
-        document = results_document(result)
-        document["plots"] = plots
+            report = render_report(result, sections, tsne=pngs, previous_dir=out_dir, colors=colors)
+            (tmp / REPORT_HTML).write_text(report.html, encoding="utf-8")
+            for name, data in report.files.items():  # the page's figures, as PNG and SVG files
+                (tmp / name).write_bytes(data)
+                plots.append(name)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         for name, data in depth_files.items():  # the PNGs are section images too; their SVGs beside them
             if not (tmp / name).exists():
                 (tmp / name).write_bytes(data)
+                plots.append(name)
+        document = {**results_document(result), "plots": plots}
         (tmp / RESULTS_JSON).write_text(json.dumps(document, indent=2, default=_json_default) + "\n")
         ordered = sorted(p.name for p in tmp.iterdir() if p.name != RESULTS_JSON) + [RESULTS_JSON]
         for name in ordered:
