@@ -24,9 +24,9 @@ from ddr_eval.degradations import kernels
 from ddr_eval.degradations.ops import (
     DEGRADATIONS,
     Degradation,
-    _correlate_2d,
-    _correlate_separable,
-    _gaussian_kernel_1d,
+    correlate_2d,
+    correlate_separable,
+    gaussian_kernel_1d,
     jpeg_compress,
     poisson_noise,
 )
@@ -41,7 +41,7 @@ _INTERPOLATIONS = ("area", "bilinear", "bicubic")
 
 def filter2d(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """BasicSR's ``filter2D``: reflect-pad by half the kernel, then correlate (per channel)."""
-    return _correlate_2d(img, kernel, spatial_axes=(0, 1))
+    return correlate_2d(img, kernel, spatial_axes=(0, 1))
 
 
 def usm_sharpen(img: np.ndarray, weight: float = 0.5, radius: int = 50, threshold: float = 10) -> np.ndarray:
@@ -52,11 +52,11 @@ def usm_sharpen(img: np.ndarray, weight: float = 0.5, radius: int = 50, threshol
     ``radius`` (+1 if even), ``sigma = 0.3 ((size - 1) / 2 - 1) + 0.8``.
     """
     size = radius + 1 if radius % 2 == 0 else radius
-    kernel_1d = _gaussian_kernel_1d(size, 0.3 * ((size - 1) * 0.5 - 1) + 0.8)
-    blur = _correlate_separable(img, kernel_1d, (0, 1))
+    kernel_1d = gaussian_kernel_1d(size, 0.3 * ((size - 1) * 0.5 - 1) + 0.8)
+    blur = correlate_separable(img, kernel_1d, (0, 1))
     residual = img - blur
     mask = (np.abs(residual) * 255 > threshold).astype(np.float32)
-    soft_mask = _correlate_separable(mask, kernel_1d, (0, 1))
+    soft_mask = correlate_separable(mask, kernel_1d, (0, 1))
     sharp = np.clip(img + weight * residual, 0, 1)
     return soft_mask * sharp + (1 - soft_mask) * img
 
@@ -376,7 +376,7 @@ class BSRGAN(_WholeChain):
             return kernels.resize(img, size=size, mode=_choice(rng, _INTERPOLATIONS[::-1]))
         kernel = kernels.shift_kernel(kernels.fspecial_gaussian(25, rng.uniform(0.1, 0.6 * sf)), sf)
         kernel = kernel / kernel.sum()
-        blurred = _correlate_2d(img, kernel[::-1, ::-1], spatial_axes=(0, 1))  # == ndimage.convolve, mirror
+        blurred = correlate_2d(img, kernel[::-1, ::-1], spatial_axes=(0, 1))  # == ndimage.convolve, mirror
         return blurred[::sf, ::sf]
 
     def _noise(self, img, rng) -> np.ndarray:

@@ -1,0 +1,101 @@
+"""Structural rules of the library that no linter here checks.
+
+A leading underscore says "only this module relies on me": such a name may change without
+notice, so the library itself never imports one from another of its modules, nor reaches into
+one through a module (``ops._helper``). A helper two modules need is public, with a docstring.
+Tests may use private names; this check is on ``ddr_eval/`` only. Dunder names are fine.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "ddr_eval"
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The module an ``from X import ...`` reads, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def private_crossings(source: str, module: str, is_package: bool = False) -> list[str]:
+    """Every use in ``source`` (the code of ``module``) of a private name of another library module:
+    ``from ddr_eval.x import _name`` and ``alias._name`` where ``alias`` was imported from the library."""
+    tree = ast.parse(source)
+    problems, imported = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            origin = _absolute(node, module, is_package)
+            if origin.split(".")[0] != PACKAGE or origin == module:
+                continue
+            for alias in node.names:
+                if _is_private(alias.name):
+                    problems.append(f"line {node.lineno}: from {origin} import {alias.name}")
+                imported[alias.asname or alias.name] = f"{origin}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE:
+                    imported[alias.asname or PACKAGE] = alias.name if alias.asname else PACKAGE
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in imported:
+                problems.append(f"line {node.lineno}: {ast.unparse(node)} ({base.id} is {imported[base.id]})")
+    return problems
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    problems = []
+    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+        module = _module_name(path)
+        problems += [f"{path.relative_to(ROOT)} {p}" for p in
+                     private_crossings(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")]
+    assert not problems, "private names used across modules (make them public, with a docstring):\n" + "\n".join(problems)
+
+
+def test_the_check_sees_each_form_of_crossing():
+    source = "\n".join([
+        "from ddr_eval.degradations.ops import _correlate_2d, DEGRADATIONS",
+        "from .ops import _helper as helper",
+        "from ddr_eval.degradations import kernels",
+        "import ddr_eval.models.zoo as zoo",
+        "import ddr_eval",
+        "def f():",
+        "    from ddr_eval.findings import _ci",
+        "    return kernels._private(), zoo._HUB_HASH, ddr_eval.models._x, DEGRADATIONS._items",
+    ])
+    problems = private_crossings(source, "ddr_eval.degradations.realworld")
+    assert len(problems) == 7, problems
+    assert any("_correlate_2d" in p for p in problems) and any("ddr_eval.degradations.ops import _helper" in p
+                                                                for p in problems)
+
+
+def test_the_check_allows_own_names_dunders_and_other_packages():
+    source = "\n".join([
+        "from ddr_eval.degradations.ops import __all__, DEGRADATIONS",
+        "from numpy import _globals",
+        "import numpy as np",
+        "class A:",
+        "    def _own(self):",
+        "        return self._state, _local(), np._NoValue, DEGRADATIONS.__class__",
+        "def _local():",
+        "    return 1",
+    ])
+    assert private_crossings(source, "ddr_eval.degradations.realworld") == []
