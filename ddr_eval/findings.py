@@ -27,6 +27,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.metrics.base import ImageGroups
 from ddr_eval.metrics.separability import ChiMetric
 from ddr_eval.results import ReportSection
+from ddr_eval.specs import SnapshotLabel
 from ddr_eval.suite.findings_spec import (
     AdversarialSpec,
     BlindSrSpec,
@@ -225,7 +226,9 @@ class FindingsComputer:
 
     def _series(self, name: str) -> list[tuple[int, str]]:
         """(iteration, label) of the ``name@iteration`` snapshots the suite lists, in training order."""
-        return sorted((int(label.split("@")[1]), label) for label in self.sources if label.startswith(name + "@"))
+        snapshots = [(snapshot.iteration, label) for label in self.sources
+                     if (snapshot := SnapshotLabel.parse(label)) and snapshot.series == name]
+        return sorted(snapshots)
 
     def _training(self, spec: TrainingSpec) -> Finding:
         points = self._series(spec.series)

@@ -5,20 +5,69 @@ Degradation steps, metrics and anything else a suite names by ``type:`` are buil
 :func:`validation_message`: ``where: what is wrong`` with ``where`` a YAML path such as
 ``degradations[2].chain[0].sigma``. Only the first problem is reported — one line is what a
 user can act on, and fixing it reveals the next — with the count of the others appended.
+
+It also holds the vocabulary that suites, recipes and the zoo file share, each declared once at
+this low layer so every schema can import it: :class:`StrictModel` (the base of every spec),
+:data:`Pooling` / :data:`POOLINGS` (feature poolings) and :class:`SnapshotLabel`
+(``series@iteration``, a training snapshot's model label).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ddr_eval.errors import UserError
 from ddr_eval.registry import Registry
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+class StrictModel(BaseModel):
+    """The base of every spec read from a file (suite, findings, recipe, zoo file).
+
+    ``extra="forbid"``: a misspelt key is an error naming it, not a silently ignored option;
+    ``frozen``: a spec is a value (hashable, never changed after validation), so caches can key on it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Pooling = Literal["gap", "gmp", "mean_std", "flatten"]
+"""How a feature map becomes one vector per patch (``ddr_eval.features.extract`` implements each).
+``gap``: channel-wise mean over space (N x C); ``gmp``: channel-wise max over space;
+``mean_std``: channel-wise mean and standard deviation (N x 2C: the first-and-second-order
+statistics that style and texture descriptors use, which see a degradation's spread, not only
+its average response); ``flatten``: the whole map (N x C*H*W), e.g. for SRGA-style analysis."""
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+
+SERIES_SEPARATOR = "@"
+"""Between a zoo entry's name and a snapshot's iteration in a model label: ``name@iteration``."""
+
+
+@dataclass(frozen=True)
+class SnapshotLabel:
+    """The model label of a training snapshot, ``series@iteration`` (the zoo entry ``series`` after
+    ``iteration`` training steps): the one place that label is written and read."""
+
+    series: str
+    iteration: int
+
+    @classmethod
+    def parse(cls, label: str) -> "SnapshotLabel | None":
+        """``"name@100"`` -> ``SnapshotLabel("name", 100)``; None for a label that is not a snapshot's
+        (no separator, nothing before it, or not a plain decimal iteration after the last one)."""
+        series, separator, iteration = str(label).rpartition(SERIES_SEPARATOR)
+        if not (separator and series and iteration.isascii() and iteration.isdigit()):
+            return None
+        return cls(series, int(iteration))
+
+    def __str__(self) -> str:
+        return f"{self.series}{SERIES_SEPARATOR}{self.iteration}"
 
 _MESSAGES = {
     "greater_than": "must be > {gt}",

@@ -15,6 +15,8 @@ from ddr_eval.models import load_model as load_any
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import save_model, sha256_file
 from ddr_eval.models.zoo import Zoo, cache_dir, count_params, resolve_model, zoo_dir, zoo_file
+from ddr_eval.specs import SnapshotLabel
+from ddr_eval.suite.schema import ModelSpec
 
 KWARGS = {"num_feat": 8, "num_block": 1, "upscale": 2}
 
@@ -259,3 +261,19 @@ def test_a_series_ends_at_the_checkpoint_itself_not_a_copy():
         if entry.series:
             others = [p for p in files if p != entry.checkpoint]
             assert all(p.split("/")[-1].startswith("iter_") for p in others)
+
+
+@pytest.mark.parametrize("label, parsed", [
+    ("s@100", SnapshotLabel("s", 100)),
+    ("a@b@7", SnapshotLabel("a@b", 7)),  # the iteration follows the last separator
+    ("s", None), ("@5", None), ("s@", None), ("s@1e3", None), ("s@100(untrained)", None), ("s@٣", None),
+])
+def test_snapshot_labels_parse_one_way(label, parsed):
+    assert SnapshotLabel.parse(label) == parsed
+    if parsed is not None:
+        assert str(parsed) == label
+
+
+def test_a_suite_names_a_snapshot_as_the_zoo_resolves_it():
+    spec = ModelSpec(name="s", iteration=100)
+    assert spec.label == "s@100" and SnapshotLabel.parse(spec.label) == SnapshotLabel("s", 100)

@@ -18,12 +18,7 @@ from torch import nn
 
 from ddr_eval.errors import UserError
 from ddr_eval.features.device import autocast_context, select_device
-
-POOLINGS = ("gap", "gmp", "mean_std", "flatten")
-"""``gap``: channel-wise mean over space (N x C); ``gmp``: channel-wise max over space;
-``mean_std``: channel-wise mean and standard deviation (N x 2C: the first-and-second-order
-statistics that style and texture descriptors use, which see a degradation's spread, not only
-its average response); ``flatten``: the whole map (N x C*H*W), e.g. for SRGA-style analysis."""
+from ddr_eval.specs import POOLINGS
 
 
 @dataclass

@@ -55,7 +55,7 @@ from threadpoolctl import ThreadpoolController
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.registry import Registry
-from ddr_eval.specs import build_typed
+from ddr_eval.specs import Pooling, build_typed
 
 # The kinds that ship. Not a closed list: a metric class may name any kind (see the module docstring).
 METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")
@@ -73,6 +73,8 @@ IMAGE_BOOTSTRAP_STREAM = 1
 ALL = "all"  # a metric computed on all evaluated sets pooled
 OUTPUT_LAYER = "output"  # rows about the SR output image (quality metrics)
 MODEL_LAYER = "model"  # rows about the whole network (efficiency metrics)
+WHOLE_NETWORK_LAYERS = (OUTPUT_LAYER, MODEL_LAYER)
+"""The row layers that are not a tapped layer: reports set them apart from the per-layer rows."""
 
 # How per-set values become one summary number, by name (as lm-evaluation-harness's
 # ``aggregation:`` keys). The median resists one outlying degradation set.
@@ -338,7 +340,7 @@ class Metric(BaseModel):
     unit: ClassVar[str] = ""
     unit_scale: ClassVar[float] = 1.0
 
-    pooling: Literal["gap", "gmp", "mean_std", "flatten"] | None = Field(
+    pooling: Pooling | None = Field(
         None, description="feature pooling this metric needs; None = the suite's `pooling`"
     )
     models: tuple[str, ...] | None = Field(

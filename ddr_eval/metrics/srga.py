@@ -69,6 +69,7 @@ from ddr_eval.metrics.base import (
     single_threaded_blas,
 )
 from ddr_eval.metrics.separability import ChiMetric, effective_pca_dim, pca_clip_warning
+from ddr_eval.specs import Pooling
 
 SHAPE_GRID = np.arange(0.2, 10.0, 0.001)
 """Candidate GGD shapes, exactly the reference grid (``np.arange`` excludes 10.0)."""
@@ -320,7 +321,7 @@ class SrgaMetric(GeneralizationMetric):
     pca_dim: int = Field(300, ge=1)
     outlier_sigma: float = Field(5.0, gt=0)
     bootstrap: int = Field(0, ge=0)
-    pooling: Literal["gap", "gmp", "mean_std", "flatten"] | None = Field(
+    pooling: Pooling | None = Field(
         "flatten", description="the published recipe flattens the feature maps"
     )
     pca_solver: Literal["auto", "exact"] = Field(

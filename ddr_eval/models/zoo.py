@@ -23,13 +23,13 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from safetensors import safe_open
 
 import ddr_eval
 from ddr_eval.atomic import atomic_write, atomic_write_text
 from ddr_eval.errors import CheckpointError, UserError
-from ddr_eval.specs import validation_message
+from ddr_eval.specs import SnapshotLabel, StrictModel, validation_message
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model, save_model, sha256_file
 from ddr_eval.models.descriptor import ModelDescriptor
@@ -38,7 +38,6 @@ from ddr_eval.models.ncnn import load_ncnn
 ZOO_ENV = "DDR_EVAL_ZOO"
 CACHE_ENV = "DDR_EVAL_CACHE"
 OFFLINE_ENV = "DDR_EVAL_OFFLINE"
-SERIES_SEPARATOR = "@"
 # torch.hub convention: "<name>-<first hex digits of the sha256>.<ext>"
 _HUB_HASH = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9]+$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -73,11 +72,8 @@ def cache_dir() -> Path:
 # -- schema ----------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class _Entry(_Strict):
+class _Entry(StrictModel):
     name: str
     arch: str
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -108,7 +104,7 @@ class _Entry(_Strict):
         return value
 
 
-class SeriesPoint(_Strict):
+class SeriesPoint(StrictModel):
     """A snapshot taken during training (for DDR-versus-iteration curves)."""
 
     iteration: int = Field(ge=0)
@@ -134,7 +130,7 @@ class ZooEntry(_Entry):
         return value
 
 
-class NcnnPackage(_Strict):
+class NcnnPackage(StrictModel):
     """ncnn files (``.param`` graph + ``.bin`` weights) shipped inside a pinned Python distribution."""
 
     package: str = Field(description="distribution name, as pip knows it")
@@ -179,7 +175,7 @@ class PublicEntry(_Entry):
         return self
 
 
-class ZooFile(_Strict):
+class ZooFile(StrictModel):
     models: list[ZooEntry] = Field(default_factory=list)
     public: list[PublicEntry] = Field(default_factory=list)
 
@@ -274,12 +270,12 @@ class Zoo:
         """A zoo name (``name`` or ``name@iteration`` for a training snapshot), a checkpoint path,
         or a public model's name, loaded and verified."""
         text = str(name_or_path)
-        base, _, iteration = text.partition(SERIES_SEPARATOR)
-        if text in self.names() or (iteration and base in self.names()):
-            entry = self.get(base if iteration else text)
+        snapshot = SnapshotLabel.parse(text)
+        if text in self.names() or (snapshot and snapshot.series in self.names()):
+            entry = self.get(snapshot.series if snapshot else text)
             if isinstance(entry, ZooEntry):
-                return self._load_trained(entry, iteration or None)
-            if iteration:
+                return self._load_trained(entry, snapshot.iteration if snapshot else None)
+            if snapshot:
                 raise UserError(f"public model {entry.name} has no training snapshots")
             return self._load_public(entry)
         if Path(text).expanduser().exists():
@@ -287,14 +283,14 @@ class Zoo:
         raise UserError(f"unknown model {text!r}: not a file and not in the zoo "
                         f"(zoo models: {', '.join(self.names()) or 'none'})")
 
-    def _load_trained(self, entry: ZooEntry, iteration: str | None) -> ModelDescriptor:
+    def _load_trained(self, entry: ZooEntry, iteration: int | None) -> ModelDescriptor:
         checkpoint, sha256, label = entry.checkpoint, entry.sha256, entry.name
         if iteration is not None:
-            point = next((p for p in entry.series if str(p.iteration) == iteration), None)
+            point = next((p for p in entry.series if p.iteration == iteration), None)
             if point is None:
                 known = ", ".join(str(p.iteration) for p in entry.series) or "none"
                 raise UserError(f"zoo model {entry.name} has no snapshot at iteration {iteration}; known: {known}")
-            checkpoint, sha256, label = point.checkpoint, point.sha256, f"{entry.name}@{iteration}"
+            checkpoint, sha256, label = point.checkpoint, point.sha256, str(SnapshotLabel(entry.name, iteration))
         path = self.root / checkpoint
         if not path.is_file():
             hint = f"; train it with its recipe {entry.recipe}" if entry.recipe else ""

@@ -19,6 +19,7 @@ from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.user_arch import class_identity, is_import_target
 from ddr_eval.models.zoo import resolve_model
+from ddr_eval.specs import SnapshotLabel
 from ddr_eval.suite.schema import ModelSpec
 from ddr_eval.suite.shipped import suite_hint
 
@@ -72,7 +73,7 @@ class FeatureSource:
 
 def _descriptor(spec: ModelSpec, seed: int, max_param_bytes: int | None = None) -> tuple[ModelDescriptor, str]:
     if spec.iteration is not None:  # the zoo resolves (and sha256-verifies) "name@iteration"
-        descriptor = resolve_model(f"{spec.name}@{spec.iteration}", arch=spec.arch)
+        descriptor = resolve_model(str(SnapshotLabel(spec.name, spec.iteration)), arch=spec.arch)
     elif spec.path:
         descriptor = load_model(spec.path, arch=spec.arch, name=spec.label, max_param_bytes=max_param_bytes,
                                 **spec.arch_kwargs)

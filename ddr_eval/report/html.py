@@ -55,12 +55,11 @@ from ddr_eval.report.tables import (
     rows_frame,
     run_notes,
 )
+from ddr_eval.metrics.base import OUTPUT_LAYER, WHOLE_NETWORK_LAYERS
 from ddr_eval.results import ReportSection
 from ddr_eval.results.format import slug
-from ddr_eval.results.leaderboard import WHOLE_NETWORK_LAYERS
+from ddr_eval.specs import SnapshotLabel
 
-OUTPUT_LAYER = "output"
-SNAPSHOT_LABEL = re.compile(r"^(?P<series>.+)@(?P<iteration>\d+)$")
 BLOCK_LAYER = re.compile(r"^block(\d+)$")
 IMAGES_META = "ddr-eval:images"
 
@@ -147,9 +146,9 @@ def training_points(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=columns)
     summary = _summary(frame)
-    parsed = summary["model"].str.extract(SNAPSHOT_LABEL)
-    snapshots = summary[parsed["series"].notna()].assign(
-        series=parsed["series"], iteration=pd.to_numeric(parsed["iteration"], errors="coerce"))
+    labels = [SnapshotLabel.parse(model) for model in summary["model"]]
+    snapshots = summary[[label is not None for label in labels]].assign(
+        series=[label.series for label in labels if label], iteration=[label.iteration for label in labels if label])
     if snapshots.empty:
         return pd.DataFrame(columns=columns)
     whole = snapshots["layer"].isin(WHOLE_NETWORK_LAYERS)
@@ -233,7 +232,7 @@ def report_colors(result, sections: Iterable[ReportSection] = ()) -> dict[str, s
     (``name`` of ``name@iteration`` snapshots) and the models of the sections' strength curves."""
     names = [row["model"] for row in result.leaderboard.rows]
     names += [row.model for row in result.rows]
-    names += [match.group("series") for name in names if (match := SNAPSHOT_LABEL.match(name))]
+    names += [snapshot.series for name in names if (snapshot := SnapshotLabel.parse(name))]
     for section in sections:
         if section.curves is not None and len(section.curves):
             names += [series_model(str(series)) for series in section.curves["series"]]

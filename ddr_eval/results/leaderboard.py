@@ -31,9 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import AGGREGATIONS
-
-WHOLE_NETWORK_LAYERS = ("output", "model")  # quality rows (SR outputs) and efficiency rows (the network)
+from ddr_eval.metrics.base import AGGREGATIONS, WHOLE_NETWORK_LAYERS
 
 
 @dataclass(frozen=True)

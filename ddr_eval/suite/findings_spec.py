@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ddr_eval.specs import SnapshotLabel, StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FindingPart(StrictModel):
+    """A part of the ``findings:`` section; the ones that name models say which (:meth:`model_names`)."""
 
     def model_names(self) -> tuple[str, ...]:
         """Every model label this finding reads, so the suite loader can refuse a typo before the run."""
         return ()
 
 
-class GlobalResidualSpec(_Strict):
+class GlobalResidualSpec(FindingPart):
     with_gr: str = Field(alias="with")
     without_gr: str = Field(alias="without")
     sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
@@ -33,7 +35,7 @@ class GlobalResidualSpec(_Strict):
         return (self.with_gr, self.without_gr, *([self.matched_fit] if self.matched_fit else []))
 
 
-class AdversarialSpec(_Strict):
+class AdversarialSpec(FindingPart):
     pairs: tuple[tuple[str, str], ...] = Field(description="(GAN model, its pixel-loss counterpart)")
     sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
 
@@ -41,16 +43,16 @@ class AdversarialSpec(_Strict):
         return tuple(name for pair in self.pairs for name in pair)
 
 
-class TrainingSpec(_Strict):
+class TrainingSpec(FindingPart):
     series: str = Field(description="zoo name; the suite lists NAME@ITERATION models")
     sets: tuple[str, ...]
 
     def snapshots(self, labels) -> list[str]:
         """The ``series@iteration`` labels among ``labels`` (a curve needs at least three)."""
-        return [label for label in labels if label.startswith(self.series + "@")]
+        return [label for label in labels if (snapshot := SnapshotLabel.parse(label)) and snapshot.series == self.series]
 
 
-class ContentSpec(_Strict):
+class ContentSpec(FindingPart):
     sr: tuple[str, ...]
     classification: tuple[str, ...]
     sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
@@ -59,7 +61,7 @@ class ContentSpec(_Strict):
         return (*self.sr, *self.classification)
 
 
-class SpectrumSpec(_Strict):
+class SpectrumSpec(FindingPart):
     model: str
     sets: tuple[str, ...]
     sigmas: tuple[float, ...]
@@ -68,7 +70,7 @@ class SpectrumSpec(_Strict):
         return (self.model,)
 
 
-class GeneralizationSpec(_Strict):
+class GeneralizationSpec(FindingPart):
     trained: str = Field(description="model trained on degraded inputs")
     baseline: str = Field(description="the same architecture trained on clean inputs")
     sets: tuple[str, ...] = Field((), description="required in `findings:`; under `robustness:` each strength level gives them")
@@ -77,7 +79,7 @@ class GeneralizationSpec(_Strict):
         return (self.trained, self.baseline)
 
 
-class IdentificationSpec(_Strict):
+class IdentificationSpec(FindingPart):
     ddr: tuple[str, ...] = Field(description="SR models whose DDR the probe reads")
     baselines: tuple[str, ...]
 
@@ -85,7 +87,7 @@ class IdentificationSpec(_Strict):
         return (*self.ddr, *self.baselines)
 
 
-class BlindSrSpec(_Strict):
+class BlindSrSpec(FindingPart):
     """DDR-guided blind SR against the same mix without a condition and against the oracle."""
 
     blind: str = Field(description="the DDR-conditioned model (DDRConditionedSR, condition ddr)")
@@ -98,7 +100,7 @@ class BlindSrSpec(_Strict):
         return (self.blind, self.unconditioned, self.oracle)
 
 
-class CincganSpec(_Strict):
+class CincganSpec(FindingPart):
     """CinCGAN's SR features by degradation against a pixel-loss net without a global residual."""
 
     model: str = Field("cincgan", description="the CinCGAN model")
@@ -109,7 +111,7 @@ class CincganSpec(_Strict):
         return (self.model, self.baseline)
 
 
-class Thresholds(_Strict):
+class Thresholds(FindingPart):
     """The numbers the verdict rules compare against (``ddr_eval.findings`` states each rule)."""
 
     gr_ratio: float = Field(10.0, gt=0, description="finding 1: CHI with GR / without for 'reproduced'")
@@ -118,7 +120,7 @@ class Thresholds(_Strict):
         0.5, ge=0, lt=1, description="finding 6: 'partly' when more than this fraction of comparisons favour the trained net")
 
 
-class StrengthGroup(_Strict):
+class StrengthGroup(FindingPart):
     """A swept degradation: the sets a ``{sweep: ...}`` parameter generated from the set ``sweep``."""
 
     sweep: str = Field(description="the set name as written in the suite, before expansion")
@@ -126,7 +128,7 @@ class StrengthGroup(_Strict):
     stronger: Literal["higher", "lower"] = Field("higher", description="'lower' for JPEG quality")
 
 
-class SampleSizeSpec(_Strict):
+class SampleSizeSpec(FindingPart):
     """CHI, silhouette and SRGA against patches per set, from a run with ``max(sizes)`` patches per set."""
 
     sizes: tuple[int, ...] = Field(min_length=2, description="patches per degradation set")
@@ -136,7 +138,7 @@ class SampleSizeSpec(_Strict):
     stable_within: float = Field(0.1, gt=0, description="'stable' when the seeds' spread / |mean| is at most this")
 
 
-class RobustnessSpec(_Strict):
+class RobustnessSpec(FindingPart):
     """Where each finding holds: over degradation strength, suite seeds and sample size (issue #18)."""
 
     seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(min_length=1)
@@ -159,7 +161,7 @@ class RobustnessSpec(_Strict):
         return self.seeds_agree or len(self.seeds) // 2 + 1
 
 
-class FindingsSpec(_Strict):
+class FindingsSpec(FindingPart):
     include: tuple[str, ...] = Field(
         (), description="suite files (relative to this suite's folder) whose findings are computed, each on its own "
         "run with its own seed, and appended after this suite's; each must have findings and no include or robustness")

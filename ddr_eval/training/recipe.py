@@ -11,16 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ddr_eval.specs import StrictModel
 from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class TrainData(_Strict):
+class TrainData(StrictModel):
     """Where training patches come from: the train split of an image source."""
 
     source: str = "embedded"
@@ -28,7 +26,7 @@ class TrainData(_Strict):
     patch_size: int = Field(64, gt=0, description="HR crop size (classifiers: LR crop size)")
 
 
-class LossSpec(_Strict):
+class LossSpec(StrictModel):
     """Pixel loss plus an optional adversarial term (vanilla GAN with BCE, as SRGAN/ESRGAN)."""
 
     pixel: Literal["l1", "mse"] = "l1"
@@ -36,13 +34,13 @@ class LossSpec(_Strict):
     gan_weight: float = Field(0.0, ge=0)
 
 
-class DiscriminatorSpec(_Strict):
+class DiscriminatorSpec(StrictModel):
     arch: str = "VGGStyleDiscriminator"
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
     lr: float = Field(1e-4, gt=0)
 
 
-class CycleLossSpec(_Strict):
+class CycleLossSpec(StrictModel):
     """CinCGAN's loss weights (Yuan et al. 2018: GAN 1, cycle 10, identity 5, TV 0.5 inner / 2 outer)."""
 
     gan: float = Field(1.0, ge=0)
@@ -52,7 +50,7 @@ class CycleLossSpec(_Strict):
     tv_hr: float = Field(2.0, ge=0)
 
 
-class Recipe(_Strict):
+class Recipe(StrictModel):
     """One zoo entry's training run."""
 
     name: str
