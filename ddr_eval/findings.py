@@ -6,9 +6,9 @@ of models, layers and degradation sets it names, and compared with what the pape
 Intervals: every CHI here carries the patch bootstrap ``[low, high]`` and the cluster bootstrap
 over source images (``{low, high}``, stratified by degradation set, with the number of images
 behind it); verdicts that compare intervals use the image one.
-A verdict is one of ``reproduced``, ``partly reproduced`` (the direction holds but the effect
-is smaller than reported, or holds for some pairs only) and ``not reproduced``; the numbers
-stay whatever they are.
+A verdict (:class:`Verdict`) is one of ``reproduced``, ``partly reproduced`` (the direction holds
+but the effect is smaller than reported, or holds for some pairs only) and ``not reproduced``;
+the numbers stay whatever they are.
 
 ``findings.include`` names other suites whose findings follow this suite's; the caller
 (``ddr_eval.api.Results``) runs them and labels each of their findings with :func:`suite_origin`.
@@ -17,6 +17,7 @@ stay whatever they are.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from types import SimpleNamespace
@@ -41,7 +42,24 @@ from ddr_eval.suite.findings_spec import (
     TrainingSpec,
 )
 
-REPRODUCED, PARTLY, NOT = "reproduced", "partly reproduced", "not reproduced"
+class Verdict(str, Enum):
+    """What a finding's rule says about the paper's claim; the value is the text reports show.
+
+    A ``str`` enum, so ``findings.json`` holds the plain text and a verdict equals its text
+    (``Verdict.NOT == "not reproduced"``); ``str()`` and f-strings give the text too, not
+    ``Verdict.NOT``, so the markdown and HTML reports read the same as with plain strings.
+    """
+
+    REPRODUCED = "reproduced"
+    PARTLY = "partly reproduced"
+    NOT = "not reproduced"
+    MEASURED = "measured"  # a finding that reports a number and makes no claim (robustness: sample size)
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass
@@ -49,7 +67,7 @@ class Finding:
     key: str
     title: str
     expected: str
-    verdict: str
+    verdict: Verdict
     summary: str
     table: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -183,7 +201,7 @@ class FindingsComputer:
         ratios = {m: r.value / max(without.value, 1e-12) for m, r in compared}
         apart = all(clearly_above(r, without) for _, r in compared)
         threshold = self.spec.thresholds.gr_ratio
-        verdict = REPRODUCED if min(ratios.values()) >= threshold else PARTLY if apart else NOT
+        verdict = Verdict.REPRODUCED if min(ratios.values()) >= threshold else Verdict.PARTLY if apart else Verdict.NOT
         parts = {gr_part_name("finished", spec, threshold): ratios[spec.with_gr] >= threshold}
         if spec.matched_fit:
             parts[gr_part_name("matched fit", spec, threshold)] = ratios[spec.matched_fit] >= threshold
@@ -217,7 +235,7 @@ class FindingsComputer:
                 table.append({"model": label, "CHI (degradation)": _ci(snapshot), "PSNR (clean, dB)": self.psnr(label)})
             table += [{"model": gan, "CHI (degradation)": _ci(g), "PSNR (clean, dB)": self.psnr(gan)},
                       {"model": mse, "CHI (degradation)": _ci(m), "PSNR (clean, dB)": self.psnr(mse)}]
-        verdict = REPRODUCED if wins == len(spec.pairs) else PARTLY if wins else NOT
+        verdict = Verdict.REPRODUCED if wins == len(spec.pairs) else Verdict.PARTLY if wins else Verdict.NOT
         text = "; ".join(f"{k}: {v:.2f}x" for k, v in ratios.items())
         return Finding("adversarial", "Adversarial training makes features discriminative",
                        "GAN-trained CHI above its pixel-loss counterpart's, even without GR", verdict,
@@ -241,7 +259,7 @@ class FindingsComputer:
         rho, p = spearmanr(iterations, [c.value for c in chis])
         table = [{"iteration": it, "CHI (degradation)": _ci(c), "PSNR (clean, dB)": self.psnr(label)}
                  for (it, label), c in zip(points, chis)]
-        verdict = REPRODUCED if rho > self.spec.thresholds.spearman else PARTLY if rho > 0 else NOT
+        verdict = Verdict.REPRODUCED if rho > self.spec.thresholds.spearman else Verdict.PARTLY if rho > 0 else Verdict.NOT
         return Finding("training", "DDR grows during training", "CHI rises with iterations (Spearman > 0)",
                        verdict, f"Spearman rho(iteration, CHI) = {rho:.2f} (p = {p:.3f}) over {len(points)} snapshots.",
                        table, {"spearman": float(rho), "p": float(p), "iterations": iterations,
@@ -266,7 +284,7 @@ class FindingsComputer:
                           "CHI by degradation": round(deg_v, 3), "CHI by content": round(con_v, 3),
                           "degradation / content": round(deg_v / max(con_v, 1e-12), 2)})
         total = len(spec.sr) + len(spec.classification)
-        verdict = REPRODUCED if ok_sr + ok_cls == total else PARTLY if ok_sr + ok_cls else NOT
+        verdict = Verdict.REPRODUCED if ok_sr + ok_cls == total else Verdict.PARTLY if ok_sr + ok_cls else Verdict.NOT
         return Finding("sr_vs_classification", "SR features cluster by degradation, classification features by content",
                        "SR: CHI by degradation >> by content; classifier: the opposite", verdict,
                        f"{ok_sr} of {len(spec.sr)} SR nets cluster by degradation; {ok_cls} of "
@@ -284,7 +302,7 @@ class FindingsComputer:
 
         rho, p = spearmanr([d for d, *_ in pairs], [c for *_, c in pairs])
         neighbours = [round(c, 3) for d, a, b, c in pairs if spec.sets.index(b) == spec.sets.index(a) + 1]
-        verdict = REPRODUCED if rho > self.spec.thresholds.spearman else PARTLY if rho > 0 else NOT
+        verdict = Verdict.REPRODUCED if rho > self.spec.thresholds.spearman else Verdict.PARTLY if rho > 0 else Verdict.NOT
         table = [{"pair": f"{a} vs {b}", "sigma distance": d, "CHI": round(c, 3)} for d, a, b, c in pairs]
         return Finding("spectrum", "Blur strengths form an ordered path in DDR space",
                        "CHI between two blur levels grows with their sigma distance", verdict,
@@ -306,8 +324,8 @@ class FindingsComputer:
                               spec.baseline: round(base, 4), "lower for degraded-trained": trained < base})
         if not total:
             raise UserError("findings.generalization: the suite computes none of srga, ddr_chi_to_reference, psnr_drop")
-        verdict = (REPRODUCED if better == total
-                   else PARTLY if better > total * self.spec.thresholds.generalization_partly else NOT)
+        verdict = (Verdict.REPRODUCED if better == total
+                   else Verdict.PARTLY if better > total * self.spec.thresholds.generalization_partly else Verdict.NOT)
         return Finding("generalization", "Training on degradations generalizes to them",
                        "lower SRGA, DDR-CHI-to-clean and PSNR drop for the model trained on degraded inputs",
                        verdict, f"{better} of {total} comparisons favour {spec.trained}.", table,
@@ -348,7 +366,7 @@ class FindingsComputer:
                   "chosen": "yes" if r is chosen[roles[r.model]] else ""}
                  for r in sorted(rows, key=lambda r: (roles[r.model] != "DDR", -r.extra["cv_accuracy"]))]
         ddr, base = chosen["DDR"], chosen["baseline"]
-        verdict = REPRODUCED if ddr.value > base.value else NOT
+        verdict = Verdict.REPRODUCED if ddr.value > base.value else Verdict.NOT
         best_test = {role: max(r.value for r in rows if roles[r.model] == role) for role in ("DDR", "baseline")}
         folds = f"{ddr.extra.get('cv_folds')}-fold cross-validation on the training split" + (
             ", folds grouped by photograph" if ddr.extra.get("cv_grouped") else "")
@@ -389,7 +407,7 @@ class FindingsComputer:
                 table.append(row)
         inside = [g for g in gains.values() if g[0] == "inside"]
         wins = sum(low is not None and low > 0 for _, _, low, _ in inside)
-        verdict = REPRODUCED if inside and wins == len(inside) else PARTLY if wins else NOT
+        verdict = Verdict.REPRODUCED if inside and wins == len(inside) else Verdict.PARTLY if wins else Verdict.NOT
         outside = [g for g in gains.values() if g[0] == "outside"]
         summary = (f"blind SR's PSNR gain over {spec.unconditioned} has its interval above 0 on {wins} of "
                    f"{len(inside)} sets inside the training ranges (mean gain "
@@ -417,7 +435,7 @@ class FindingsComputer:
         model, base = self.chi_by(spec.model, spec.sets), self.chi_by(spec.baseline, spec.sets)
         content = self.chi_by(spec.model, spec.sets, "content")
         above, by_degradation = clearly_above(model, base), model.value > content.value
-        verdict = REPRODUCED if above and by_degradation else PARTLY if above or by_degradation else NOT
+        verdict = Verdict.REPRODUCED if above and by_degradation else Verdict.PARTLY if above or by_degradation else Verdict.NOT
         table = [{"model": spec.model, "CHI (degradation)": _ci(model), "CHI (content)": _ci(content),
                   "PSNR (clean, dB)": self.psnr(spec.model)},
                  {"model": spec.baseline, "CHI (degradation)": _ci(base), "CHI (content)": "",

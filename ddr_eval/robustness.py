@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ddr_eval.errors import UserError
-from ddr_eval.findings import NOT, PARTLY, REPRODUCED, Finding, FindingsComputer, compute_findings
+from ddr_eval.findings import Finding, FindingsComputer, Verdict, compute_findings
 from ddr_eval.results import ReportSection
 from ddr_eval.suite.findings_spec import (
     RobustnessSpec,
@@ -119,7 +119,7 @@ class LevelPoint:
     x: float
     set: str
     seed: int
-    verdict: str
+    verdict: Verdict
     values: dict[str, float]  # series -> the number the curve plots
     parts: dict[str, bool] = field(default_factory=dict)  # finding 1: each half of its rule -> holds here
 
@@ -339,12 +339,12 @@ def strength_findings(robust: RobustnessResult) -> list[Finding]:
             for x in xs:
                 level = by[(key, group.sweep, x)]
                 verdicts = [p.verdict for p in level]
-                ok = verdicts.count(REPRODUCED) >= need
+                ok = verdicts.count(Verdict.REPRODUCED) >= need
                 holds.append(ok)
                 series = list(dict.fromkeys(s for p in level for s in p.values))
                 row = {"sweep": label, "level": x, "set": level[0].set,
-                       "seeds reproduced": f"{verdicts.count(REPRODUCED)}/{n_seeds}",
-                       "seeds partly": f"{verdicts.count(PARTLY)}/{n_seeds}", "holds": ok}
+                       "seeds reproduced": f"{verdicts.count(Verdict.REPRODUCED)}/{n_seeds}",
+                       "seeds partly": f"{verdicts.count(Verdict.PARTLY)}/{n_seeds}", "holds": ok}
                 for name in part_names:  # finding 1: how many seeds meet each half of the rule here
                     met = sum(bool(p.parts.get(name)) for p in level)
                     part_holds[name].append(met >= need)
@@ -361,7 +361,7 @@ def strength_findings(robust: RobustnessResult) -> list[Finding]:
             ranges.append(text)
             holds_everywhere &= all(holds)
             holds_somewhere |= any(holds)
-        verdict = REPRODUCED if holds_everywhere else PARTLY if holds_somewhere else NOT
+        verdict = Verdict.REPRODUCED if holds_everywhere else Verdict.PARTLY if holds_somewhere else Verdict.NOT
         summary = (f"holds (>= {need} of {n_seeds} seeds reproduce it) " + "; ".join(ranges) + ".")
         findings.append(Finding(f"{key}@strength", TITLES[key] + ", over strength", "holds at every strength level",
                                 verdict, summary, table,
@@ -398,7 +398,7 @@ def seed_findings(robust: RobustnessResult) -> list[Finding]:
     for i, finding in enumerate(first):
         runs = [robust.per_seed_findings[s][i] for s in seeds]
         verdicts = [f.verdict for f in runs]
-        majority = max((REPRODUCED, PARTLY, NOT), key=verdicts.count)
+        majority = max((Verdict.REPRODUCED, Verdict.PARTLY, Verdict.NOT), key=verdicts.count)
         numeric = [k for k, v in finding.numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         named = [k for k, v in finding.numbers.items() if isinstance(v, str)]
         table = [{"seed": s, "verdict": f.verdict, **{k: round(float(f.numbers[k]), 4) for k in numeric},
@@ -432,7 +432,7 @@ def sample_size_finding(robust: RobustnessResult) -> Finding | None:
             stable[f"{model} / {m}"] = stable_from(spec.sizes, values, spec.stable_within)
     text = "; ".join(f"{k}: from {v}" if v is not None else f"{k}: not within {max(spec.sizes)}" for k, v in stable.items())
     return Finding("sample_size", "How many patches a stable number needs",
-                   f"seeds' spread / |mean| <= {spec.stable_within:g}", "measured",
+                   f"seeds' spread / |mean| <= {spec.stable_within:g}", Verdict.MEASURED,
                    f"stable (spread over {len(robust.spec.seeds)} seeds within {spec.stable_within:g} of the mean) "
                    f"{text}.", table, {"stable_from": stable})
 

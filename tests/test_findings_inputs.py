@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ddr_eval.errors import UserError
-from ddr_eval.findings import NOT, PARTLY, FindingsComputer, FindingsSpec
+from ddr_eval.findings import Finding, FindingsComputer, FindingsSpec, Verdict, findings_files, findings_sections
 from ddr_eval.suite.loader import compile_suite
 
 SETS = ("clean", "blur")
@@ -30,7 +30,7 @@ def _result(separation: dict[str, float], n: int = 20):
     return SimpleNamespace(sources=sources, inputs=inputs, suite=suite, features=features, rows=[])
 
 
-@pytest.mark.parametrize("distance, verdict", [(1.5, PARTLY), (4.0, NOT)])
+@pytest.mark.parametrize("distance, verdict", [(1.5, Verdict.PARTLY), (4.0, Verdict.NOT)])
 def test_global_residual_without_bootstrap_compares_values(distance, verdict):
     """``bootstrap: 0`` gives no intervals; the verdict then compares the point values."""
     spec = FindingsSpec.model_validate({"bootstrap": 0, "global_residual":
@@ -63,3 +63,17 @@ def test_findings_model_names_are_checked_when_the_suite_loads(findings, culprit
     with pytest.raises(UserError, match="findings") as info:
         compile_suite(raw, "suite.yaml")
     assert culprit in str(info.value)
+
+
+def test_a_verdict_renders_as_its_text_in_every_report_file():
+    """Verdicts are an enum, but findings.md, findings.json and the report sections read as the
+    text did when verdicts were strings (committed findings.json stay byte-identical)."""
+    table = [{"seed": 1, "verdict": Verdict.PARTLY}]
+    as_enum = [Finding("k", "t", "e", Verdict.PARTLY, "s", table, {"verdicts": {"1": Verdict.NOT}})]
+    as_text = [Finding("k", "t", "e", "partly reproduced", "s", [{"seed": 1, "verdict": "partly reproduced"}],
+                       {"verdicts": {"1": "not reproduced"}})]
+    assert findings_files(as_enum) == findings_files(as_text)
+    assert '"verdict": "partly reproduced"' in findings_files(as_enum)["findings.json"]
+    assert [s.title for s in findings_sections(as_enum)] == ["Finding 1: t — partly reproduced"]
+    assert f"{Verdict.NOT}|{Verdict.NOT:>15}" == "not reproduced| not reproduced"
+    assert Verdict("measured") is Verdict.MEASURED and Verdict.MEASURED == "measured"

@@ -364,17 +364,17 @@ def _finding(rows, metrics=()):
 
 
 def test_finding_7_chooses_variants_by_training_split_cross_validation_only():
-    from ddr_eval.findings import NOT, REPRODUCED
+    from ddr_eval.findings import Verdict
 
     rows = [_identification_row("sr", "deep", test=0.80, cv=0.50),        # best on test, not chosen
             _identification_row("sr-sweep", "block0..block7 (8 layers)", test=0.60, cv=0.70),
             _identification_row("stats", "stats", test=0.65, cv=0.60)]
     finding = _finding(rows)
-    assert finding.verdict == NOT  # the chosen DDR probe (0.60) is below the chosen baseline (0.65)
+    assert finding.verdict == Verdict.NOT  # the chosen DDR probe (0.60) is below the chosen baseline (0.65)
     assert [row["chosen"] for row in finding.table] == ["yes", "", "yes"]
     assert finding.numbers["best_test"]["DDR"] == 0.80 and finding.numbers["variants"] == 3
     rows[1] = _identification_row("sr-sweep", "block0..block7 (8 layers)", test=0.70, cv=0.70)
-    assert _finding(rows).verdict == REPRODUCED
+    assert _finding(rows).verdict == Verdict.REPRODUCED
 
 
 def test_finding_7_refuses_probes_without_cross_validation():

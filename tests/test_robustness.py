@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ddr_eval.errors import UserError
-from ddr_eval.findings import REPRODUCED, FindingsComputer
+from ddr_eval.findings import FindingsComputer, Verdict
 from ddr_eval.robustness import (
     LevelPoint,
     RobustnessResult,
@@ -203,7 +203,7 @@ def test_finding_1_direction_holds_along_the_strength_sweep_on_the_shipped_zoo(t
     for p in points:
         assert p.values["srresnet-gr"] > p.values["srresnet-nogr"], (p.set, p.values)
     # the direction is not the verdict: without the matched-fit snapshot the rule asks for >= 10x
-    assert any(p.verdict == REPRODUCED for p in points)
+    assert any(p.verdict == Verdict.REPRODUCED for p in points)
 
 
 # --------------------------------------------------------------------------- image bootstrap by content
