@@ -19,10 +19,11 @@ from typing import Annotated, ClassVar, Literal, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ddr_eval.degradations.resize import imresize
 from ddr_eval.registry import Registry
+from ddr_eval.specs import StrictModel
 
 __all__ = [
     "DEGRADATIONS",
@@ -92,14 +93,12 @@ def sample(value: float | int | tuple, rng: np.random.Generator | None) -> float
 # --------------------------------------------------------------------------- base class
 
 
-class Degradation(BaseModel):
+class Degradation(StrictModel):
     """One degradation op, built from ``{"type": ..., **params}``.
 
     Subclasses define ``type: Literal[...]``, their parameters, and ``_apply`` on one image.
     Deterministic ops may override ``_apply_batch`` to process an NHWC batch at once.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Whether the op shrinks the image by a ``scale`` parameter, which a suite's top-level
     #: ``scale:`` fills in when a step omits it.

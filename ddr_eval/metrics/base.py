@@ -50,12 +50,12 @@ from typing import Any, Callable, ClassVar, Iterable, Literal, Protocol, Sequenc
 
 import numpy as np
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from threadpoolctl import ThreadpoolController
 
 from ddr_eval.errors import DegenerateInputError, UserError
 from ddr_eval.registry import Registry
-from ddr_eval.specs import Pooling, build_typed
+from ddr_eval.specs import Pooling, StrictModel, build_typed
 
 # The kinds that ship. Not a closed list: a metric class may name any kind (see the module docstring).
 METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")
@@ -313,10 +313,8 @@ class MetricInputs(Protocol):
     def rows(self, metric_type: str) -> dict[str, float | None]: ...
 
 
-class Metric(BaseModel):
+class Metric(StrictModel):
     """Base class: parameters are validated fields; directions and kind are class variables."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric_type: ClassVar[str]
     higher_is_better: ClassVar[bool]
