@@ -372,7 +372,7 @@ class Results:
         now, through the feature cache.
         """
         from ddr_eval.features.cache import FeatureCache
-        from ddr_eval.pipeline.cells import Cell, run_cells
+        from ddr_eval.pipeline.cells import FLATTEN, Cell, run_cells
 
         run, suite = self.run, self.run.suite
         source = next((s for s in run.sources if s.label == model), None)
@@ -389,7 +389,8 @@ class Results:
         batch = run.features.get((model, split, set, pooling))
         if batch is None:
             cache = FeatureCache(self._cache_dir, enabled=self._use_cache and suite.runtime.cache)
-            (batch,) = run_cells([Cell(source, sets[set], pooling, False)], cache, suite.runtime.batch_size,
+            cell = Cell(source, sets[set], pooling, False, stored=pooling != FLATTEN)
+            (batch,) = run_cells([cell], cache, suite.runtime.batch_size,
                                  device_of(source.descriptor.module) if source.descriptor else "cpu",
                                  suite.runtime.amp_dtype)
             run.features[(model, split, set, pooling)] = batch

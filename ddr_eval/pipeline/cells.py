@@ -16,12 +16,20 @@ from ddr_eval.pipeline.inputs import DegradedSet
 from ddr_eval.pipeline.models import FeatureSource
 
 
+FLATTEN = "flatten"
+
+
 @dataclass(frozen=True)
 class Cell:
+    """``stored``: whether the feature cache keeps the cell's features once computed. Flattened
+    maps (C*H*W values a patch, tens of MB a cell) are read by metrics only, whose results the
+    results cache keeps, so by default they are not stored; pooled features are (findings read them)."""
+
     source: FeatureSource
     dataset: DegradedSet
     pooling: str
     outputs: bool  # also keep the SR outputs (for image-quality metrics)
+    stored: bool = True
 
     @property
     def name(self) -> str:
@@ -54,7 +62,8 @@ def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, a
     for i in missing:
         batch = extracted[cells[i].pooling]
         batch = FeatureBatch(features=batch.features, outputs=batch.outputs if cells[i].outputs else None)
-        store(cache, keys[i], batch)
+        if cells[i].stored:
+            store(cache, keys[i], batch)
         batches[i] = batch
     return batches
 

@@ -273,7 +273,8 @@ class RayExecutor:
                         continue
                     for index in indices:
                         batch = _owned(by_pooling[cells[index].pooling], cells[index].outputs)
-                        store(cache, keys[index], batch)
+                        if cells[index].stored:
+                            store(cache, keys[index], batch)
                         results[index] = batch
                     progress.advance([position[i] for i in indices])
         if failures:

@@ -22,7 +22,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.features import select_device
 from ddr_eval.features.cache import FeatureCache
 from ddr_eval.outdir import require_report_dir
-from ddr_eval.pipeline.cells import Cell
+from ddr_eval.pipeline.cells import FLATTEN, Cell
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split, planned_inputs
 from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
@@ -109,38 +109,47 @@ def check_report_dir(path: Path) -> None:
 
 
 def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str,
-               skip: Collection[tuple[int, str]] = frozenset(), reference: str | None = None) -> list[Cell]:
+               skip: Collection[tuple[int, str]] = frozenset(), reference: str | None = None, *,
+               findings_read_features: bool = False, store_flattened: bool = False) -> list[Cell]:
     """The cells each source needs: one per (split, set, pooling) that one of its metrics reads.
 
     Flattened feature maps are large (C*H*W per patch), so a pooling or the training split is
     extracted only for sources whose metrics ask for it, and a training-split set only when one
-    of them reads it in that pooling (a metric's ``sets:``; the evaluated sets are all extracted,
-    since findings read them directly). ``skip`` holds (metric index, model label) pairs whose
-    results are cached: a source none of whose other metrics reads features gets no cell at all.
-    ``reference``: the suite's reference set (default: the first evaluated set).
+    of them reads it in that pooling (a metric's ``sets:``; the evaluated sets are all extracted).
+    ``skip`` holds (metric index, model label) pairs whose results are cached: a source none of
+    whose other metrics reads features gets no cell at all. With ``findings_read_features`` (a
+    suite with findings, which read the evaluated sets' default-pooling features directly) those
+    cells are planned whatever is cached, exactly as an uncached run plans them; only other
+    poolings that no uncached metric reads are left out. Flattened cells are not kept in the
+    feature cache (``Cell.stored``) unless ``store_flattened`` (robustness runs read them across
+    sample sizes). ``reference``: the suite's reference set (default: the first evaluated set).
     """
     reference = reference if reference is not None else next(iter(inputs.eval_sets))
     cells = []
     for source in sources:
-        mine = [m for i, m in enumerate(metrics)
-                if m.applies_to(source.label) and m.reads_cells() and (i, source.label) not in skip]
-        if skip and not mine:
+        applicable = [(i, m) for i, m in enumerate(metrics) if m.applies_to(source.label) and m.reads_cells()]
+        pending = [m for i, m in applicable if (i, source.label) not in skip]
+        if skip and not pending and not findings_read_features:
             continue
-        eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in mine if "features" in m.needs}
+        shaping = [m for _, m in applicable] if findings_read_features else pending  # outputs flags: cell keys
+        eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in pending if "features" in m.needs}
         train_sets: dict[str, set[str]] = {}  # pooling -> the training-split sets read in it
-        for m in mine:
+        for m in pending:
             if "train_split" in m.needs:
                 train_sets.setdefault(metric_pooling(m, default_pooling), set()).update(m.select_sets(inputs.train_sets))
         # SR outputs (the whole upscaling tail, not just the tapped blocks) only for the sets an
         # output-reading metric reads, its reference included
-        output_sets = {name for m in mine if "sr_outputs" in m.needs
+        output_sets = {name for m in shaping if "sr_outputs" in m.needs
                        for name in (*m.select_sets(inputs.eval_sets), reference)}
+
+        def cell(dataset, pooling: str, outputs: bool, source: FeatureSource = source) -> Cell:
+            return Cell(source, dataset, pooling, outputs, stored=pooling != FLATTEN or store_flattened)
+
         for pooling in sorted(eval_poolings):
-            cells += [Cell(source, d, pooling, name in output_sets and pooling == default_pooling)
+            cells += [cell(d, pooling, name in output_sets and pooling == default_pooling)
                       for name, d in inputs.eval_sets.items()]
         for pooling in sorted(train_sets):
-            cells += [Cell(source, d, pooling, False) for name, d in inputs.train_sets.items()
-                      if name in train_sets[pooling]]
+            cells += [cell(d, pooling, False) for name, d in inputs.train_sets.items() if name in train_sets[pooling]]
     return cells
 
 
@@ -195,9 +204,11 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     results_cache = ResultCache(cache.root / RESULTS_SUBDIR, enabled=cache.enabled, bound=cache.bound)
     keys = _result_keys(loaded, sources, inputs)
     cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
-    # findings read features directly, so a suite with findings extracts (or loads) them all
-    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=set(cached) if not suite.findings else (),
-                       reference=suite.reference_set)
+    # findings read the default-pooling features directly; robustness runs also read flattened ones
+    robustness = loaded.findings is not None and loaded.findings.robustness is not None
+    cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=() if robustness else set(cached),
+                       reference=suite.reference_set, findings_read_features=bool(suite.findings),
+                       store_flattened=robustness)
     memory = plan_memory(cells, inputs, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
 
     t = time.perf_counter()
