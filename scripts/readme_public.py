@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "public-x4" / "findings.json"
+PROBE = ROOT / "model_zoo" / "probes" / "public-probe.json"
 START, END = "<!-- public:start -->", "<!-- public:end -->"
 BLOCK = re.compile(r"^block(\d+)$")
 
@@ -27,6 +28,21 @@ def _blocks(curve: list) -> list:
 
 def _pair(point) -> str:
     return f"{point[1]:.1f} / {point[2]:.1f}" if point else "—"
+
+
+def probe_line(probe: Path = PROBE) -> str:
+    """What the shipped public probe chose and whether it beats the image-statistics baseline on the test split."""
+    meta = json.loads(probe.read_text())
+    baselines = [c for c in meta["candidates"] if c.get("role") == "baseline"]
+    baseline = max(baselines, key=lambda c: c["cv_accuracy"])  # chosen the way the DDR probe is: by training-split CV
+    verdict = "beats" if meta["test_accuracy"] > baseline["test_accuracy"] else "does not beat"
+    return (f"- **Shipped probe** (`model_zoo/probes/{probe.stem}.npz`, `ddr-eval identify --probe {probe.stem}`): "
+            f"{meta['model']} / {', '.join(meta['layers'])} / {meta['pooling']} / {meta['classifier']}, chosen among "
+            f"{len(meta['candidates']) - len(baselines)} DDR candidates by {meta['cv_folds']}-fold cross-validation on the "
+            f"training split ({meta['cv_accuracy']:.3f}); on the {meta['test_patches']} test patches it scores "
+            f"{meta['test_accuracy']:.3f} (chance {meta['chance']:.3f}) and {verdict} the image-statistics probe chosen "
+            f"the same way ({baseline['probe']}: {baseline['cv_accuracy']:.3f} cross-validated, "
+            f"{baseline['test_accuracy']:.3f} on the test split).")
 
 
 def render(report: Path = REPORT) -> str:
@@ -48,6 +64,8 @@ def render(report: Path = REPORT) -> str:
         if key in findings:
             finding = findings[key]
             lines.append(f"- **{finding['title']}**: {finding['verdict']}. {finding['summary']}")
+    if PROBE.is_file():
+        lines.append(probe_line())
     return "\n".join(lines)
 
 
