@@ -44,14 +44,16 @@ def render(reports: dict[str, Path] = REPORTS) -> str:
     return "\n".join(lines)
 
 
-def block(text: str) -> str:
-    start, end = text.index(START) + len(START), text.index(END)
-    return text[start:end].strip()
+def block(text: str, start: str = START, end: str = END) -> str:
+    """What README holds between the ``start`` and ``end`` markers."""
+    first, last = text.index(start) + len(start), text.index(end)
+    return text[first:last].strip()
 
 
-def update(readme: Path = ROOT / "README.md") -> bool:
+def update(readme: Path = ROOT / "README.md", content=None, start: str = START, end: str = END) -> bool:
+    """Rewrite README between the markers with ``content`` (default: this table); True if it changed."""
     text = readme.read_text()
-    new = text[: text.index(START) + len(START)] + "\n" + render() + "\n" + text[text.index(END):]
+    new = text[: text.index(start) + len(start)] + "\n" + (content or render()) + "\n" + text[text.index(end):]
     readme.write_text(new)
     return new != text
 

@@ -15,6 +15,9 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import readme_findings  # noqa: E402  (the marker-block helpers, shared with the findings table)
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "public-x4" / "findings.json"
 PROBE = ROOT / "model_zoo" / "probes" / "public-probe.json"
@@ -70,15 +73,11 @@ def render(report: Path = REPORT) -> str:
 
 
 def block(text: str) -> str:
-    start, end = text.index(START) + len(START), text.index(END)
-    return text[start:end].strip()
+    return readme_findings.block(text, START, END)
 
 
 def update(readme: Path = ROOT / "README.md") -> bool:
-    text = readme.read_text()
-    new = text[: text.index(START) + len(START)] + "\n" + render() + "\n" + text[text.index(END):]
-    readme.write_text(new)
-    return new != text
+    return readme_findings.update(readme, render(), START, END)
 
 
 if __name__ == "__main__":
