@@ -216,3 +216,20 @@ def test_cli_run_on_ray_writes_the_same_results_as_local(ray_cluster, suite_raw,
         except SystemExit as exit_info:
             assert exit_info.code in (0, None)
     assert (tmp_path / "ray" / "results.csv").read_text() == (tmp_path / "local" / "results.csv").read_text()
+
+
+def test_a_quiet_run_on_a_new_local_ray_prints_nothing(ray_module, suite_raw, tmp_path):
+    """Ray announces token authentication at every start; a quiet run's terminal stays empty."""
+    import os
+    import subprocess
+
+    import yaml
+
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(yaml.safe_dump({**suite_raw, "outputs": {"tsne_plots": False, "html": False}}))
+    env = {**os.environ, "DDR_EVAL_FEATURE_CACHE": str(tmp_path / "cache")}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run([sys.executable, "-m", "ddr_eval.cli", "run", str(suite_file), "--executor", "ray", "-q",
+                           "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == "", done.stderr

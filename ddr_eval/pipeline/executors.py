@@ -31,6 +31,7 @@ from ddr_eval.pipeline.progress import CellProgress
 
 EXECUTORS = ("local", "ray")
 INSTALL_RAY = "pip install 'ddr-eval[ray]'"
+RAY_AUTH_LOGGER = "ray._private.authentication"
 # Failures worth another attempt: CUDA/OOM errors (RuntimeError), I/O and memory hiccups.
 # A UserError (bad input) fails the same way every time, so it is reported at once.
 TRANSIENT_ERRORS = (RuntimeError, OSError, MemoryError)
@@ -227,6 +228,9 @@ class RayExecutor:
     def _connect(self) -> bool:
         if self.ray.is_initialized():
             return False
+        # Ray announces at every start that token authentication is on (its secure default), as a
+        # WARNING: a notice, not a problem, that would otherwise be the only line a quiet run prints
+        logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.ERROR)
         try:  # the dashboard flag only matters for an instance started here, not for a cluster joined
             self.ray.init(address=self.address, runtime_env=self.runtime_env, include_dashboard=False,
                           logging_level=logging.WARNING)
