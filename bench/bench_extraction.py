@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from benchlib import SUITE_PATCH, lr_patches, paired, random_descriptor, requires_cuda, zoo_architectures
-from ddr_eval.bench_gpu import CudaEventTimer
+from ddr_eval_bench.gpu import CudaEventTimer
 from ddr_eval.features import autocast_context, extract_features
 from ddr_eval.metrics.efficiency import torch_threads
 

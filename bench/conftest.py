@@ -5,7 +5,7 @@ run that reaches this directory: the main ``pytest`` run (``testpaths = tests``)
 them, and no test-file naming pattern matches them by accident.
 
 Every benchmark stores what it measured (ratios, exponents, timings) in pytest-benchmark's
-``extra_info``, so one ``--benchmark-json`` file holds all results; ``ddr_eval.bench`` turns it
+``extra_info``, so one ``--benchmark-json`` file holds all results; ``ddr_eval_bench.runner`` turns it
 into ``reports/bench/summary.md``.
 """
 

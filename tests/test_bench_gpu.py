@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from ddr_eval import bench_gpu
 from ddr_eval.features.device import autocast_context
+from ddr_eval_bench import gpu as bench_gpu
 
 TINY = {"tiny-msrresnet": ("MSRResNet", {"num_feat": 8, "num_block": 1, "upscale": 2}),
         "tiny-rcan": ("RCAN", {"num_feat": 16, "num_group": 1, "num_block": 1, "upscale": 2})}

@@ -1,6 +1,6 @@
 """``reports/bench/summary.md`` sections for the SRGA and whole-process suite benchmarks."""
 
-from ddr_eval.bench import summary_markdown
+from ddr_eval_bench.runner import summary_markdown
 
 
 def test_summary_renders_srga_origin_and_the_whole_process_targets():

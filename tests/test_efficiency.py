@@ -198,7 +198,7 @@ def _bench(name: str, param: str | None = None, **extra_info) -> dict:
 
 
 def test_bench_summary_reports_missed_targets_and_partial_suites():
-    from ddr_eval.bench import summary_markdown
+    from ddr_eval_bench.runner import summary_markdown
 
     document = {"benchmarks": [
         _bench("test_extraction_throughput_vs_bare_forward", "srcnn", arch="SRCNN", patches=128, patches_per_s=80.0,
@@ -228,7 +228,7 @@ def test_bench_summary_reports_missed_targets_and_partial_suites():
 def test_benchmarks_stay_out_of_the_test_run():
     """`pytest` collects tests/ only, and no file in bench/ matches pytest's test-file patterns, so
     benchmarks run only through `pytest bench` (whose conftest collects bench_*.py)."""
-    from ddr_eval.bench import BENCH_DIR, ROOT
+    from ddr_eval_bench.runner import BENCH_DIR, ROOT
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
@@ -240,7 +240,7 @@ def test_benchmarks_stay_out_of_the_test_run():
 
 
 def test_bench_without_a_bench_directory_is_a_user_error(tmp_path):
-    from ddr_eval.bench import run_benchmarks
+    from ddr_eval_bench.runner import run_benchmarks
 
     with pytest.raises(UserError, match="no benchmarks"):
         run_benchmarks(tmp_path / "out", bench_dir=tmp_path)

@@ -14,7 +14,7 @@ def bench(
 ) -> None:
     """Run the benchmarks in bench/ (pytest-benchmark) and summarise them; extra arguments go to pytest."""
     if gpu:
-        from ddr_eval.bench_gpu import cuda_available, run_gpu_bench
+        from ddr_eval_bench.gpu import cuda_available, run_gpu_bench
 
         if not cuda_available():
             typer.echo("ddr-eval bench --gpu: no CUDA device on this machine; nothing measured")
@@ -22,7 +22,7 @@ def bench(
         run_gpu_bench(out)
         typer.echo(f"wrote {out / 'gpu.json'} and {out / 'gpu.md'}")
         raise typer.Exit(0)
-    from ddr_eval.bench import run_benchmarks
+    from ddr_eval_bench.runner import run_benchmarks
 
     code, summary = run_benchmarks(out, ctx.args)
     typer.echo(f"wrote {summary} (pytest exit code {code})")
