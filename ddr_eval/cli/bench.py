@@ -1,4 +1,7 @@
-"""`ddr-eval bench`: the benchmark tooling, imported only when the command runs."""
+"""`ddr-eval bench`: runs the benchmark tooling, ``ddr_eval_bench``.
+
+That package sits beside the library and imports it; the library never imports it at module
+level, only here, inside the command (the one exception the import contracts allow)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from ddr_eval.errors import UserError
 from ddr_eval.cli.options import (
     ARCH_HELP,
     ARCH_KWARGS_HELP,
@@ -15,6 +14,7 @@ from ddr_eval.cli.options import (
     parse_arch_kwargs,
     trust_code_option,
 )
+from ddr_eval.errors import UserError
 
 
 def identify(

@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from ddr_eval.errors import UserError
 from ddr_eval.cli.options import (
     apply_trust,
     trust_code_option,
 )
+from ddr_eval.errors import UserError
 
 
 zoo_app = typer.Typer(no_args_is_help=True, help="The model zoo: list entries, retrain them from recipes.")
