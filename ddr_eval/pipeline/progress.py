@@ -19,7 +19,6 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-import torch
 from torch import nn
 
 if TYPE_CHECKING:
@@ -43,19 +42,15 @@ def flops_per_input_pixel(module: nn.Module, channels: int, side: int) -> float:
     """
     if module in _FLOPS_PER_PIXEL:
         return _FLOPS_PER_PIXEL[module]
-    from torch.utils.flop_counter import FlopCounterMode
+    from ddr_eval.metrics.efficiency import count_flops, count_parameters, example_input
 
-    parameter = next(module.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
-    per_pixel = 2.0 * sum(p.numel() for p in module.parameters())
+    per_pixel = 2.0 * count_parameters(module)
     for probe in dict.fromkeys((min(side, PROBE_SIDE), side)):
         try:
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                module(torch.zeros(1, channels, probe, probe, device=device, dtype=dtype))
+            total, _ = count_flops(module, example_input(module, (probe, probe, channels)))
         except Exception:  # noqa: BLE001 - any failure leaves the parameter estimate
             continue
-        per_pixel = counter.get_total_flops() / (probe * probe) or per_pixel
+        per_pixel = total / (probe * probe) or per_pixel
         break
     _FLOPS_PER_PIXEL[module] = per_pixel
     return per_pixel
