@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ddr_eval.report.plots import DPI, ModelColors, keyed_figure_files, plot_key, series_styles
+from ddr_eval.report.plots import DPI, ModelColors, keyed_figure_files, new_figure, plot_key, series_styles
 
 DEEP = "deep"
 LABELS = {"degradation": "-", "content": "--"}
@@ -52,14 +52,9 @@ def depth_figure(points: pd.DataFrame, title: str, colors: ModelColors | None = 
     ``colors``), a line style per label."""
     from matplotlib.lines import Line2D
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     models = list(dict.fromkeys(points["model"]))
     colors = {model: color for model, (color, _) in series_styles(models, colors).items()}
-    fig = Figure(figsize=(7.2, 4.4), dpi=DPI)
+    fig = new_figure(figsize=(7.2, 4.4), dpi=DPI)
     ax = fig.add_subplot(1, 1, 1)
     for (model, label), group in points.groupby(["model", "label"], sort=False):
         group = group.sort_values("depth")
@@ -87,10 +82,10 @@ def with_depth_plots(findings: list, images: Mapping[str, bytes] | None, result,
     """
     images = dict(images or {})
     files: dict[str, bytes] = {}
-    layers_of = {source.label: dict(source.layers) for source in getattr(result, "sources", ())}
+    layers_of = {source.label: dict(source.layers) for source in result.sources}
     updated = []
     for finding in findings:
-        curves = (finding.numbers or {}).get("curves") if isinstance(finding.numbers, dict) else None
+        curves = finding.numbers.get("curves")
         points = depth_points(curves, layers_of) if curves else pd.DataFrame()
         if points.empty:
             updated.append(finding)

@@ -37,7 +37,8 @@ PLOT_STYLE = "2"
 """Bump when a figure function changes how it draws, so stored PNGs are redrawn."""
 
 
-def _figure(**kwargs) -> Figure:
+def new_figure(**kwargs) -> Figure:
+    """A matplotlib Figure on the Agg backend (no display, no pyplot state); every figure here starts so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,7 +261,7 @@ def keyed_figure_files(key: str, draw: Callable[[], Figure], previous_png: bytes
 def tsne_figure(xy: np.ndarray, labels: np.ndarray, title: str) -> Figure:
     """A 2-D embedding coloured by label (degradation type or content)."""
     labels = np.asarray(labels)
-    fig = _figure(figsize=(5, 4.5), dpi=DPI)
+    fig = new_figure(figsize=(5, 4.5), dpi=DPI)
     ax = fig.add_subplot()
     classes = list(dict.fromkeys(labels.tolist()))
     for label, color in zip(classes, _palette(len(classes))):
@@ -296,7 +297,7 @@ def tsne_plot_name(model: str, layer: str, label: str) -> str:
 def _curve_axes(n_panels: int, width: float = 4.2, height: float = 3.2):
     columns = min(n_panels, 3)
     rows = int(np.ceil(n_panels / columns))
-    fig = _figure(figsize=(width * columns, height * rows), dpi=DPI)
+    fig = new_figure(figsize=(width * columns, height * rows), dpi=DPI)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
@@ -371,7 +372,7 @@ def confusion_figure(classes: Sequence[str], matrix: Sequence[Sequence[int]], ti
     totals = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     size = 1.6 + 0.55 * len(classes)
-    fig = _figure(figsize=(size + 1.2, size), dpi=DPI)
+    fig = new_figure(figsize=(size + 1.2, size), dpi=DPI)
     ax = fig.add_subplot()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     for (i, j), count in np.ndenumerate(counts):
@@ -405,7 +406,7 @@ def quality_vs_srga_figure(points: pd.DataFrame, colors: ModelColors | None = No
     sets = list(dict.fromkeys(points["set"]))
     colors = {model: color for model, (color, _) in series_styles(models, colors).items()}
     markers = {name: _MARKERS[i % len(_MARKERS)] for i, name in enumerate(sets)}
-    fig = _figure(figsize=(6.4, 4.6), dpi=DPI)
+    fig = new_figure(figsize=(6.4, 4.6), dpi=DPI)
     ax = fig.subplots()
     for row in points.itertuples(index=False):
         ax.scatter(row.srga, row.psnr, color=colors[row.model], marker=markers[row.set], s=36)
