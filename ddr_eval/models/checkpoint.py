@@ -385,8 +385,7 @@ def _load_user_class(path: Path, state_dict: StateDict, target: str, arch_kwargs
     if scale is not None and takes_argument(target, "scale"):
         arch_kwargs = {**arch_kwargs, "scale": scale}
     module = build_user_arch(target, dict(arch_kwargs))
-    args = ", ".join(f"{k}={v}" for k, v in sorted(arch_kwargs.items()))
-    load_strictly(module, state_dict, f"{path} does not fit {target}({args})")
+    _load_weights(path, module, state_dict, target, arch_kwargs)
     module.eval()
     in_channels = in_channels_of(module)
     stated = declared_scale(arch_kwargs)
