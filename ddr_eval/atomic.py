@@ -118,6 +118,14 @@ def is_orphan_temp(path: Path, now: float | None = None, legacy: bool = True) ->
     return not _process_alive(pid)
 
 
+def remove_path(path: Path) -> None:
+    """Remove a file, link or directory tree (a directory where a file belongs is removed too)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def remove_orphan_temps(directory: str | Path, recursive: bool = True, legacy: bool = True) -> int:
     """Remove the orphaned temporary files (and report directories) under ``directory``; returns
     how many (see :func:`is_orphan_temp`). Errors are ignored: another process may be cleaning
@@ -131,10 +139,7 @@ def remove_orphan_temps(directory: str | Path, recursive: bool = True, legacy: b
         if not is_orphan_temp(path, legacy=legacy):
             continue
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            remove_path(path)
             removed += 1
         except OSError:
             pass

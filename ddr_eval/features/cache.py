@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ddr_eval import __version__
-from ddr_eval.atomic import atomic_write, remove_orphan_temps
+from ddr_eval.atomic import atomic_write, remove_orphan_temps, remove_path
 from ddr_eval.errors import UserError
 from ddr_eval.features.extract import FeatureBatch
 
@@ -324,10 +324,7 @@ class NpzStore:
         log.warning("ddr-eval: warning: %s cache entry %s is unusable (%s); removed, recomputing", self.kind, path,
                     _reason(reason))
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            remove_path(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
