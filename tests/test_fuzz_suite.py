@@ -168,24 +168,24 @@ def test_known_sharp_edges_from_fuzzing():
 # -- the command line ----------------------------------------------------------------------------
 
 
-def _tiny_project(root: Path) -> dict:
-    """A small valid suite (own images, own tiny model), so fuzzed runs that validate finish fast."""
+def tiny_project(root: Path, images: int = 2) -> dict:
+    """A small valid suite (``images`` own images, own tiny model), so runs that validate finish fast."""
     import torch
 
     from ddr_eval.models.archs import build_arch
     from ddr_eval.models.checkpoint import save_model
 
-    images = root / "images"
-    images.mkdir()
-    for i in range(2):
+    folder = root / "images"
+    folder.mkdir()
+    for i in range(images):
         pixels = np.random.default_rng(i).integers(0, 256, (24, 24, 3), dtype=np.uint8)
-        PILImage.fromarray(pixels).save(images / f"{i}.png")
+        PILImage.fromarray(pixels).save(folder / f"{i}.png")
     torch.manual_seed(0)
     save_model(root / "tiny.safetensors", build_arch("MSRResNet", num_feat=4, num_block=1, upscale=2),
                "MSRResNet", {"num_feat": 4, "num_block": 1, "upscale": 2})
     return {
         "name": "fuzz",
-        "data": {"source": str(images), "patch_size": 16, "patches_per_image": 2},
+        "data": {"source": str(folder), "patch_size": 16, "patches_per_image": 2},
         "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
                          {"name": "noisy", "chain": [{"type": "bicubic", "scale": 2},
                                                      {"type": "gaussian_noise", "sigma": 10}]}],
@@ -199,7 +199,7 @@ def _tiny_project(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz-project")
-    return root, _tiny_project(root)
+    return root, tiny_project(root)
 
 
 def _run_cli(argv: list[str], capsys) -> tuple[int, str]:

@@ -25,15 +25,13 @@ import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image as PILImage
+from test_fuzz_suite import tiny_project
 
 from ddr_eval.atomic import atomic_write_text, process_umask, remove_orphan_temps
 from ddr_eval.cli import main
 from ddr_eval.errors import UserError
 from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, cache_entries, entry_record, write_npz_atomic
 from ddr_eval.features.extract import FeatureBatch
-from ddr_eval.models.archs import build_arch
-from ddr_eval.models.checkpoint import save_model
 from ddr_eval.outdir import mark_report_dir
 from ddr_eval.pipeline.inputs import planned_inputs, prepare_inputs
 from ddr_eval.pipeline.results_cache import ResultCache
@@ -172,25 +170,10 @@ def test_the_seed_is_a_non_negative_64_bit_number(seed, ok):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("reliability")
-    images = root / "images"
-    images.mkdir()
-    for i in range(3):
-        pixels = np.random.default_rng(i).integers(0, 256, (24, 24, 3), dtype=np.uint8)
-        PILImage.fromarray(pixels).save(images / f"{i}.png")
-    torch.manual_seed(0)
-    kwargs = {"num_feat": 4, "num_block": 1, "upscale": 2}
-    save_model(root / "tiny.safetensors", build_arch("MSRResNet", **kwargs), "MSRResNet", kwargs)
-    return {
-        "name": "tiny",
-        "data": {"source": str(images), "patch_size": 16, "patches_per_image": 2},
-        "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
-                         {"name": "noisy", "chain": [{"type": "bicubic", "scale": 2},
-                                                     {"type": "gaussian_noise", "sigma": 10}]}],
-        "models": [{"path": str(root / "tiny.safetensors"), "as": "tiny"}],
-        "metrics": [{"type": "chi", "label": "degradation", "bootstrap": 0}, {"type": "psnr", "bootstrap": 0}],
-        "outputs": {"tsne_plots": False, "html": False},
-    }
+    """test_fuzz_suite's tiny project with three photographs, named tiny, its cache on."""
+    raw = tiny_project(tmp_path_factory.mktemp("reliability"), images=3)
+    del raw["runtime"]
+    return {**raw, "name": "tiny"}
 
 
 def _write_suite(tmp_path: Path, raw: dict, name: str = "suite.yaml") -> Path:
