@@ -62,17 +62,16 @@ def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, a
     for i in missing:
         batch = extracted[cells[i].pooling]
         batch = FeatureBatch(features=batch.features, outputs=batch.outputs if cells[i].outputs else None)
-        if cells[i].stored:
-            store(cache, keys[i], batch)
+        store(cache, cells[i], keys[i], batch)
         batches[i] = batch
     return batches
 
 
-def store(cache: FeatureCache, key: str, batch: FeatureBatch) -> None:
-    """Cache a finished cell, unless its SR outputs hold NaN/Inf: the cache keeps outputs as
-    uint8, where NaN would turn into ordinary pixel values, so such a cell is recomputed each
-    run and the report says "unavailable" every time."""
-    if batch.outputs is None or np.isfinite(batch.outputs).all():
+def store(cache: FeatureCache, cell: Cell, key: str, batch: FeatureBatch) -> None:
+    """Cache a finished cell the cache keeps (``cell.stored``), unless its SR outputs hold NaN/Inf:
+    the cache keeps outputs as uint8, where NaN would turn into ordinary pixel values, so such a
+    cell is recomputed each run and the report says "unavailable" every time."""
+    if cell.stored and (batch.outputs is None or np.isfinite(batch.outputs).all()):
         cache.put(key, batch)
 
 

@@ -277,8 +277,7 @@ class RayExecutor:
                         continue
                     for index in indices:
                         batch = _owned(by_pooling[cells[index].pooling], cells[index].outputs)
-                        if cells[index].stored:
-                            store(cache, keys[index], batch)
+                        store(cache, cells[index], keys[index], batch)
                         results[index] = batch
                     progress.advance([position[i] for i in indices])
         if failures:
