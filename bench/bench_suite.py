@@ -91,7 +91,7 @@ def startup_seconds() -> float:
 
 def metric_seconds(result) -> dict[str, float]:
     """Each metric of a finished (cold) run recomputed on its own (in suite order, so psnr_drop finds psnr)."""
-    reducer = Reducer(result.sources, result.inputs, result.features, result.suite.reference_set,
+    reducer = Reducer(result.sources, result.inputs, result.batches, result.suite.reference_set,
                       result.suite.seed, result.suite.pooling, result.loaded.scale)
     seconds = {}
     for metric in result.loaded.metrics:

@@ -33,6 +33,7 @@ from ddr_eval.features import FeatureBatch, extract_features
 from ddr_eval.metrics.base import MetricResult
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.pipeline.models import FeatureSource
+from ddr_eval.results.run import FeatureKey
 from ddr_eval.suite.schema import ModelSpec, Suite
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
@@ -386,14 +387,14 @@ class Results:
         if set not in sets:
             raise UserError(f"features: no degradation set {set!r} on split {split}; sets: {', '.join(sets)}")
         pooling = pooling or self.pooling_of(metric)
-        batch = run.features.get((model, split, set, pooling))
+        batch = run.batches.get(FeatureKey(model, split, set, pooling))
         if batch is None:
             cache = FeatureCache(self._cache_dir, enabled=self._use_cache and suite.runtime.cache)
             cell = Cell(source, sets[set], pooling, False, stored=pooling != FLATTEN)
             (batch,) = run_cells([cell], cache, suite.runtime.batch_size,
                                  device_of(source.descriptor.module) if source.descriptor else "cpu",
                                  suite.runtime.amp_dtype)
-            run.features[(model, split, set, pooling)] = batch
+            run.batches[FeatureKey(model, split, set, pooling)] = batch
         return np.asarray(batch.features[source.layers[layer]])
 
     def pooling_of(self, metric: str | None = None) -> str:

@@ -151,18 +151,16 @@ class FindingsComputer:
     def _features(self, label: str, set_name: str, layer: str | None = None) -> np.ndarray:
         source = self._source(label)
         layer = layer or (self.spec.layer if self.spec.layer in source.layers else next(iter(source.layers)))
-        key = (label, self.split, set_name, self.pooling)
-        if key not in self.result.features:
+        if not self.result.has_features(label, set_name):
             raise UserError(f"findings name degradation set {set_name!r}, which the suite does not list")
-        return self.result.features[key].features[source.layers[layer]]
+        return self.result.features(label, layer, set_name)
 
     def chi_by(self, label: str, sets, by: str = "degradation", layer: str | None = None):
         xs, labels, images, strata = [], [], [], []
         for name in sets:
             x = self._features(label, name, layer)
             xs.append(x)
-            patches = self.result.inputs.eval_sets[name].patches
-            names = [patches.image_names[i] for i in patches.image_index]
+            names = list(self.result.image_names(name))
             images += names
             strata += [name] * len(x)
             labels += [name] * len(x) if by == "degradation" else names
@@ -396,8 +394,7 @@ class FindingsComputer:
             for name in sets:
                 scores = {role: self._patch_quality(label, name) for role, label in roles.items()}
                 gain = scores["blind"]["psnr"] - scores["unconditioned"]["psnr"]
-                patches = self.result.inputs.eval_sets[name].patches
-                images = np.asarray([patches.image_names[i] for i in patches.image_index])
+                images = self.result.image_names(name)
                 gains[name] = (region, *self._mean_interval(gain, images))
                 row = {"set": name, "strengths": region, "images": len(set(images))}
                 for role, label in roles.items():

@@ -187,11 +187,11 @@ def sample_size_points(result, spec: SampleSizeSpec, reference_seed: int) -> lis
                     raise UserError(f"findings.robustness.sample_size: {size} patches per set need 1 to "
                                     f"{(int(patches.patch_index.max()) + 1) * n_images} ({n_images} images)")
                 keep = patches.patch_index < per_image
-                xs.append(result.features[(label, split, name, result.suite.pooling)].features[module][keep])
+                xs.append(result.feature_batch(label, name, split).features[module][keep])
                 labels += [name] * int(keep.sum())
-                key = (label, split, name, srga.pooling or result.suite.pooling)
-                if key in result.features:
-                    flat[name] = result.features[key].features[module][keep]
+                flat_pooling = srga.pooling or result.suite.pooling
+                if result.has_features(label, name, split, flat_pooling):
+                    flat[name] = result.feature_batch(label, name, split, flat_pooling).features[module][keep]
             x, y = np.concatenate(xs), np.asarray(labels)
             row = {"seed": reference_seed, "model": label, "patches per set": size, "images": n_images,
                    "chi": chi.compute(x, y, reference_seed).value,

@@ -184,8 +184,8 @@ def test_a_run_extracts_the_training_split_only_for_a_metrics_sets(tmp_path):
     raw = _suite([{"type": "identification", "cv_folds": 2, "bootstrap": 0, "sets": named},
                   {"type": "chi", "projection": "raw", "bootstrap": 0}])
     run = evaluate(raw, cache_dir=tmp_path).run
-    assert sorted(name for (_, split, name, _) in run.features if split == "train") == sorted(named)
-    assert sorted(name for (_, split, name, _) in run.features if split == "test") == sorted(
+    assert sorted(name for (_, split, name, _) in run.batches if split == "train") == sorted(named)
+    assert sorted(name for (_, split, name, _) in run.batches if split == "test") == sorted(
         ["clean", "blur_sigma1", "blur_sigma3", "noise", "jpeg"])
     (confusion,) = run.confusions
     assert confusion["metric"] == "identification[logistic,C1,3 sets]" and confusion["classes"] == sorted(named)

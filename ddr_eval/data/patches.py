@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +36,11 @@ class PatchSet:
 
     def __len__(self) -> int:
         return len(self.image_index)
+
+    @cached_property
+    def patch_image_names(self) -> np.ndarray:
+        """The source photograph's name of every patch, in patch order (the content label)."""
+        return np.asarray([self.image_names[i] for i in self.image_index])
 
     def subset(self, mask: np.ndarray | Sequence[int] | Sequence[bool]) -> PatchSet:
         """The patches selected by a boolean mask or integer indices.

@@ -11,7 +11,6 @@ import platform
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection
 
@@ -33,27 +32,10 @@ from ddr_eval.pipeline.reduce import Reducer, metric_pooling
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.results.leaderboard import Leaderboard, MetricInfo, resolve_ranking
 from ddr_eval.results.rows import ResultRow
+from ddr_eval.results.run import FeatureKey, RunResult
 from ddr_eval.suite.loader import LoadedSuite
 
 RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
-
-
-@dataclass
-class RunResult:
-    loaded: LoadedSuite
-    rows: list[ResultRow]
-    confusions: list[dict[str, Any]]
-    embeddings: dict[tuple[str, str], dict[str, np.ndarray]]
-    provenance: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
-    sources: list[FeatureSource] = field(default_factory=list)
-    features: dict = field(default_factory=dict, repr=False)  # (model, split, set, pooling) -> FeatureBatch
-    inputs: SuiteInputs | None = field(default=None, repr=False)
-    leaderboard: Leaderboard | None = None
-
-    @property
-    def suite(self):
-        return self.loaded.suite
 
 
 def code_commit() -> dict[str, Any]:
@@ -278,7 +260,7 @@ def _extract_and_reduce(run, cells: list[Cell], sources: list[FeatureSource], ca
 
         def ready(index: int, batch) -> None:
             cell = cells[index]
-            features[(cell.source.label, cell.dataset.split, cell.dataset.name, cell.pooling)] = batch
+            features[FeatureKey(cell.source.label, cell.dataset.split, cell.dataset.name, cell.pooling)] = batch
             remaining[cell.source.label] -= 1
             if remaining[cell.source.label] == 0:
                 lane.submit(cell.source)
