@@ -33,7 +33,7 @@ from ddr_eval.features import FeatureBatch, extract_features
 from ddr_eval.metrics.base import MetricResult
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.pipeline.models import FeatureSource
-from ddr_eval.results.run import FeatureKey
+from ddr_eval.results.run import RunResult
 from ddr_eval.suite.schema import ModelSpec, Suite
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
@@ -264,7 +264,7 @@ def prepare(suite: Any, models: Any = None, *, replace: bool = False, name: str 
 # --------------------------------------------------------------------------- results
 
 
-def result_frames(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+def result_frames(run: RunResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The one adapter from a run's typed results to DataFrames: (every row, the leaderboard).
 
     Rows come from :class:`~ddr_eval.results.ResultRow` (``status`` says why a value is empty);
@@ -283,9 +283,9 @@ class Results:
     says why). ``write(dir)`` writes the same report as ``ddr-eval run``.
     """
 
-    def __init__(self, run, *, use_cache: bool = True, cache_dir: Path | None = None, progress: bool = False,
-                 executor=None):
-        self.run = run  # ddr_eval.pipeline.runner.RunResult
+    def __init__(self, run: RunResult, *, use_cache: bool = True, cache_dir: Path | None = None,
+                 progress: bool = False, executor=None):
+        self.run = run
         self._use_cache = use_cache
         self._cache_dir = cache_dir
         self._progress = progress
@@ -373,7 +373,8 @@ class Results:
         now, through the feature cache.
         """
         from ddr_eval.features.cache import FeatureCache
-        from ddr_eval.pipeline.cells import FLATTEN, Cell, run_cells
+        from ddr_eval.pipeline.build import extract_cells
+        from ddr_eval.pipeline.cells import make_cell
 
         run, suite = self.run, self.run.suite
         source = next((s for s in run.sources if s.label == model), None)
@@ -387,15 +388,13 @@ class Results:
         if set not in sets:
             raise UserError(f"features: no degradation set {set!r} on split {split}; sets: {', '.join(sets)}")
         pooling = pooling or self.pooling_of(metric)
-        batch = run.batches.get(FeatureKey(model, split, set, pooling))
-        if batch is None:
+        cell = make_cell(source, sets[set], pooling)
+        if cell.feature_key not in run.batches:  # the run needed no such cell: extract it now, into the run
             cache = FeatureCache(self._cache_dir, enabled=self._use_cache and suite.runtime.cache)
-            cell = Cell(source, sets[set], pooling, False, stored=pooling != FLATTEN)
-            (batch,) = run_cells([cell], cache, suite.runtime.batch_size,
-                                 device_of(source.descriptor.module) if source.descriptor else "cpu",
-                                 suite.runtime.amp_dtype)
-            run.batches[FeatureKey(model, split, set, pooling)] = batch
-        return np.asarray(batch.features[source.layers[layer]])
+            extract_cells([cell], cache, batch_size=suite.runtime.batch_size,
+                          device=device_of(source.descriptor.module) if source.descriptor else "cpu",
+                          amp_dtype=suite.runtime.amp_dtype, into=run.batches)
+        return np.asarray(run.batches[cell.feature_key].features[source.layers[layer]])
 
     def pooling_of(self, metric: str | None = None) -> str:
         """The pooling the suite's metric ``metric`` (name or type) reads; the suite's pooling for ``None``."""

@@ -22,6 +22,7 @@ from ddr_eval.errors import UserError
 from ddr_eval.results import Leaderboard, ReportSection, format_value
 from ddr_eval.results.format import slug
 from ddr_eval.results.leaderboard import infos_from_rows, resolve_ranking
+from ddr_eval.results.run import RunResult
 from ddr_eval.suite.errors import load_yaml_mapping
 from ddr_eval.suite.loader import LoadedSuite, compile_suite
 from ddr_eval.suite.overrides import Overrides, apply_overrides
@@ -180,7 +181,7 @@ def suite_with_model(suite_path: str | Path, model_path: str | Path, arch: str |
 @dataclass(frozen=True)
 class CompareOutcome:
     comparison: Comparison
-    result: Any  # RunResult
+    result: RunResult
     out_dir: Path
 
 

@@ -25,20 +25,16 @@ from ddr_eval.data.images import Image, read_image
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import build_metric
 from ddr_eval.metrics.identification import DegradationProbe, IdentificationMetric
+from ddr_eval.features import select_device
 from ddr_eval.models.zoo import zoo_dir
-from ddr_eval.pipeline.models import FeatureSource, build_sources
+from ddr_eval.pipeline.build import build_sources, extract_cells, lr_set
+from ddr_eval.pipeline.cells import make_cell
 from ddr_eval.pipeline.reduce import metric_pooling
 from ddr_eval.suite.findings_spec import FindingsSpec
 
 
 def probe_dir(root: Path | None = None) -> Path:
     return (root or zoo_dir()) / "probes"
-
-
-def _features(source: FeatureSource, lr: np.ndarray, layers: list[str], pooling: str) -> np.ndarray:
-    """The probe's input: pooled features of ``layers`` (shown names), concatenated in order."""
-    batch = source.extract(lr, pooling, 64, "cpu", None, outputs=False)
-    return np.concatenate([batch.features[source.layers[layer]] for layer in layers], axis=1)
 
 
 def _candidates(recipe: Path, loaded, rows: list) -> tuple[list, list]:
@@ -152,9 +148,14 @@ class Identification:
 
 class Identifier:
     """Loads a probe (a shipped name, or a ``.npz`` file that ``zoo train-probe`` wrote) and its
-    backbone; predicts the degradation of LR images. The probe's recipe is read from beside it."""
+    backbone; predicts the degradation of LR images. The probe's recipe is read from beside it.
 
-    def __init__(self, name: str | Path = "ddr-probe", root: Path | None = None, max_patches: int = 64):
+    The backbone runs where and as the recipe's ``runtime`` says (device, batch size, autocast),
+    unless ``device`` / ``batch_size`` are given (``ddr-eval identify --device/--batch-size``).
+    """
+
+    def __init__(self, name: str | Path = "ddr-probe", root: Path | None = None, max_patches: int = 64, *,
+                 device: str | None = None, batch_size: int | None = None):
         path = Path(name) if _is_path(name, (".npz",)) else probe_dir(root) / f"{name}.npz"
         if not path.is_file():
             raise UserError(f"no probe {str(name)!r} at {path}; train it with `ddr-eval zoo train-probe "
@@ -168,7 +169,11 @@ class Identifier:
         spec = next((m for m in loaded.suite.models if m.label == meta["model"]), None)
         if spec is None:
             raise UserError(f"{path}: its model {meta['model']!r} is not in {recipe} any more; retrain the probe")
-        self.source = build_sources([spec], tuple(meta["layers"]), loaded.scale, loaded.suite.seed)[0]
+        self.source = build_sources(loaded, [spec], layers=meta["layers"])[0]
+        runtime = loaded.suite.runtime
+        self.device = select_device(device or runtime.device)
+        self.batch_size = batch_size or runtime.batch_size
+        self.amp_dtype = runtime.amp_dtype
         self.layers = list(meta["layers"])
         self.pooling = meta["pooling"]
         self.patch = int(meta["lr_patch"])
@@ -182,11 +187,20 @@ class Identifier:
             raise UserError(f"{file}: image {pixels.shape[1]}x{pixels.shape[0]} is smaller than the probe's "
                             f"{self.patch}x{self.patch} input patch")
         patches = sample_patches([image], self.patch, self.max_patches, seed=0, grid=True).hr
-        proba = self.probe.predict_proba(_features(self.source, patches, self.layers, self.pooling)).mean(axis=0)
+        proba = self.probe.predict_proba(self.features(patches)).mean(axis=0)
         classes = [str(c) for c in self.probe.classes_]
         best = int(np.argmax(proba))
         return Identification(str(file), classes[best], float(proba[best]),
                               {c: round(float(p), 4) for c, p in zip(classes, proba)})
+
+
+    def features(self, lr: np.ndarray) -> np.ndarray:
+        """The probe's input: the backbone's pooled features of ``layers`` (shown names) on LR
+        patches, concatenated in order, extracted as a run's cells are (no cache)."""
+        cell = make_cell(self.source, lr_set(lr), self.pooling)
+        batch = extract_cells([cell], batch_size=self.batch_size, device=self.device,
+                              amp_dtype=self.amp_dtype)[cell.feature_key]
+        return np.concatenate([batch.features[self.source.layers[layer]] for layer in self.layers], axis=1)
 
 
 __all__ = ["Identification", "Identifier", "train_probe"]

@@ -3,8 +3,8 @@
 The DDR paper's "DDR grows during training" needs the same measurement at many iterations.
 A monitor builds its LR inputs once (from a suite, or from arrays you pass) and, every
 ``every`` iterations, runs the model on them in ``eval()`` mode under ``torch.inference_mode``
-through the suite pipeline's own cells and reduce step, so its numbers are those
-:func:`ddr_eval.evaluate` gives for the same weights. The model's train/eval flag is restored,
+through the suite pipeline's own stages (``ddr_eval.pipeline.build``: plan cells, extract them,
+reduce), so its numbers are those :func:`ddr_eval.evaluate` gives for the same weights. The model's train/eval flag is restored,
 its gradients are never touched, and the global torch and numpy random states are saved and
 restored around each call, so a training run with a monitor trains exactly the same weights.
 
@@ -101,7 +101,8 @@ class DDRMonitor:
     # -- construction -------------------------------------------------------------------
     def _build(self, sets_or_suite, metrics, scale, seed, layers):
         from ddr_eval.api import raw_suite
-        from ddr_eval.pipeline.inputs import SuiteInputs, prepare_inputs
+        from ddr_eval.pipeline.build import build_inputs
+        from ddr_eval.pipeline.inputs import SuiteInputs
         from ddr_eval.suite.loader import compile_suite
 
         metric_specs = [{"type": m} if isinstance(m, str) else dict(m) for m in metrics] if metrics else None
@@ -121,8 +122,7 @@ class DDRMonitor:
             raw["layers"] = list(layers)
         raw["models"] = [{"name": "monitored"}]
         loaded = compile_suite(raw, source)
-        inputs = prepare_inputs(loaded, any("train_split" in m.needs for m in loaded.metrics))
-        return loaded, inputs
+        return loaded, build_inputs(loaded)
 
     def _add_optional(self, what: str, make: Callable) -> None:
         try:
@@ -176,26 +176,17 @@ class DDRMonitor:
         return rows
 
     def _rows(self, model: nn.Module) -> list[dict[str, Any]]:
+        """The pipeline's stages on the fixed inputs (:mod:`ddr_eval.pipeline.build`), no cache:
+        the weights change between calls."""
         from ddr_eval.api import device_of
-        from ddr_eval.features.cache import FeatureCache
-        from ddr_eval.pipeline.cells import group_cells, run_cells
-        from ddr_eval.pipeline.reduce import Reducer
-        from ddr_eval.pipeline.runner import plan_cells
+        from ddr_eval.pipeline.build import extract_cells, plan_cells, reduce_features
 
         suite, loaded = self.suite, self._loaded
         source = self._source(model)
         cells = plan_cells([source], self._inputs, loaded.metrics, suite.pooling, reference=suite.reference_set)
-        device = device_of(model)
-        no_cache = FeatureCache(enabled=False)
-        features = {}
-        for group in group_cells(cells):
-            batches = run_cells([cells[i] for i in group], no_cache, self.batch_size or suite.runtime.batch_size,
-                                device, suite.runtime.amp_dtype)
-            for index, batch in zip(group, batches):
-                cell = cells[index]
-                features[(source.label, cell.dataset.split, cell.dataset.name, cell.pooling)] = batch
-        reducer = Reducer([source], self._inputs, features, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
-        return [row.to_dict() for row in reducer.run(loaded.metrics).rows]
+        features = extract_cells(cells, batch_size=self.batch_size or suite.runtime.batch_size,
+                                 device=device_of(model), amp_dtype=suite.runtime.amp_dtype)
+        return [row.to_dict() for row in reduce_features(loaded, [source], self._inputs, features).rows]
 
     # -- logs, plot, resume ---------------------------------------------------------------
     def _append_logs(self, rows: list[dict[str, Any]]) -> None:

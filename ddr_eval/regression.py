@@ -53,6 +53,7 @@ from ddr_eval.atomic import atomic_write_text
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import wall_clock_types
 from ddr_eval.results import ResultRow, format_value
+from ddr_eval.results.run import RunResult
 
 BASELINE_FORMAT = "ddr-eval/baseline@1"
 BASELINE_FILE = "baseline.json"
@@ -220,8 +221,8 @@ class Baseline:
                    ranks=tuple(tuple(r) for r in ranks))
 
     @classmethod
-    def from_result(cls, result) -> "Baseline":
-        models = {s.label: s.identity for s in getattr(result, "sources", [])}
+    def from_result(cls, result: RunResult) -> "Baseline":
+        models = {s.label: s.identity for s in result.sources}
         return cls.from_rows(result.rows, result.provenance, models, board_ranks(result.leaderboard.rows))
 
     @classmethod
@@ -497,9 +498,10 @@ def _notes(baseline: Baseline, code: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-def check_result(baseline: Baseline, result, tolerances: Tolerances | None = None, allow_new: bool = False) -> CheckReport:
-    """:func:`compare_to_baseline` for a :class:`~ddr_eval.pipeline.runner.RunResult`."""
-    models = {s.label: s.identity for s in getattr(result, "sources", [])}
+def check_result(baseline: Baseline, result: RunResult, tolerances: Tolerances | None = None,
+                 allow_new: bool = False) -> CheckReport:
+    """:func:`compare_to_baseline` for a :class:`~ddr_eval.results.run.RunResult`."""
+    models = {s.label: s.identity for s in result.sources}
     return compare_to_baseline(baseline, result.rows, tolerances, models=models, code=result.provenance.get("code"),
                                ranks=board_ranks(result.leaderboard.rows), allow_new=allow_new)
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from ddr_eval.data import PatchSet
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import build_metric
 from ddr_eval.metrics.base import UndeclaredInputError
@@ -69,7 +70,7 @@ def test_a_metric_on_sets_is_named_apart_and_cached_apart():
     assert (every.name, some.name) == ("identification[lda]", "identification[lda,2 sets]")
     assert build_metric({"type": "chi", "sets": ["blur"]}).name == "chi[degradation,raw,1 set]"
     dataset = SimpleNamespace(key="clean", lr=np.zeros((2, 4, 4, 3), np.float32), source_digest=None,
-                              patches=SimpleNamespace(hr=None, image_names=("a",), image_index=np.zeros(2, int)))
+                              patches=PatchSet(None, np.zeros(2, np.int64), np.arange(2, dtype=np.int64), ("a",)))
     keys = ResultKeys(SimpleNamespace(eval_sets={"clean": dataset}, train_sets={"clean": dataset}), reference="clean",
                       seed=0, default_pooling="gap", scale=2)
     source = SimpleNamespace(label="m", identity="sha", layers={"deep": "body"})
@@ -84,7 +85,7 @@ def _view(metric, n: int = 12, seed: int = 0):
     """A ModelInputs view on four sets (suite order clean, blur, noise, jpeg) of 3-d features,
     set k shifted by 2k along axis 0, on both splits; two photographs per set."""
     rng = np.random.default_rng(seed)
-    patches = SimpleNamespace(image_names=("a", "b"), image_index=np.repeat([0, 1], n // 2), hr=None)
+    patches = PatchSet(None, np.repeat([0, 1], n // 2), np.arange(n, dtype=np.int64), ("a", "b"))
     features, inputs = {}, SimpleNamespace(eval_sets={}, train_sets={})
     for split, sets in (("test", inputs.eval_sets), ("train", inputs.train_sets)):
         for k, name in enumerate(SETS):

@@ -11,6 +11,8 @@ from ddr_eval.cli.options import (
     ARCH_HELP,
     ARCH_KWARGS_HELP,
     apply_trust,
+    batch_size_option,
+    device_option,
     parse_arch_kwargs,
     trust_code_option,
 )
@@ -21,6 +23,8 @@ def identify(
     images: list[Path] = typer.Argument(..., help="LR images whose degradation to identify"),
     probe: str = typer.Option("ddr-probe", "--probe", help="probe name in model_zoo/probes/, or a probe .npz file "
                               "(`zoo train-probe RECIPE.yaml` writes one beside its recipe)"),
+    device: Optional[str] = device_option(),
+    batch_size: Optional[int] = batch_size_option(),
     trust_code: bool = trust_code_option(),
 ) -> None:
     """Predict the degradation of images from their DDR (class and probability)."""
@@ -29,7 +33,7 @@ def identify(
 
     from ddr_eval.identify import Identifier
 
-    identifier = Identifier(probe)
+    identifier = Identifier(probe, device=device, batch_size=batch_size)
     rows = []
     for image in images:
         found = identifier.identify(image)

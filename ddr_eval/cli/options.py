@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ddr_eval.errors import UserError
+
+if TYPE_CHECKING:  # the run result's type, for type checkers: the command imports the pipeline when it runs
+    from ddr_eval.results.run import RunResult
 
 TRUST_CODE_HELP = ("UNSAFE: also load TorchScript checkpoints, whose loading runs code the file carries "
                    "(only for files you made yourself)")
@@ -57,7 +60,7 @@ def layers_override(names: list[str] | None) -> list[str]:
     return [] if names is None else [f"layers={json.dumps(names)}"]
 
 
-def echo_detections(result, only: str | None = None) -> None:
+def echo_detections(result: RunResult, only: str | None = None) -> None:
     """One line per model loaded from a checkpoint path (or the model ``only``): what was detected
     and which modules are read."""
     from ddr_eval.pipeline.models import detection_line

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -25,6 +25,9 @@ from ddr_eval.cli.options import (
     trust_code_option,
     update_latest,
 )
+
+if TYPE_CHECKING:  # the run result's type, for type checkers: the command imports the pipeline when it runs
+    from ddr_eval.results.run import RunResult
 
 
 def run(
@@ -72,7 +75,7 @@ def run(
         _echo_data_notices(results.run)
 
 
-def _echo_data_notices(result) -> None:
+def _echo_data_notices(result: RunResult) -> None:
     """What changed what the user asked for (split, small folder, --limit, fallbacks), one line each."""
     from ddr_eval.results.console import data_notices
 
@@ -102,7 +105,7 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
         run_robustness,
     )
 
-    def one(seeded):
+    def one(seeded) -> RunResult:
         return evaluate(seeded, use_cache=use_cache, progress=not quiet, executor=cell_executor).run
 
     robust = run_robustness(loaded, one, progress=(lambda _: None) if quiet else typer.echo)
@@ -118,7 +121,7 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
                    f"{cache_state(robust.cache)} -> {out_dir}/findings.md")
 
 
-def _print_summary(result, out_dir: Path) -> None:
+def _print_summary(result: RunResult, out_dir: Path) -> None:
     """The board within the terminal's width, the best model per ranked metric, the report's path."""
     import shutil
 

@@ -14,7 +14,7 @@ from ddr_eval.features.cache import FeatureCache, cell_key
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.pipeline.inputs import DegradedSet
 from ddr_eval.pipeline.models import FeatureSource
-
+from ddr_eval.results.run import FeatureKey
 
 FLATTEN = "flatten"
 
@@ -35,10 +35,22 @@ class Cell:
     def name(self) -> str:
         return f"{self.source.label} x {self.dataset.key} [{self.pooling}]"
 
+    @property
+    def feature_key(self) -> FeatureKey:
+        """Where a run keeps this cell's features (:attr:`ddr_eval.results.run.RunResult.batches`)."""
+        return FeatureKey(self.source.label, self.dataset.split, self.dataset.name, self.pooling)
+
     def key(self) -> str:
         modules = sorted(self.source.layers.values())
         return cell_key(self.source.identity, modules, self.pooling, self.dataset.lr, self.outputs and self.source.is_sr,
                         self.dataset.source_digest)
+
+
+def make_cell(source: FeatureSource, dataset: DegradedSet, pooling: str, outputs: bool = False, *,
+              store_flattened: bool = False) -> Cell:
+    """The cell of ``source`` on ``dataset`` in ``pooling``: pooled features are kept in the feature
+    cache, flattened maps only with ``store_flattened`` (robustness runs read them across sample sizes)."""
+    return Cell(source, dataset, pooling, outputs, stored=pooling != FLATTEN or store_flattened)
 
 
 def run_cells(cells: list[Cell], cache: FeatureCache, batch_size: int, device, amp_dtype) -> list[FeatureBatch]:

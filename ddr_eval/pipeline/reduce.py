@@ -38,6 +38,7 @@ from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.results_cache import MetricPart
 from ddr_eval.results.rows import OK, ResultRow, Status
+from ddr_eval.results.run import FeatureKey
 
 __all__ = ["ALL", "MODEL_LAYER", "OUTPUT_LAYER", "ModelInputs", "Reducer", "Reduction", "metric_pooling"]
 
@@ -56,11 +57,11 @@ def metric_pooling(metric: Any, default: str) -> str:
 class Reducer:
     """Computes every suite metric for every feature source from the cells' features."""
 
-    def __init__(self, sources: list[FeatureSource], inputs: SuiteInputs, features: dict, reference: str,
-                 seed: int, default_pooling: str, scale: int):
+    def __init__(self, sources: list[FeatureSource], inputs: SuiteInputs, features: dict[FeatureKey, FeatureBatch],
+                 reference: str, seed: int, default_pooling: str, scale: int):
         self.sources = sources
         self.inputs = inputs
-        self.features = features  # (label, split, set, pooling) -> FeatureBatch
+        self.features = features
         self.reference = reference
         self.seed = seed
         self.default_pooling = default_pooling
@@ -177,7 +178,7 @@ class ModelInputs:
         return next(iter(self._reducer.inputs.eval_sets.values())).split
 
     def _batch(self, split: str, set_name: str, pooling: str) -> FeatureBatch:
-        return self._reducer.features[(self._source.label, split, set_name, pooling)]
+        return self._reducer.features[FeatureKey(self._source.label, split, set_name, pooling)]
 
     def _eval_set(self, set_name: str) -> DegradedSet:
         """An evaluated set this metric may read: one of its ``sets`` or the reference."""
@@ -200,14 +201,14 @@ class ModelInputs:
         module = self._source.layers[layer]
         xs = [self._batch(key, name, self._pooling).features[module] for name in sets]
         degradation = np.concatenate([np.full(len(d.lr), name, dtype=object) for name, d in sets.items()]).astype(str)
-        content = np.concatenate([_image_names(d) for d in sets.values()])
+        content = np.concatenate([d.patches.patch_image_names for d in sets.values()])
         groups = ImageGroups(content, degradation) if "image_groups" in self._needs else None
         return Stacked(np.concatenate(xs), {"degradation": degradation, "content": content}, groups)
 
     def image_groups(self, set_name: str) -> np.ndarray:
         """The source photograph (its name) of every patch of an evaluated set."""
         self._require("image_groups")
-        return _image_names(self._eval_set(set_name))
+        return self._eval_set(set_name).patches.patch_image_names
 
     def has_hr(self, set_name: str) -> bool:
         """False for an LR-only set: HR-needing metrics then give "unavailable: no HR for set X"."""
@@ -233,11 +234,6 @@ class ModelInputs:
         self._require("rows")
         return {r.set: r.value for r in self._earlier
                 if r.type == metric_type and r.set in self._reducer.inputs.eval_sets}
-
-
-def _image_names(dataset: DegradedSet) -> np.ndarray:
-    patches = dataset.patches
-    return np.asarray([patches.image_names[i] for i in patches.image_index])
 
 
 def _status(draft: MetricRow) -> Status:

@@ -75,7 +75,7 @@ class ResultKeys:
     def _describe(dataset: DegradedSet) -> dict[str, Any]:
         patches = dataset.patches
         return {"set": dataset.key, "lr": _digest(dataset.lr), "hr": None if patches.hr is None else _digest(patches.hr),
-                "files": dataset.source_digest, "content": [patches.image_names[i] for i in patches.image_index]}
+                "files": dataset.source_digest, "content": patches.patch_image_names.tolist()}
 
     def key(self, metric: Any, source: FeatureSource) -> str | None:
         """The pair's key, or ``None`` when the metric must run every time."""

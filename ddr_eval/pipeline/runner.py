@@ -12,31 +12,39 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Callable
 
 import numpy as np
 
 import ddr_eval
 from ddr_eval.errors import UserError
 from ddr_eval.features import select_device
-from ddr_eval.features.cache import FeatureCache
+from ddr_eval.features.cache import FeatureCache, NpzStore
 from ddr_eval.outdir import require_report_dir
-from ddr_eval.pipeline.cells import FLATTEN, Cell
+from ddr_eval.pipeline.build import (
+    RESULTS_SUBDIR,
+    build_caches,
+    build_inputs,
+    build_reducer,
+    build_sources,
+    extract_cells,
+    needs_train_split,
+    plan_cells,
+)
+from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split, planned_inputs
-from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR, InputsCache, cached_inputs
 from ddr_eval.pipeline.memory import plan_memory
-from ddr_eval.pipeline.models import FeatureSource, build_sources
+from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.overlap import MetricsLane
-from ddr_eval.pipeline.reduce import Reducer, metric_pooling
-from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
+from ddr_eval.pipeline.reduce import Reducer
+from ddr_eval.pipeline.results_cache import MetricPart, ResultKeys
 from ddr_eval.results.leaderboard import Leaderboard, MetricInfo, resolve_ranking
 from ddr_eval.results.rows import ResultRow
-from ddr_eval.results.run import FeatureKey, RunResult
+from ddr_eval.results.run import RunResult
 from ddr_eval.suite.loader import LoadedSuite
 
-RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
-
+__all__ = ["RESULTS_SUBDIR", "check_output_dir", "check_report_dir", "plan_cells", "run_suite"]
 
 def code_commit() -> dict[str, Any]:
     """The commit of the code that computed a result (lm-eval-harness style provenance)."""
@@ -90,52 +98,7 @@ def check_report_dir(path: Path) -> None:
     require_report_dir(path)
 
 
-def plan_cells(sources: list[FeatureSource], inputs: SuiteInputs, metrics: list, default_pooling: str,
-               skip: Collection[tuple[int, str]] = frozenset(), reference: str | None = None, *,
-               findings_read_features: bool = False, store_flattened: bool = False) -> list[Cell]:
-    """The cells each source needs: one per (split, set, pooling) that one of its metrics reads.
-
-    Flattened feature maps are large (C*H*W per patch), so a pooling or the training split is
-    extracted only for sources whose metrics ask for it, and a training-split set only when one
-    of them reads it in that pooling (a metric's ``sets:``; the evaluated sets are all extracted).
-    ``skip`` holds (metric index, model label) pairs whose results are cached: a source none of
-    whose other metrics reads features gets no cell at all. With ``findings_read_features`` (a
-    suite with findings, which read the evaluated sets' default-pooling features directly) those
-    cells are planned whatever is cached, exactly as an uncached run plans them; only other
-    poolings that no uncached metric reads are left out. Flattened cells are not kept in the
-    feature cache (``Cell.stored``) unless ``store_flattened`` (robustness runs read them across
-    sample sizes). ``reference``: the suite's reference set (default: the first evaluated set).
-    """
-    reference = reference if reference is not None else next(iter(inputs.eval_sets))
-    cells = []
-    for source in sources:
-        applicable = [(i, m) for i, m in enumerate(metrics) if m.applies_to(source.label) and m.reads_cells()]
-        pending = [m for i, m in applicable if (i, source.label) not in skip]
-        if skip and not pending and not findings_read_features:
-            continue
-        shaping = [m for _, m in applicable] if findings_read_features else pending  # outputs flags: cell keys
-        eval_poolings = {default_pooling} | {metric_pooling(m, default_pooling) for m in pending if "features" in m.needs}
-        train_sets: dict[str, set[str]] = {}  # pooling -> the training-split sets read in it
-        for m in pending:
-            if "train_split" in m.needs:
-                train_sets.setdefault(metric_pooling(m, default_pooling), set()).update(m.select_sets(inputs.train_sets))
-        # SR outputs (the whole upscaling tail, not just the tapped blocks) only for the sets an
-        # output-reading metric reads, its reference included
-        output_sets = {name for m in shaping if "sr_outputs" in m.needs
-                       for name in (*m.select_sets(inputs.eval_sets), reference)}
-
-        def cell(dataset, pooling: str, outputs: bool, source: FeatureSource = source) -> Cell:
-            return Cell(source, dataset, pooling, outputs, stored=pooling != FLATTEN or store_flattened)
-
-        for pooling in sorted(eval_poolings):
-            cells += [cell(d, pooling, name in output_sets and pooling == default_pooling)
-                      for name, d in inputs.eval_sets.items()]
-        for pooling in sorted(train_sets):
-            cells += [cell(d, pooling, False) for name, d in inputs.train_sets.items() if name in train_sets[pooling]]
-    return cells
-
-
-def _result_keys(loaded: LoadedSuite, sources: list[FeatureSource], inputs: SuiteInputs) -> dict[tuple[int, str], str]:
+def result_keys(loaded: LoadedSuite, sources: list[FeatureSource], inputs: SuiteInputs) -> dict[tuple[int, str], str]:
     suite = loaded.suite
     keys = ResultKeys(inputs, reference=suite.reference_set, seed=suite.seed, default_pooling=suite.pooling,
                       scale=loaded.scale)
@@ -151,67 +114,49 @@ def _unavailable(part: MetricPart) -> bool:
 
 def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
               progress: bool = True, executor: Callable | None = None, models: list | None = None) -> RunResult:
-    """Run every cell of ``loaded`` and reduce them to metric rows.
+    """Run every cell of ``loaded`` and reduce them to metric rows: the stages of
+    :mod:`ddr_eval.pipeline.build`, with the caches, the memory plan and provenance around them.
 
     ``executor`` runs the cells (see ``pipeline/executors.py``); the default runs them in this process.
     ``models`` stands in for ``suite.models`` (same order): specs, or ready feature sources of
     in-memory networks (``ddr_eval.api``).
     """
     suite = loaded.suite
-    timings: dict[str, float] = {}
+    clock = StageClock()
     started = utc_now()
-    t0 = time.perf_counter()
-    # models first: a bad checkpoint or layer name fails in a second, before images are degraded
-    sources = build_sources(models if models is not None else suite.models, suite.layers, loaded.scale, suite.seed,
-                            max_param_bytes=int(suite.runtime.expected_memory_gib * 2**30))
-    timings["models"] = time.perf_counter() - t0
+    sources = build_sources(loaded, models)  # models first: a bad checkpoint or layer fails in a second
+    clock.lap("models")
 
-    t = time.perf_counter()
-    need_train = any("train_split" in m.needs for m in loaded.metrics)
-    cache = FeatureCache(cache_dir, enabled=use_cache and suite.runtime.cache)
-    if cache.enabled:  # sizes the cache for its bound and removes what killed runs left (once per process)
-        cache.bound.start()
-
-    def plan_before_making_inputs() -> None:  # refuses a suite too large for its memory before any input is made
-        planned = planned_inputs(loaded, need_train)
-        if planned is not None:
-            cells = plan_cells(sources, planned, loaded.metrics, suite.pooling, reference=suite.reference_set)
-            plan_memory(cells, planned, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
-
-    inputs_cache = InputsCache(cache.root / INPUTS_SUBDIR, enabled=cache.enabled, bound=cache.bound)
-    inputs = cached_inputs(loaded, need_train, inputs_cache, before_making=plan_before_making_inputs)
-    timings["inputs"] = time.perf_counter() - t
+    caches = build_caches(loaded, use_cache, cache_dir)
+    inputs = build_inputs(loaded, caches.inputs, before_making=lambda: refuse_too_large(loaded, sources))
+    clock.lap("inputs")
 
     device = select_device(suite.runtime.device)
-    results_cache = ResultCache(cache.root / RESULTS_SUBDIR, enabled=cache.enabled, bound=cache.bound)
-    keys = _result_keys(loaded, sources, inputs)
-    cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
+    keys = result_keys(loaded, sources, inputs)
+    cached = {pair: part for pair, key in keys.items() if (part := caches.results.get(key)) is not None}
     # findings read the default-pooling features directly; robustness runs also read flattened ones
     robustness = loaded.findings is not None and loaded.findings.robustness is not None
     cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=() if robustness else set(cached),
                        reference=suite.reference_set, findings_read_features=bool(suite.findings),
                        store_flattened=robustness)
     memory = plan_memory(cells, inputs, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
+    clock.lap()  # planning is no stage of its own
 
-    t = time.perf_counter()
-    run = executor or LocalExecutor(progress=progress)
-    reducer = Reducer(sources, inputs, {}, suite.reference_set, suite.seed, suite.pooling, loaded.scale)
+    reducer = build_reducer(loaded, sources, inputs)
 
     def remember(index: int, label: str, part: MetricPart) -> None:
         key = keys.get((index, label))
         if key is not None and not _unavailable(part):
-            results_cache.put(key, part)
+            caches.results.put(key, part)
 
-    with cache.writing_behind():
-        features, parts = _extract_and_reduce(run, cells, sources, cache, memory.batch_size, device, suite, reducer,
-                                              loaded.metrics, cached, remember)
-    timings["features"] = time.perf_counter() - t
-    t = time.perf_counter()
+    with caches.features.writing_behind():
+        parts = _extract_and_reduce(executor or LocalExecutor(progress=progress), cells, caches.features,
+                                    memory.batch_size, device, suite, reducer, loaded.metrics, cached, remember)
+    clock.lap("features")
     for source in sources:  # what could not run beside the forward passes, in suite order
         parts = reducer.compute_source(loaded.metrics, source, cached, remember, done=parts)
     reduction = reducer.assemble(loaded.metrics, parts)
-    timings["metrics"] = time.perf_counter() - t  # the part after the forward passes
-    timings["total"] = time.perf_counter() - t0
+    clock.lap("metrics")  # the part after the forward passes
 
     provenance = {
         "suite": suite.name,
@@ -222,9 +167,8 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "versions": package_versions(),
         "device": str(device),
         "cells": len(cells),
-        "cache": {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses, "repeats": cache.repeats},
-        "results_cache": {"enabled": results_cache.enabled, "hits": results_cache.hits,
-                          "misses": results_cache.misses, "repeats": results_cache.repeats},
+        "cache": cache_counts(caches.features),
+        "results_cache": cache_counts(caches.results),
         "memory": memory.as_dict(),
         "models": {source.label: info for source in sources if (info := source.detection()) is not None},
         "started": started,
@@ -232,46 +176,73 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     }
     if suite.data.limit_patches is not None:
         provenance["limit_patches"] = suite.data.limit_patches
-    provenance["data"] = data_used(loaded, inputs, need_train)
+    provenance["data"] = data_used(loaded, inputs, needs_train_split(loaded))
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
         provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}
     board = build_leaderboard(loaded, reduction.rows, inputs)
     return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
-                     {k: round(v, 3) for k, v in timings.items()}, sources, features, inputs, board)
+                     clock.timings(), sources, reducer.features, inputs, board)
 
 
-def _extract_and_reduce(run, cells: list[Cell], sources: list[FeatureSource], cache: FeatureCache, batch_size: int,
-                        device, suite, reducer: Reducer, metrics: list, cached: dict, remember) -> tuple[dict, dict]:
-    """Every cell's features, and the parts of the metrics that ran while they were extracted.
+class StageClock:
+    """Seconds per stage of a run (``timings`` in results.json), and the total."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str | None = None) -> None:
+        """The time since the last lap is ``stage``'s (not recorded without a name)."""
+        now = time.perf_counter()
+        if stage is not None:
+            self.laps[stage] = now - self.last
+        self.last = now
+
+    def timings(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in {**self.laps, "total": time.perf_counter() - self.start}.items()}
+
+
+def cache_counts(cache: NpzStore) -> dict[str, Any]:
+    """What results.json records of a cache's use in a run."""
+    return {"enabled": cache.enabled, "hits": cache.hits, "misses": cache.misses, "repeats": cache.repeats}
+
+
+def refuse_too_large(loaded: LoadedSuite, sources: list[FeatureSource]) -> None:
+    """Refuse a suite too large for its memory before any input is made (from the planned shapes)."""
+    suite = loaded.suite
+    planned = planned_inputs(loaded, needs_train_split(loaded))
+    if planned is not None:
+        cells = plan_cells(sources, planned, loaded.metrics, suite.pooling, reference=suite.reference_set)
+        plan_memory(cells, planned, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
+
+
+def _extract_and_reduce(run, cells: list[Cell], cache: FeatureCache, batch_size: int, device, suite,
+                        reducer: Reducer, metrics: list, cached: dict, remember) -> dict:
+    """Every cell's features (into ``reducer.features``), and the parts of the metrics that ran
+    while they were extracted.
 
     With an executor that streams (the local one), a model's overlappable metrics start on a
     background thread once its last cell is done (:mod:`ddr_eval.pipeline.overlap`); with
     another executor (Ray) they run after all cells, as before. Either way, the same numbers.
     """
-    features = reducer.features
-    remaining = {source.label: 0 for source in sources}
+    remaining = {source.label: 0 for source in reducer.sources}
     for cell in cells:
         remaining[cell.source.label] += 1
     lane = MetricsLane(reducer, metrics, cached, remember)
     try:
-        for source in sources:  # models with nothing to extract (all cached, or no cells) start now
+        for source in reducer.sources:  # models with nothing to extract (all cached, or no cells) start now
             if remaining[source.label] == 0:
                 lane.submit(source)
 
-        def ready(index: int, batch) -> None:
-            cell = cells[index]
-            features[FeatureKey(cell.source.label, cell.dataset.split, cell.dataset.name, cell.pooling)] = batch
+        def ready(cell: Cell, batch) -> None:
             remaining[cell.source.label] -= 1
             if remaining[cell.source.label] == 0:
                 lane.submit(cell.source)
 
-        if getattr(run, "streams", False):
-            run(cells, cache, batch_size, device, suite.runtime.amp_dtype, on_ready=ready)
-        else:
-            for index, batch in enumerate(run(cells, cache, batch_size, device, suite.runtime.amp_dtype)):
-                ready(index, batch)
+        extract_cells(cells, cache, batch_size=batch_size, device=device, amp_dtype=suite.runtime.amp_dtype,
+                      executor=run, into=reducer.features, on_ready=ready)
         lane.forward_done()
-        return features, lane.finish()
+        return lane.finish()
     finally:
         lane.close()
 
