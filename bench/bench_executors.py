@@ -67,15 +67,11 @@ def stand_in_suite(workdir: Path, n_models: int | None):
 
 
 def planned_cells(loaded):
-    from ddr_eval.pipeline.inputs import prepare_inputs
-    from ddr_eval.pipeline.models import build_sources
-    from ddr_eval.pipeline.runner import plan_cells
+    from ddr_eval.pipeline.build import build_inputs, build_sources, plan_cells
 
     suite = loaded.suite
-    sources = build_sources(suite.models, suite.layers, loaded.scale, suite.seed)
-    need_train = any("train_split" in m.needs for m in loaded.metrics)
-    inputs = prepare_inputs(loaded, need_train)
-    return plan_cells(sources, inputs, loaded.metrics, suite.pooling, reference=suite.reference_set)
+    sources = build_sources(loaded)
+    return plan_cells(sources, build_inputs(loaded), loaded.metrics, suite.pooling, reference=suite.reference_set)
 
 
 def run_once(executor, cells):

@@ -32,11 +32,10 @@ import yaml
 
 from benchlib import ROOT, cpu_count
 from ddr_eval.models.zoo import Zoo
-from ddr_eval.pipeline.inputs import prepare_inputs
-from ddr_eval.pipeline.models import build_sources
-from ddr_eval.pipeline.reduce import Reducer
-from ddr_eval.pipeline.runner import plan_cells, run_suite
+from ddr_eval.pipeline.build import build_inputs, build_reducer, build_sources, plan_cells
+from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.report.writer import write_report
+from ddr_eval.results.run import RunResult
 from ddr_eval.suite.loader import compile_suite
 
 SUITE = ROOT / "suites" / "generalization.yaml"
@@ -89,10 +88,9 @@ def startup_seconds() -> float:
     return time.perf_counter() - started
 
 
-def metric_seconds(result) -> dict[str, float]:
+def metric_seconds(result: RunResult) -> dict[str, float]:
     """Each metric of a finished (cold) run recomputed on its own (in suite order, so psnr_drop finds psnr)."""
-    reducer = Reducer(result.sources, result.inputs, result.batches, result.suite.reference_set,
-                      result.suite.seed, result.suite.pooling, result.loaded.scale)
+    reducer = build_reducer(result.loaded, result.sources, result.inputs, result.batches)
     seconds = {}
     for metric in result.loaded.metrics:
         started = time.perf_counter()
@@ -174,8 +172,8 @@ def bare_forward_seconds(loaded) -> float:
     cells extract from, at the suite's batch size: the work no harness can avoid."""
     import torch
 
-    sources = build_sources(loaded.suite.models, loaded.suite.layers, loaded.scale, loaded.suite.seed)
-    inputs = prepare_inputs(loaded, any("train_split" in m.needs for m in loaded.metrics))
+    sources = build_sources(loaded)
+    inputs = build_inputs(loaded)
     cells = plan_cells(sources, inputs, loaded.metrics, loaded.suite.pooling, reference=loaded.suite.reference_set)
     pairs = {(cell.source.label, cell.dataset.key): cell for cell in cells if cell.source.descriptor is not None}
     batch_size = loaded.suite.runtime.batch_size
