@@ -1,4 +1,8 @@
-"""One suite run, end to end: inputs -> sources -> cells -> reduce -> (report, by the caller).
+"""One suite run, end to end: sources -> inputs -> cells -> reduce -> (report, by the caller).
+
+``run_suite`` is the stages of :mod:`ddr_eval.pipeline.build` in order, with what only a suite run
+adds around them: the three caches, the memory plan (``plan_run``), a finished model's metrics
+overlapped with the next model's forward passes, and provenance (``run_provenance``).
 
 Everything that can be validated is validated before the first forward pass (suite, images,
 models, layers), so bad input never leaves a half-finished run behind.
@@ -11,6 +15,7 @@ import platform
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +28,7 @@ from ddr_eval.features.cache import FeatureCache, NpzStore
 from ddr_eval.outdir import require_report_dir
 from ddr_eval.pipeline.build import (
     RESULTS_SUBDIR,
+    RunCaches,
     build_caches,
     build_inputs,
     build_reducer,
@@ -34,11 +40,11 @@ from ddr_eval.pipeline.build import (
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.inputs import SuiteInputs, effective_eval_split, planned_inputs
-from ddr_eval.pipeline.memory import plan_memory
+from ddr_eval.pipeline.memory import MemoryPlan, plan_memory
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.overlap import MetricsLane
 from ddr_eval.pipeline.reduce import Reducer
-from ddr_eval.pipeline.results_cache import MetricPart, ResultKeys
+from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.results.leaderboard import Leaderboard, MetricInfo, resolve_ranking
 from ddr_eval.results.rows import ResultRow
 from ddr_eval.results.run import RunResult
@@ -106,12 +112,6 @@ def result_keys(loaded: LoadedSuite, sources: list[FeatureSource], inputs: Suite
     return {pair: key for pair, key in pairs.items() if key is not None}
 
 
-def _unavailable(part: MetricPart) -> bool:
-    """A part with an unavailable row is not stored: a missing optional package may be
-    installed before the next run, and the reason is cheap to find again."""
-    return any(row.status.is_unavailable for row in part.rows)
-
-
 def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | None = None,
               progress: bool = True, executor: Callable | None = None, models: list | None = None) -> RunResult:
     """Run every cell of ``loaded`` and reduce them to metric rows: the stages of
@@ -121,43 +121,72 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     ``models`` stands in for ``suite.models`` (same order): specs, or ready feature sources of
     in-memory networks (``ddr_eval.api``).
     """
-    suite = loaded.suite
-    clock = StageClock()
-    started = utc_now()
+    clock, started = StageClock(), utc_now()
     sources = build_sources(loaded, models)  # models first: a bad checkpoint or layer fails in a second
     clock.lap("models")
-
     caches = build_caches(loaded, use_cache, cache_dir)
     inputs = build_inputs(loaded, caches.inputs, before_making=lambda: refuse_too_large(loaded, sources))
     clock.lap("inputs")
+    plan = plan_run(loaded, sources, inputs, caches.results)
+    clock.lap()  # planning is no stage of its own
+    reducer = build_reducer(loaded, sources, inputs)
+    with caches.features.writing_behind():
+        parts = _extract_and_reduce(executor or LocalExecutor(progress=progress), plan, caches.features, reducer,
+                                    loaded)
+    clock.lap("features")
+    for source in sources:  # what could not run beside the forward passes, in suite order
+        parts = reducer.compute_source(loaded.metrics, source, plan.cached, plan.remember, done=parts)
+    reduction = reducer.assemble(loaded.metrics, parts)
+    clock.lap("metrics")  # the part after the forward passes
+    provenance = run_provenance(loaded, sources, inputs, caches, plan, started)
+    board = build_leaderboard(loaded, reduction.rows, inputs)
+    return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
+                     clock.timings(), sources, reducer.features, inputs, board)
 
+
+@dataclass
+class RunPlan:
+    """What a run will do once its inputs are made: where, which metric results the cache already
+    holds (by (metric index, model label)), which cells to extract, in batches of what size."""
+
+    device: Any
+    keys: dict[tuple[int, str], str]  # the results cache's key of each cacheable (metric, model) pair
+    cached: dict[tuple[int, str], MetricPart]
+    cells: list[Cell]
+    memory: MemoryPlan
+    results_cache: ResultCache
+
+    def remember(self, index: int, label: str, part: MetricPart) -> None:
+        """Keep a computed part in the results cache (not one with an unavailable row: a missing
+        optional package may be installed before the next run, and the reason is cheap to find again)."""
+        key = self.keys.get((index, label))
+        if key is not None and not any(row.status.is_unavailable for row in part.rows):
+            self.results_cache.put(key, part)
+
+
+def plan_run(loaded: LoadedSuite, sources: list[FeatureSource], inputs: SuiteInputs,
+             results_cache: ResultCache) -> RunPlan:
+    """The device, the cached metric results, the cells the rest needs, and the memory plan.
+
+    Findings read the default-pooling features directly, so a suite with findings plans those
+    cells whatever is cached; robustness runs also keep the flattened ones (``plan_cells``).
+    """
+    suite = loaded.suite
     device = select_device(suite.runtime.device)
     keys = result_keys(loaded, sources, inputs)
-    cached = {pair: part for pair, key in keys.items() if (part := caches.results.get(key)) is not None}
-    # findings read the default-pooling features directly; robustness runs also read flattened ones
+    cached = {pair: part for pair, key in keys.items() if (part := results_cache.get(key)) is not None}
     robustness = loaded.findings is not None and loaded.findings.robustness is not None
     cells = plan_cells(sources, inputs, loaded.metrics, suite.pooling, skip=() if robustness else set(cached),
                        reference=suite.reference_set, findings_read_features=bool(suite.findings),
                        store_flattened=robustness)
     memory = plan_memory(cells, inputs, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
-    clock.lap()  # planning is no stage of its own
+    return RunPlan(device, keys, cached, cells, memory, results_cache)
 
-    reducer = build_reducer(loaded, sources, inputs)
 
-    def remember(index: int, label: str, part: MetricPart) -> None:
-        key = keys.get((index, label))
-        if key is not None and not _unavailable(part):
-            caches.results.put(key, part)
-
-    with caches.features.writing_behind():
-        parts = _extract_and_reduce(executor or LocalExecutor(progress=progress), cells, caches.features,
-                                    memory.batch_size, device, suite, reducer, loaded.metrics, cached, remember)
-    clock.lap("features")
-    for source in sources:  # what could not run beside the forward passes, in suite order
-        parts = reducer.compute_source(loaded.metrics, source, cached, remember, done=parts)
-    reduction = reducer.assemble(loaded.metrics, parts)
-    clock.lap("metrics")  # the part after the forward passes
-
+def run_provenance(loaded: LoadedSuite, sources: list[FeatureSource], inputs: SuiteInputs, caches: RunCaches,
+                   plan: RunPlan, started: str) -> dict[str, Any]:
+    """What results.json records of how a run's numbers were made."""
+    suite = loaded.suite
     provenance = {
         "suite": suite.name,
         "suite_file": loaded.source,
@@ -165,11 +194,11 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
         "seed": suite.seed,
         "code": code_commit(),
         "versions": package_versions(),
-        "device": str(device),
-        "cells": len(cells),
+        "device": str(plan.device),
+        "cells": len(plan.cells),
         "cache": cache_counts(caches.features),
         "results_cache": cache_counts(caches.results),
-        "memory": memory.as_dict(),
+        "memory": plan.memory.as_dict(),
         "models": {source.label: info for source in sources if (info := source.detection()) is not None},
         "started": started,
         "finished": utc_now(),
@@ -179,9 +208,7 @@ def run_suite(loaded: LoadedSuite, *, use_cache: bool = True, cache_dir: Path | 
     provenance["data"] = data_used(loaded, inputs, needs_train_split(loaded))
     if inputs.skipped:  # `skip_unreadable: true` folder sets: which files the numbers leave out
         provenance["skipped_unreadable"] = {name: list(files) for name, files in inputs.skipped.items()}
-    board = build_leaderboard(loaded, reduction.rows, inputs)
-    return RunResult(loaded, reduction.rows, reduction.confusions, reduction.embeddings, provenance,
-                     clock.timings(), sources, reducer.features, inputs, board)
+    return provenance
 
 
 class StageClock:
@@ -216,8 +243,7 @@ def refuse_too_large(loaded: LoadedSuite, sources: list[FeatureSource]) -> None:
         plan_memory(cells, planned, suite.runtime.batch_size, suite.runtime.expected_memory_gib, loaded.source)
 
 
-def _extract_and_reduce(run, cells: list[Cell], cache: FeatureCache, batch_size: int, device, suite,
-                        reducer: Reducer, metrics: list, cached: dict, remember) -> dict:
+def _extract_and_reduce(run, plan: RunPlan, cache: FeatureCache, reducer: Reducer, loaded: LoadedSuite) -> dict:
     """Every cell's features (into ``reducer.features``), and the parts of the metrics that ran
     while they were extracted.
 
@@ -226,9 +252,9 @@ def _extract_and_reduce(run, cells: list[Cell], cache: FeatureCache, batch_size:
     another executor (Ray) they run after all cells, as before. Either way, the same numbers.
     """
     remaining = {source.label: 0 for source in reducer.sources}
-    for cell in cells:
+    for cell in plan.cells:
         remaining[cell.source.label] += 1
-    lane = MetricsLane(reducer, metrics, cached, remember)
+    lane = MetricsLane(reducer, loaded.metrics, plan.cached, plan.remember)
     try:
         for source in reducer.sources:  # models with nothing to extract (all cached, or no cells) start now
             if remaining[source.label] == 0:
@@ -239,8 +265,8 @@ def _extract_and_reduce(run, cells: list[Cell], cache: FeatureCache, batch_size:
             if remaining[cell.source.label] == 0:
                 lane.submit(cell.source)
 
-        extract_cells(cells, cache, batch_size=batch_size, device=device, amp_dtype=suite.runtime.amp_dtype,
-                      executor=run, into=reducer.features, on_ready=ready)
+        extract_cells(plan.cells, cache, batch_size=plan.memory.batch_size, device=plan.device,
+                      amp_dtype=loaded.suite.runtime.amp_dtype, executor=run, into=reducer.features, on_ready=ready)
         lane.forward_done()
         return lane.finish()
     finally:
