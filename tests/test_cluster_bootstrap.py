@@ -12,7 +12,7 @@ import torch
 
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import ChiMetric, PsnrMetric, SrgaMetric
-from ddr_eval.metrics.base import (
+from ddr_eval.metrics.bootstrap import (
     ImageGroups,
     bootstrap_mean_interval,
     cluster_bootstrap_indices,

@@ -297,7 +297,7 @@ def test_c_grid_is_chosen_on_the_training_split_and_named():
 
 
 def test_image_interval_of_test_accuracy_needs_groups():
-    from ddr_eval.metrics.base import ImageGroups
+    from ddr_eval.metrics.bootstrap import ImageGroups
 
     train_X, train_y, test_X, test_y = separable_split(seed=5, spread=0.5)
     groups = ImageGroups(np.arange(test_y.size) % 6, test_y)

@@ -14,15 +14,9 @@ import pytest
 import torch
 
 from ddr_eval.metrics import METRICS, build_metric
-from ddr_eval.metrics.base import (
-    Metric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    UndeclaredInputError,
-    check_features,
-    register_metric,
-)
+from ddr_eval.metrics.base import Metric, MetricInputs, UndeclaredInputError, register_metric
+from ddr_eval.metrics.checks import check_features
+from ddr_eval.metrics.results import MetricOutput, MetricResult
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
@@ -104,14 +98,14 @@ def _run(raw: dict, cache_dir):
 def test_a_new_metric_kind_runs_through_planner_cache_reducer_and_leaderboard(new_kind, suite_raw, tmp_path):
     cold = _run(suite_raw, tmp_path)
     # the planner extracted the pooling the new metric declared, beside the suite's default
-    assert {pooling for (_, _, _, pooling) in cold.features} == {"gap", "gmp"}
+    assert {key.pooling for key in cold.batches} == {"gap", "gmp"}
     rows = [r for r in cold.rows if r.type == "mean_feature_norm"]
     assert {r.kind for r in rows} == {"feature_norm"}
     assert {(r.model, r.set) for r in rows} == {(m, s) for m in ("tiny", "image_statistics")
                                                for s in ("clean", "blur", "noise", "mean")}
     source = next(s for s in cold.sources if s.label == "tiny")
-    layer, module = next(iter(source.layers.items()))
-    blur = cold.features[("tiny", "all", "blur", "gmp")].features[module]
+    layer = next(iter(source.layers))
+    blur = cold.features("tiny", layer, "blur", split="all", pooling="gmp")
     row = next(r for r in rows if r.model == "tiny" and r.set == "blur" and r.layer == layer)
     assert row.value == pytest.approx(np.linalg.norm(blur.astype(np.float64), axis=1).mean())
     summary = next(r for r in rows if r.model == "tiny" and r.set == "mean" and r.layer == layer)

@@ -45,16 +45,8 @@ from pydantic import Field
 from torch import nn
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import (
-    ALL,
-    MODEL_LAYER,
-    Metric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    MetricUnavailableError,
-    register_metric,
-)
+from ddr_eval.metrics.base import Metric, MetricInputs, MetricUnavailableError, register_metric
+from ddr_eval.metrics.results import ALL, MODEL_LAYER, MetricOutput, MetricResult
 
 MIB = 2**20
 FLOP_COUNT_NOTE = "2 x MACs of convolutions and matrix products (torch.utils.flop_counter)"

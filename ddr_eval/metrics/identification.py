@@ -29,21 +29,15 @@ if TYPE_CHECKING:  # sklearn is imported where it is used: it costs start-up tim
     from sklearn.neighbors import KNeighborsClassifier
 
 from ddr_eval.errors import DegenerateInputError, UserError
-from ddr_eval.metrics.base import (
-    ALL,
-    IdentificationResult,
+from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, Stacked, register_metric
+from ddr_eval.metrics.bootstrap import (
     ImageGroups,
-    ImageIntervalMetric,
-    MetricInputs,
-    MetricOutput,
-    Stacked,
     bootstrap_mean_interval,
-    check_features,
     cluster_bootstrap_mean_interval,
-    encode_labels,
     image_bootstrap_rng,
-    register_metric,
 )
+from ddr_eval.metrics.checks import check_features, encode_labels
+from ddr_eval.metrics.results import ALL, IdentificationResult, MetricOutput
 
 Classifier = Literal["logistic", "lda", "knn"]
 PROBE_FORMAT = "ddr-eval-degradation-probe"

@@ -55,7 +55,7 @@ from ddr_eval.report.tables import (
     rows_frame,
     run_notes,
 )
-from ddr_eval.metrics.base import OUTPUT_LAYER, WHOLE_NETWORK_LAYERS
+from ddr_eval.metrics.results import OUTPUT_LAYER, WHOLE_NETWORK_LAYERS
 from ddr_eval.results import ReportSection
 from ddr_eval.results.format import slug
 from ddr_eval.specs import SnapshotLabel

@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import AGGREGATIONS, WHOLE_NETWORK_LAYERS
+from ddr_eval.metrics.base import AGGREGATIONS
+from ddr_eval.metrics.results import WHOLE_NETWORK_LAYERS
 
 
 @dataclass(frozen=True)
