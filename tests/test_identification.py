@@ -344,11 +344,12 @@ def test_concat_probe_reads_every_layer_in_one_row():
 
 
 def _identification_row(model, layer, test, cv, metric="identification[logistic,C1]"):
-    from ddr_eval.results.rows import ResultRow
+    from ddr_eval.results import ResultRow, RowScope
 
     return ResultRow(model=model, layer=layer, metric=metric, type="identification", kind="identification", set="all",
                      value=test, higher_is_better=True,
-                     extra={"cv_accuracy": cv, "C_chosen": 1.0, "cv_folds": 5, "cv_grouped": True})
+                     extra={"cv_accuracy": cv, "C_chosen": 1.0, "cv_folds": 5, "cv_grouped": True},
+                     scope=RowScope.POOLED)
 
 
 def _finding(rows, metrics=()):

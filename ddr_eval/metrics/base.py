@@ -8,7 +8,8 @@ by :func:`build_metric`. Its class declares, as class variables, what ranking, `
 * ``higher_is_better`` – the direction of "better";
 * ``aggregation`` – a field (default ``"mean"``) naming the :data:`AGGREGATIONS` function that
   reduces a per-set metric's values over the non-reference sets to its leaderboard summary
-  (the summary row's ``set`` is the function's name); pooled metrics take none;
+  (its summary row, scope ``SUMMARY``, shows the function's name as its ``set``); pooled
+  metrics take none;
 * ``kind`` – a free-form family name written into every row (``separability``,
   ``generalization``, ``identification``, ``quality``, ``efficiency`` ship; a new kind is just a
   new name);
@@ -47,7 +48,7 @@ from pydantic import Field
 
 from ddr_eval.errors import UserError
 from ddr_eval.metrics.bootstrap import ImageGroups
-from ddr_eval.metrics.results import MetricOutput, MetricResult
+from ddr_eval.metrics.results import POOLED_SET, MetricOutput, MetricResult, SetRef
 from ddr_eval.registry import Registry
 from ddr_eval.specs import Pooling, StrictModel, build_typed
 
@@ -65,6 +66,13 @@ Interval = Literal["patches", "images", "both"]
 AGGREGATIONS: Registry[Callable[[Sequence[float]], float]] = Registry("aggregation")
 AGGREGATIONS.register("mean")(lambda values: float(np.mean(values)))
 AGGREGATIONS.register("median")(lambda values: float(np.median(values)))
+
+
+def summary_set_names() -> tuple[str, ...]:
+    """The ``set`` texts of rows that are not about one degradation set: ``all`` (pooled) and
+    every registered aggregation's name (summaries). results.csv spells a row's scope this way,
+    so the suite loader refuses degradation sets of these names."""
+    return (POOLED_SET, *AGGREGATIONS)
 
 
 class MetricUnavailableError(UserError, ImportError):
@@ -220,9 +228,9 @@ class Metric(StrictModel):
 
     def summarise(self, output: MetricOutput, inputs: MetricInputs, layer: str, values: Sequence[float]) -> None:
         """The summary a leaderboard shows for a per-set metric: its aggregation over the
-        non-reference sets, in a row whose ``set`` is the aggregation's name; unavailable when no
-        set has a value, so a model never just drops out of a column."""
-        summary = self.aggregation
+        non-reference sets, in a ``SUMMARY`` row (its ``set`` reads the aggregation's name);
+        unavailable when no set has a value, so a model never just drops out of a column."""
+        summary = self.summary_ref
         if values:
             output.add(layer, summary, self.aggregate(values), n_sets=len(values))
         elif not inputs.test_sets:
@@ -230,6 +238,11 @@ class Metric(StrictModel):
                                f"the suite has no degradation set besides the reference `{inputs.reference}`")
         else:
             output.unavailable(layer, summary, "no degradation set has a value")
+
+    @property
+    def summary_ref(self) -> SetRef:
+        """Where this metric's summary row sits: ``SetRef.summary`` of its aggregation."""
+        return SetRef.summary(self.aggregation)
 
     def name_params(self) -> list[str]:
         """The parameters that distinguish two instances of this metric in a table."""

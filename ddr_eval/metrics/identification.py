@@ -37,7 +37,7 @@ from ddr_eval.metrics.bootstrap import (
     image_bootstrap_rng,
 )
 from ddr_eval.metrics.checks import check_features, encode_labels
-from ddr_eval.metrics.results import ALL, IdentificationResult, MetricOutput
+from ddr_eval.metrics.results import POOLED, IdentificationResult, MetricOutput
 
 Classifier = Literal["logistic", "lda", "knn"]
 PROBE_FORMAT = "ddr-eval-degradation-probe"
@@ -239,13 +239,13 @@ class IdentificationMetric(ImageIntervalMetric):
         for layer, members in self._probe_inputs(self._read_layers(inputs)):
             train, test = self._stacked(inputs, members, "train"), self._stacked(inputs, members, "eval")
             result = output.guarded(
-                layer, ALL, self.compute, train.features, train.labels["degradation"], test.features,
+                layer, POOLED, self.compute, train.features, train.labels["degradation"], test.features,
                 test.labels["degradation"], inputs.seed, train_groups=train.labels["content"], test_groups=test.groups)
             if result is None:
                 continue
             fields = {key: result.extra[key] for key in ("cv_accuracy", "C_chosen", "cv_folds", "cv_grouped")
                       if key in result.extra}
-            output.result(layer, ALL, result, macro_f1=float(result.macro_f1), layers=list(members), **fields)
+            output.result(layer, POOLED, result, macro_f1=float(result.macro_f1), layers=list(members), **fields)
             output.confusions.append({
                 "layer": layer, "classes": list(result.classes), "matrix": np.asarray(result.confusion).tolist(),
                 "accuracy": float(result.accuracy), "macro_f1": float(result.macro_f1)})

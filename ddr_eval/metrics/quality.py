@@ -398,7 +398,7 @@ class PsnrDropMetric(Metric):
         output = MetricOutput()
         if not inputs.is_sr:
             return output
-        summary = self.aggregation
+        summary = self.summary_ref
         psnr = inputs.rows("psnr")
         if inputs.reference not in psnr:
             output.unavailable(OUTPUT_LAYER, summary, "list a `psnr` metric before `psnr_drop`")

@@ -5,24 +5,76 @@ interval and caveats, what ``compute`` returns; :class:`MetricOutput` collects w
 returns for one model: draft :class:`MetricRow` s, confusion matrices and embeddings. The
 reducer (``pipeline/reduce.py``) stamps the model and the metric's identity on each draft to
 make a :class:`~ddr_eval.results.rows.ResultRow`.
+
+**What a row is about** is explicit, never read back from the text of its ``set``: every row
+has a :class:`RowScope`. ``SET`` rows hold a value on one degradation set; ``POOLED`` rows a
+value computed on all evaluated sets pooled (separability, identification, efficiency); a
+``SUMMARY`` row a per-set metric's aggregation over the non-reference sets. A metric says
+which when it adds a row: a set's name, :data:`POOLED`, or :meth:`SetRef.summary` of its
+aggregation. The ``set`` text (``all`` for pooled rows, the aggregation's name, ``mean`` or
+``median``, for a summary) is only how the published results.csv spells the scope; the suite
+loader refuses degradation sets of those names, so the text stays unambiguous there too.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ddr_eval.errors import DegenerateInputError
 
-# Row coordinates of rows that are not about one tapped layer or one degradation set.
-ALL = "all"  # a metric computed on all evaluated sets pooled
+# Row layers of rows that are not about one tapped layer.
 OUTPUT_LAYER = "output"  # rows about the SR output image (quality metrics)
 MODEL_LAYER = "model"  # rows about the whole network (efficiency metrics)
 WHOLE_NETWORK_LAYERS = (OUTPUT_LAYER, MODEL_LAYER)
 """The row layers that are not a tapped layer: reports set them apart from the per-layer rows."""
+
+POOLED_SET = "all"
+"""The ``set`` text of a pooled row (results.csv, results.json): a name no degradation set may take."""
+
+
+class RowScope(Enum):
+    """What a result row's ``set`` stands for (see the module docstring)."""
+
+    SET = "set"  # the value on the one degradation set the row names
+    POOLED = "pooled"  # computed on all evaluated sets pooled; ``set`` reads ``all``
+    SUMMARY = "summary"  # a per-set metric's aggregation over the non-reference sets; ``set`` is its name
+
+    @property
+    def headline(self) -> bool:
+        """Whether the leaderboard shows it: a metric's one number per (model, layer), pooled
+        or summarised, as opposed to its value on one set."""
+        return self is not RowScope.SET
+
+
+@dataclass(frozen=True)
+class SetRef:
+    """Where a draft row sits on the set axis: the text of its ``set`` and its :class:`RowScope`.
+
+    A metric passes a degradation set's name (a ``SET`` row), :data:`POOLED`, or
+    :meth:`summary` to :class:`MetricOutput`'s methods.
+    """
+
+    name: str
+    scope: RowScope
+
+    @classmethod
+    def of(cls, where: str | SetRef) -> SetRef:
+        """``where`` as a reference: a plain string names one degradation set."""
+        return where if isinstance(where, SetRef) else cls(str(where), RowScope.SET)
+
+    @classmethod
+    def summary(cls, aggregation: str) -> SetRef:
+        """A per-set metric's summary row, shown under its aggregation's name (``mean``)."""
+        return cls(aggregation, RowScope.SUMMARY)
+
+
+POOLED = SetRef(POOLED_SET, RowScope.POOLED)
+"""The set reference of a value computed on all evaluated sets pooled."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +124,8 @@ class IdentificationResult:
 class MetricRow:
     """A metric's draft row for one (layer, set): value, interval, caveats and extra fields.
 
+    ``set`` is the row's set text and ``scope`` what it stands for (:class:`RowScope`).
+
     The reducer turns it into a :class:`~ddr_eval.results.rows.ResultRow` by adding the model
     and the metric's identity; ``unavailable`` (a reason) becomes an ``unavailable`` status and
     ``warnings`` a ``fallback`` status. A non-finite value becomes an unavailable row there.
@@ -84,6 +138,7 @@ class MetricRow:
     unavailable: str | None = None
     warnings: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    scope: RowScope = RowScope.SET
 
     @property
     def usable_value(self) -> float | None:
@@ -105,32 +160,35 @@ class MetricOutput:
     confusions: list[dict[str, Any]] = field(default_factory=list)
     embeddings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def add(self, layer: str, set_name: str, value: float | None = None, ci=(None, None),
+    # ``where`` in every method: a degradation set's name, :data:`POOLED` or ``SetRef.summary(...)``.
+    def add(self, layer: str, where: str | SetRef, value: float | None = None, ci=(None, None),
             warnings: Sequence[str] = (), **extra: Any) -> MetricRow:
-        row = MetricRow(layer, set_name, value, tuple(ci), None, tuple(str(w) for w in warnings), extra)
+        ref = SetRef.of(where)
+        row = MetricRow(layer, ref.name, value, tuple(ci), None, tuple(str(w) for w in warnings), extra, ref.scope)
         self.rows.append(row)
         return row
 
-    def unavailable(self, layer: str, set_name: str, reason: str) -> MetricRow:
-        row = MetricRow(layer, set_name, unavailable=str(reason))
+    def unavailable(self, layer: str, where: str | SetRef, reason: str) -> MetricRow:
+        ref = SetRef.of(where)
+        row = MetricRow(layer, ref.name, unavailable=str(reason), scope=ref.scope)
         self.rows.append(row)
         return row
 
-    def result(self, layer: str, set_name: str, result: Any, ci: bool = True, **extra: Any) -> MetricRow:
+    def result(self, layer: str, where: str | SetRef, result: Any, ci: bool = True, **extra: Any) -> MetricRow:
         """The row of a :class:`MetricResult` (or any result with ``value``, ``ci_*``, ``extra``):
         its documented fallbacks (``extra["warnings"]``) become the row's warnings and an
         image-cluster interval its ``ci_images`` / ``n_images`` fields."""
         interval = (getattr(result, "ci_low", None), getattr(result, "ci_high", None)) if ci else (None, None)
         warnings = (getattr(result, "extra", None) or {}).get("warnings") or ()
-        return self.add(layer, set_name, result.value, interval, warnings, **extra, **image_interval_fields(result))
+        return self.add(layer, where, result.value, interval, warnings, **extra, **image_interval_fields(result))
 
-    def guarded(self, layer: str, set_name: str, compute: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def guarded(self, layer: str, where: str | SetRef, compute: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``compute(*args, **kwargs)``, or None after an unavailable row when the data is
         degenerate or an optional package is missing (a cell that says why, never a crash or a NaN)."""
         try:
             return compute(*args, **kwargs)
         except (DegenerateInputError, ImportError) as exc:
-            self.unavailable(layer, set_name, str(exc))
+            self.unavailable(layer, where, str(exc))
             return None
 
 

@@ -57,7 +57,7 @@ from ddr_eval.metrics.bootstrap import (
     stratified_bootstrap_indices,
 )
 from ddr_eval.metrics.checks import check_features, encode_labels
-from ddr_eval.metrics.results import ALL, MetricOutput, MetricResult
+from ddr_eval.metrics.results import POOLED, MetricOutput, MetricResult
 from ddr_eval.metrics.threads import limited_threads, single_threaded_blas
 
 Projection = Literal["raw", "pca", "tsne"]
@@ -278,11 +278,11 @@ class SeparabilityMetric(ImageIntervalMetric):
         output = MetricOutput()
         for layer in inputs.layers:
             stacked = inputs.stack(layer)
-            result = output.guarded(layer, ALL, self.compute, stacked.features, stacked.labels[self.label],
+            result = output.guarded(layer, POOLED, self.compute, stacked.features, stacked.labels[self.label],
                                     inputs.seed, groups=stacked.groups)
             if result is None:
                 continue
-            output.result(layer, ALL, result, label=self.label, projection=self.projection)
+            output.result(layer, POOLED, result, label=self.label, projection=self.projection)
             embedding = result.extra.get("embedding")
             if embedding is not None:
                 output.embeddings.setdefault(layer, {"xy": embedding, **stacked.labels})

@@ -25,13 +25,13 @@ import numpy as np
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics.base import Metric, Stacked, UndeclaredInputError
 from ddr_eval.metrics.bootstrap import ImageGroups
-from ddr_eval.metrics.results import ALL, MODEL_LAYER, OUTPUT_LAYER, MetricOutput, MetricRow
+from ddr_eval.metrics.results import MODEL_LAYER, OUTPUT_LAYER, MetricOutput, MetricRow
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.results_cache import MetricPart
 from ddr_eval.results.rows import OK, ResultRow, Status
 
-__all__ = ["ALL", "MODEL_LAYER", "OUTPUT_LAYER", "ModelInputs", "Reducer", "Reduction", "metric_pooling"]
+__all__ = ["MODEL_LAYER", "OUTPUT_LAYER", "ModelInputs", "Reducer", "Reduction", "metric_pooling"]
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Reducer:
                          kind=metric.kind, set=draft.set, value=None if draft.unavailable is not None else draft.value,
                          ci_low=draft.ci[0], ci_high=draft.ci[1], higher_is_better=bool(metric.higher_is_better),
                          aggregation=metric.aggregation, unit=type(metric).unit, status=_status(draft),
-                         extra=draft.extra)
+                         extra=draft.extra, scope=draft.scope)
 
     def _append(self, part: MetricPart) -> None:
         self.result.rows.extend(part.rows)
