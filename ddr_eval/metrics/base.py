@@ -66,6 +66,8 @@ Interval = Literal["patches", "images", "both"]
 AGGREGATIONS: Registry[Callable[[Sequence[float]], float]] = Registry("aggregation")
 AGGREGATIONS.register("mean")(lambda values: float(np.mean(values)))
 AGGREGATIONS.register("median")(lambda values: float(np.median(values)))
+DEFAULT_AGGREGATION = "mean"
+"""A metric's aggregation unless its suite entry names another (pooled metrics keep it: they take none)."""
 
 
 def summary_set_names() -> tuple[str, ...]:
@@ -172,14 +174,14 @@ class Metric(StrictModel):
     sets: tuple[str, ...] | None = Field(
         None, description="degradation sets it is computed on (suite order kept); None = every evaluated set"
     )
-    aggregation: str = Field("mean", description="how per-set values become the summary: a name in AGGREGATIONS")
+    aggregation: str = Field(DEFAULT_AGGREGATION, description="how per-set values become the summary: a name in AGGREGATIONS")
 
     @pydantic.field_validator("aggregation")
     @classmethod
     def _known_aggregation(cls, value: str) -> str:
         if value not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {value!r}; known: {', '.join(AGGREGATIONS)}")
-        if value != "mean" and not cls.per_set:
+        if value != DEFAULT_AGGREGATION and not cls.per_set:
             raise ValueError(f"{cls.metric_type} is computed on all sets pooled; it takes no aggregation")
         return value
 
@@ -251,7 +253,7 @@ class Metric(StrictModel):
     @property
     def name(self) -> str:
         parts = self.name_params()
-        if self.aggregation != "mean":
+        if self.aggregation != DEFAULT_AGGREGATION:
             parts = [*parts, self.aggregation]
         if self.pooling is not None and self.pooling != type(self).model_fields["pooling"].default:
             parts = [*parts, self.pooling]

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
 
-from ddr_eval.metrics.base import AGGREGATIONS, summary_set_names
+from ddr_eval.metrics.base import AGGREGATIONS, DEFAULT_AGGREGATION, summary_set_names
 from ddr_eval.metrics.results import POOLED_SET, RowScope
 
 State = Literal["ok", "unavailable", "fallback"]
@@ -100,7 +100,7 @@ class ResultRow:
     higher_is_better: bool
     ci_low: float | None = None
     ci_high: float | None = None
-    aggregation: str = "mean"
+    aggregation: str = DEFAULT_AGGREGATION
     unit: str = ""
     status: Status = OK
     extra: Mapping[str, Any] = field(default_factory=dict)
