@@ -164,6 +164,9 @@ class Metric(StrictModel):
     # The unit shown in column headers; leaderboard values are ``value / unit_scale``.
     unit: ClassVar[str] = ""
     unit_scale: ClassVar[float] = 1.0
+    # What "better" means in an axis label (``lower = generalizes better``), where plain
+    # "better" would hide it.
+    better_means: ClassVar[str] = "better"
 
     pooling: Pooling | None = Field(
         None, description="feature pooling this metric needs; None = the suite's `pooling`"

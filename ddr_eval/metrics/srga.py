@@ -272,6 +272,7 @@ class GeneralizationMetric(ImageIntervalMetric):
     kind: ClassVar[str] = "generalization"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "image_groups"})
     per_set: ClassVar[bool] = True
+    better_means: ClassVar[str] = "generalizes better"
 
     def reduce(self, inputs: MetricInputs) -> MetricOutput:
         output = MetricOutput()
