@@ -30,7 +30,7 @@ from torch import nn
 
 from ddr_eval.errors import UserError
 from ddr_eval.features import FeatureBatch, extract_features
-from ddr_eval.metrics.base import MetricResult
+from ddr_eval.metrics.results import MetricResult
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.results.run import RunResult

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import ImageGroups
+from ddr_eval.metrics.bootstrap import ImageGroups
 from ddr_eval.metrics.separability import ChiMetric
 from ddr_eval.results import ReportSection
 from ddr_eval.specs import SnapshotLabel
@@ -469,7 +469,7 @@ class FindingsComputer:
     def _mean_interval(self, values: np.ndarray, images: np.ndarray) -> tuple[float, float | None, float | None]:
         """The mean of per-patch values and its 95% interval from a bootstrap over source
         photographs (patches of one photograph are not independent), seeded by the suite."""
-        from ddr_eval.metrics.base import cluster_bootstrap_mean_interval, image_bootstrap_rng
+        from ddr_eval.metrics.bootstrap import cluster_bootstrap_mean_interval, image_bootstrap_rng
 
         values = np.asarray(values, dtype=np.float64)
         low, high = cluster_bootstrap_mean_interval(values, images, None, self.spec.bootstrap,

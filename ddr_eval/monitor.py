@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ddr_eval.errors import UserError
+from ddr_eval.results.rows import row_scope
 
 DEFAULT_METRICS = ({"type": "chi", "label": "degradation", "projection": "raw"},)
 LOG_COLUMNS = ("iteration", "model", "layer", "metric", "set", "value", "ci_low", "ci_high", "status", "seconds")
@@ -223,12 +224,12 @@ class DDRMonitor:
     def plot(self, path: str | Path | None = None):
         """Each summary metric against iteration, one line per layer; saved to ``path`` if given."""
         from ddr_eval.report.plots import save_figure, training_curves_figure
-        from ddr_eval.report.tables import SUMMARY_SETS
+        from ddr_eval.report.tables import headline_rows
 
         frame = self.frame()
         if frame.empty:
             raise UserError("DDRMonitor: nothing measured yet; call step() first")
-        points = frame[frame["set"].isin(SUMMARY_SETS) & frame["value"].notna()]
+        points = headline_rows(frame)
         points = points.assign(series=points["model"] + " / " + points["layer"])
         figure = training_curves_figure(points)
         if path is not None:
@@ -276,7 +277,7 @@ def tensorboard_sink(log_dir: str | Path):
     class _Sink:
         def __call__(self, rows: Iterable[dict], iteration: int) -> None:
             for row in rows:
-                if row["set"] in ("all", "mean") and row["value"] is not None:
+                if row_scope(row).headline and row["value"] is not None:
                     writer.add_scalar(f"ddr/{row['metric']}/{row['layer']}", row["value"], iteration)
             writer.flush()
 

@@ -11,7 +11,7 @@ import yaml
 
 import ddr_eval
 from ddr_eval.cli import main
-from ddr_eval.metrics.base import MetricResult
+from ddr_eval.metrics.results import MetricResult
 from test_api import TINY, tiny_model
 
 SETS = ("clean", "blur", "noise")

@@ -12,7 +12,7 @@ import torch
 
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import ChiMetric, PsnrMetric, SrgaMetric
-from ddr_eval.metrics.base import (
+from ddr_eval.metrics.bootstrap import (
     ImageGroups,
     bootstrap_mean_interval,
     cluster_bootstrap_indices,
@@ -23,6 +23,7 @@ from ddr_eval.metrics.base import (
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
+from ddr_eval.results import RowScope
 from ddr_eval.suite.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
@@ -167,12 +168,12 @@ def test_the_pipeline_hands_metrics_the_source_images_and_rows_record_n_images(s
         assert "ci_images" not in plain.extra and "n_images" not in plain.extra
         assert (with_images.value, with_images.ci_low, with_images.ci_high) == (plain.value, plain.ci_low,
                                                                                 plain.ci_high)
-        if with_images.set in ("mean",):  # summaries aggregate values; they have no interval
+        if with_images.scope is RowScope.SUMMARY:  # summaries aggregate values; they have no interval
             continue
         assert with_images.extra["n_images"] == only_images.extra["n_images"] == 3  # 3 photographs
         assert with_images.extra["ci_images"] == [only_images.ci_low, only_images.ci_high]
         assert "ci_images" not in only_images.extra
-    assert any(r.extra["ci_images"][0] is not None for r in both if r.set != "mean")
+    assert any(r.extra["ci_images"][0] is not None for r in both if r.scope is not RowScope.SUMMARY)
 
 
 def test_psnr_direct_call_with_groups_matches_the_pipeline_convention():

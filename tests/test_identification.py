@@ -297,7 +297,7 @@ def test_c_grid_is_chosen_on_the_training_split_and_named():
 
 
 def test_image_interval_of_test_accuracy_needs_groups():
-    from ddr_eval.metrics.base import ImageGroups
+    from ddr_eval.metrics.bootstrap import ImageGroups
 
     train_X, train_y, test_X, test_y = separable_split(seed=5, spread=0.5)
     groups = ImageGroups(np.arange(test_y.size) % 6, test_y)
@@ -344,11 +344,12 @@ def test_concat_probe_reads_every_layer_in_one_row():
 
 
 def _identification_row(model, layer, test, cv, metric="identification[logistic,C1]"):
-    from ddr_eval.results.rows import ResultRow
+    from ddr_eval.results import ResultRow, RowScope
 
     return ResultRow(model=model, layer=layer, metric=metric, type="identification", kind="identification", set="all",
                      value=test, higher_is_better=True,
-                     extra={"cv_accuracy": cv, "C_chosen": 1.0, "cv_folds": 5, "cv_grouped": True})
+                     extra={"cv_accuracy": cv, "C_chosen": 1.0, "cv_folds": 5, "cv_grouped": True},
+                     scope=RowScope.POOLED)
 
 
 def _finding(rows, metrics=()):

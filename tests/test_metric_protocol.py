@@ -14,18 +14,13 @@ import pytest
 import torch
 
 from ddr_eval.metrics import METRICS, build_metric
-from ddr_eval.metrics.base import (
-    Metric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    UndeclaredInputError,
-    check_features,
-    register_metric,
-)
+from ddr_eval.metrics.base import Metric, MetricInputs, UndeclaredInputError, register_metric
+from ddr_eval.metrics.checks import check_features
+from ddr_eval.metrics.results import MetricOutput, MetricResult
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
+from ddr_eval.results import RowScope
 from ddr_eval.suite.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
@@ -114,7 +109,8 @@ def test_a_new_metric_kind_runs_through_planner_cache_reducer_and_leaderboard(ne
     blur = cold.features("tiny", layer, "blur", pooling="gmp")
     row = next(r for r in rows if r.model == "tiny" and r.set == "blur" and r.layer == layer)
     assert row.value == pytest.approx(np.linalg.norm(blur.astype(np.float64), axis=1).mean())
-    summary = next(r for r in rows if r.model == "tiny" and r.set == "mean" and r.layer == layer)
+    summary = next(r for r in rows if r.model == "tiny" and r.scope is RowScope.SUMMARY and r.layer == layer)
+    assert summary.set == "mean"  # results.csv spells a summary by its aggregation
     per_set = [r.value for r in rows if r.model == "tiny" and r.layer == layer and r.set in ("blur", "noise")]
     assert summary.value == pytest.approx(np.mean(per_set)) and summary.extra["n_sets"] == 2
 

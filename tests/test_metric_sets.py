@@ -198,13 +198,14 @@ def test_a_run_extracts_the_training_split_only_for_a_metrics_sets(tmp_path):
 
 def test_finding_7_refuses_probes_scored_on_different_sets():
     from ddr_eval.findings import FindingsComputer, FindingsSpec
-    from ddr_eval.results.rows import ResultRow
+    from ddr_eval.results import ResultRow, RowScope
 
     metrics = [build_metric({"type": "identification", "sets": ["clean", "blur"]}), build_metric({"type": "identification"})]
 
     def row(model, metric):
         return ResultRow(model=model, layer="deep", metric=metric, type="identification", kind="identification",
-                         set="all", value=0.5, higher_is_better=True, extra={"cv_accuracy": 0.5, "cv_folds": 5})
+                         set="all", value=0.5, higher_is_better=True, extra={"cv_accuracy": 0.5, "cv_folds": 5},
+                         scope=RowScope.POOLED)
 
     spec = FindingsSpec.model_validate({"identification": {"ddr": ["sr"], "baselines": ["stats"]}})
     eval_sets = {n: SimpleNamespace(split="test") for n in SETS}

@@ -251,7 +251,7 @@ def test_report_html_is_self_contained_with_every_section(run_result, written):
     text = (out / "report.html").read_text(encoding="utf-8")
     page = parse(text)
     assert page.external == []
-    assert {"leaderboard", "generalization", "psnr-vs-srga", "tsne", "training", "layers", "confusion",
+    assert {"leaderboard", "per-set", "psnr-vs-srga", "tsne", "training", "layers", "confusion",
             "extra-0"} <= set(page.ids)
     assert len(page.sources) == _expected_images(run_result) > 0
     assert f'content="{len(page.sources)}"' in text

@@ -17,7 +17,7 @@ from ddr_eval.pipeline.models import build_sources
 from ddr_eval.pipeline import results_cache
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.pipeline.runner import RESULTS_SUBDIR, run_suite
-from ddr_eval.results import ResultRow, Status
+from ddr_eval.results import ResultRow, RowScope, Status
 from ddr_eval.suite.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
@@ -120,7 +120,7 @@ def test_measurements_and_derived_metrics_are_never_cached(suite_raw):
 def test_a_stored_part_round_trips(tmp_path):
     cache = ResultCache(tmp_path)
     rows = [ResultRow("m", "deep", "chi", "chi", "separability", "all", 0.1 + 0.2, True, ci_low=0.25, ci_high=0.5,
-                      extra={"label": "degradation"}),
+                      extra={"label": "degradation"}, scope=RowScope.POOLED),
             ResultRow("m", "deep", "srga", "srga", "generalization", "blur", None, False,
                       status=Status.unavailable("one class"))]
     confusions = [{"model": "m", "classes": ["a", "b"], "matrix": [[1, 0], [2, 3]]}]

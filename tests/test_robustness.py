@@ -218,7 +218,8 @@ def test_content_image_bootstrap_leaves_out_resamples_that_miss_a_photograph_wit
     import warnings
 
     from ddr_eval.metrics import METRICS
-    from ddr_eval.metrics.base import ImageGroups, cluster_bootstrap_weights, image_bootstrap_rng, image_interval_fields
+    from ddr_eval.metrics.bootstrap import ImageGroups, cluster_bootstrap_weights, image_bootstrap_rng
+    from ddr_eval.metrics.results import image_interval_fields
     from ddr_eval.metrics.separability import _one_hot
 
     rng = np.random.default_rng(0)

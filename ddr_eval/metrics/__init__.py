@@ -5,11 +5,9 @@ with :func:`build_metric`.
 """
 
 from ddr_eval.metrics.base import (
-    METRIC_KINDS,
     METRICS,
-    IdentificationResult,
+    METRIC_KINDS,
     Metric,
-    MetricResult,
     MetricUnavailableError,
     build_metric,
     metric_catalog,
@@ -35,6 +33,7 @@ from ddr_eval.metrics.quality import (
     ssim,
     to_uint8,
 )
+from ddr_eval.metrics.results import IdentificationResult, MetricResult
 from ddr_eval.metrics.separability import (
     ChiMetric,
     DaviesBouldinMetric,

@@ -45,16 +45,8 @@ from pydantic import Field
 from torch import nn
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import (
-    ALL,
-    MODEL_LAYER,
-    Metric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    MetricUnavailableError,
-    register_metric,
-)
+from ddr_eval.metrics.base import Metric, MetricInputs, MetricUnavailableError, register_metric
+from ddr_eval.metrics.results import MODEL_LAYER, POOLED, MetricOutput, MetricResult
 
 MIB = 2**20
 FLOP_COUNT_NOTE = "2 x MACs of convolutions and matrix products (torch.utils.flop_counter)"
@@ -222,11 +214,11 @@ class EfficiencyMetric(Metric):
         output = MetricOutput()
         module = inputs.module()
         if module is None:
-            output.unavailable(MODEL_LAYER, ALL, f"{inputs.model} is not a network")
+            output.unavailable(MODEL_LAYER, POOLED, f"{inputs.model} is not a network")
             return output
-        result = output.guarded(MODEL_LAYER, ALL, self.compute, module, inputs.patch_shape, inputs.seed)
+        result = output.guarded(MODEL_LAYER, POOLED, self.compute, module, inputs.patch_shape, inputs.seed)
         if result is not None:
-            output.result(MODEL_LAYER, ALL, result, ci=False, measured=result.extra.get("unit", ""))
+            output.result(MODEL_LAYER, POOLED, result, ci=False, measured=result.extra.get("unit", ""))
         return output
 
     def name_params(self) -> list[str]:

@@ -29,21 +29,15 @@ if TYPE_CHECKING:  # sklearn is imported where it is used: it costs start-up tim
     from sklearn.neighbors import KNeighborsClassifier
 
 from ddr_eval.errors import DegenerateInputError, UserError
-from ddr_eval.metrics.base import (
-    ALL,
-    IdentificationResult,
+from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, Stacked, register_metric
+from ddr_eval.metrics.bootstrap import (
     ImageGroups,
-    ImageIntervalMetric,
-    MetricInputs,
-    MetricOutput,
-    Stacked,
     bootstrap_mean_interval,
-    check_features,
     cluster_bootstrap_mean_interval,
-    encode_labels,
     image_bootstrap_rng,
-    register_metric,
 )
+from ddr_eval.metrics.checks import check_features, encode_labels
+from ddr_eval.metrics.results import POOLED, IdentificationResult, MetricOutput
 
 Classifier = Literal["logistic", "lda", "knn"]
 PROBE_FORMAT = "ddr-eval-degradation-probe"
@@ -245,13 +239,13 @@ class IdentificationMetric(ImageIntervalMetric):
         for layer, members in self._probe_inputs(self._read_layers(inputs)):
             train, test = self._stacked(inputs, members, "train"), self._stacked(inputs, members, "eval")
             result = output.guarded(
-                layer, ALL, self.compute, train.features, train.labels["degradation"], test.features,
+                layer, POOLED, self.compute, train.features, train.labels["degradation"], test.features,
                 test.labels["degradation"], inputs.seed, train_groups=train.labels["content"], test_groups=test.groups)
             if result is None:
                 continue
             fields = {key: result.extra[key] for key in ("cv_accuracy", "C_chosen", "cv_folds", "cv_grouped")
                       if key in result.extra}
-            output.result(layer, ALL, result, macro_f1=float(result.macro_f1), layers=list(members), **fields)
+            output.result(layer, POOLED, result, macro_f1=float(result.macro_f1), layers=list(members), **fields)
             output.confusions.append({
                 "layer": layer, "classes": list(result.classes), "matrix": np.asarray(result.confusion).tolist(),
                 "accuracy": float(result.accuracy), "macro_f1": float(result.macro_f1)})

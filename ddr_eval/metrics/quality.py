@@ -29,20 +29,14 @@ import numpy as np
 from pydantic import Field
 
 from ddr_eval.errors import DegenerateInputError, UserError
-from ddr_eval.metrics.base import (
-    OUTPUT_LAYER,
+from ddr_eval.metrics.base import ImageIntervalMetric, Metric, MetricInputs, MetricUnavailableError, register_metric
+from ddr_eval.metrics.bootstrap import (
     ImageGroups,
-    ImageIntervalMetric,
-    Metric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    MetricUnavailableError,
     bootstrap_mean_interval,
     cluster_bootstrap_mean_interval,
     image_bootstrap_rng,
-    register_metric,
 )
+from ddr_eval.metrics.results import OUTPUT_LAYER, MetricOutput, MetricResult
 
 BGR_TO_Y = [24.966, 128.553, 65.481]
 """BT.601 luma weights (B, G, R) of BasicSR's ``bgr2ycbcr(y_only=True)`` for [0, 1] input; Y = 16 + w·bgr."""
@@ -404,7 +398,7 @@ class PsnrDropMetric(Metric):
         output = MetricOutput()
         if not inputs.is_sr:
             return output
-        summary = self.aggregation
+        summary = self.summary_ref
         psnr = inputs.rows("psnr")
         if inputs.reference not in psnr:
             output.unavailable(OUTPUT_LAYER, summary, "list a `psnr` metric before `psnr_drop`")

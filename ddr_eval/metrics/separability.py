@@ -25,13 +25,13 @@ Each is computed after a ``projection`` of the features:
 Confidence intervals are 95% percentile-bootstrap intervals over patches, resampled with
 replacement *within each class* so every replicate keeps all classes at their sizes, and
 re-centred on the estimate by the bootstrap bias (recorded as ``extra["bootstrap_bias"]``; see
-:func:`ddr_eval.metrics.base.percentile_interval` for why: near "no separation" a resample adds
+:func:`ddr_eval.metrics.bootstrap.percentile_interval` for why: near "no separation" a resample adds
 spurious separation and the plain interval lies beside the estimate). Point estimates come
 from scikit-learn; the replicates use the vectorised weighted numpy forms below (a resample is
 a vector of per-patch counts), which agree with scikit-learn on unit weights.
 
 ``interval: images`` (or ``both``) resamples source images instead, within each degradation set
-(:func:`~ddr_eval.metrics.base.cluster_bootstrap_weights`; bias in
+(:func:`~ddr_eval.metrics.bootstrap.cluster_bootstrap_weights`; bias in
 ``extra["bootstrap_bias_images"]``): patches of one photograph are correlated, so the patch
 interval is too narrow. By ``degradation`` every class keeps its size; by ``content`` a
 resample can miss a photograph in every set, and that replicate (an index with an empty class)
@@ -48,23 +48,17 @@ import numpy as np
 from pydantic import Field
 
 from ddr_eval.errors import DegenerateInputError
-from ddr_eval.metrics.base import (
-    ALL,
+from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, register_metric
+from ddr_eval.metrics.bootstrap import (
     ImageGroups,
-    ImageIntervalMetric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    check_features,
     cluster_bootstrap_weights,
-    limited_threads,
-    encode_labels,
     image_bootstrap_rng,
     percentile_interval,
-    register_metric,
-    single_threaded_blas,
     stratified_bootstrap_indices,
 )
+from ddr_eval.metrics.checks import check_features, encode_labels
+from ddr_eval.metrics.results import POOLED, MetricOutput, MetricResult
+from ddr_eval.metrics.threads import limited_threads, single_threaded_blas
 
 Projection = Literal["raw", "pca", "tsne"]
 
@@ -284,11 +278,11 @@ class SeparabilityMetric(ImageIntervalMetric):
         output = MetricOutput()
         for layer in inputs.layers:
             stacked = inputs.stack(layer)
-            result = output.guarded(layer, ALL, self.compute, stacked.features, stacked.labels[self.label],
+            result = output.guarded(layer, POOLED, self.compute, stacked.features, stacked.labels[self.label],
                                     inputs.seed, groups=stacked.groups)
             if result is None:
                 continue
-            output.result(layer, ALL, result, label=self.label, projection=self.projection)
+            output.result(layer, POOLED, result, label=self.label, projection=self.projection)
             embedding = result.extra.get("embedding")
             if embedding is not None:
                 output.embeddings.setdefault(layer, {"xy": embedding, **stacked.labels})

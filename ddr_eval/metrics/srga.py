@@ -55,19 +55,11 @@ import numpy as np
 from pydantic import Field
 
 from ddr_eval.errors import DegenerateInputError
-from ddr_eval.metrics.base import (
-    ImageGroups,
-    ImageIntervalMetric,
-    MetricInputs,
-    MetricOutput,
-    MetricResult,
-    check_features,
-    cluster_bootstrap_indices,
-    image_bootstrap_rng,
-    percentile_interval,
-    register_metric,
-    single_threaded_blas,
-)
+from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, register_metric
+from ddr_eval.metrics.bootstrap import ImageGroups, cluster_bootstrap_indices, image_bootstrap_rng, percentile_interval
+from ddr_eval.metrics.checks import check_features
+from ddr_eval.metrics.results import MetricOutput, MetricResult
+from ddr_eval.metrics.threads import single_threaded_blas
 from ddr_eval.metrics.separability import ChiMetric, effective_pca_dim, pca_clip_warning
 from ddr_eval.specs import Pooling
 
@@ -280,6 +272,7 @@ class GeneralizationMetric(ImageIntervalMetric):
     kind: ClassVar[str] = "generalization"
     needs: ClassVar[frozenset[str]] = frozenset({"features", "image_groups"})
     per_set: ClassVar[bool] = True
+    better_means: ClassVar[str] = "generalizes better"
 
     def reduce(self, inputs: MetricInputs) -> MetricOutput:
         output = MetricOutput()

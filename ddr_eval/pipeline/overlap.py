@@ -20,7 +20,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from ddr_eval.metrics.base import Metric, limited_threads
+from ddr_eval.metrics.base import Metric
+from ddr_eval.metrics.threads import limited_threads
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.reduce import Reducer
 from ddr_eval.pipeline.results_cache import MetricPart

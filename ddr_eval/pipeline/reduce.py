@@ -4,7 +4,7 @@ The reducer knows nothing about kinds of metrics. For each (metric, model) it bu
 :class:`ModelInputs` view of the inputs the metric declared in ``needs`` (features in its
 pooling, the training split, SR outputs and HR targets, the module, earlier rows, each patch's
 source image), calls ``metric.reduce(view)`` and stamps the model and the metric's identity on
-the draft rows it gets back (:class:`~ddr_eval.metrics.base.MetricOutput`). What a kind of metric
+the draft rows it gets back (:class:`~ddr_eval.metrics.results.MetricOutput`). What a kind of metric
 does with its inputs lives in its class in ``ddr_eval/metrics/``, so a new kind needs no change
 here (see the protocol in ``ddr_eval/metrics/base.py``).
 
@@ -23,24 +23,16 @@ from typing import Any, Callable
 import numpy as np
 
 from ddr_eval.features.extract import FeatureBatch
-from ddr_eval.metrics.base import (
-    ALL,
-    MODEL_LAYER,
-    OUTPUT_LAYER,
-    ImageGroups,
-    Metric,
-    MetricOutput,
-    MetricRow,
-    Stacked,
-    UndeclaredInputError,
-)
+from ddr_eval.metrics.base import Metric, Stacked, UndeclaredInputError
+from ddr_eval.metrics.bootstrap import ImageGroups
+from ddr_eval.metrics.results import MODEL_LAYER, OUTPUT_LAYER, MetricOutput, MetricRow
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.results_cache import MetricPart
 from ddr_eval.results.rows import OK, ResultRow, Status
 from ddr_eval.results.run import FeatureKey
 
-__all__ = ["ALL", "MODEL_LAYER", "OUTPUT_LAYER", "ModelInputs", "Reducer", "Reduction", "metric_pooling"]
+__all__ = ["MODEL_LAYER", "OUTPUT_LAYER", "ModelInputs", "Reducer", "Reduction", "metric_pooling"]
 
 
 @dataclass
@@ -132,7 +124,7 @@ class Reducer:
                          kind=metric.kind, set=draft.set, value=None if draft.unavailable is not None else draft.value,
                          ci_low=draft.ci[0], ci_high=draft.ci[1], higher_is_better=bool(metric.higher_is_better),
                          aggregation=metric.aggregation, unit=type(metric).unit, status=_status(draft),
-                         extra=draft.extra)
+                         extra=draft.extra, scope=draft.scope)
 
     def _append(self, part: MetricPart) -> None:
         self.result.rows.extend(part.rows)

@@ -45,17 +45,18 @@ from ddr_eval.report.plots import (
     tsne_png,
 )
 from ddr_eval.report.tables import (
-    SUMMARY_SETS,
     best_per_column,
     board_best,
     board_frame,
     directions,
     format_value,
+    headline_rows,
     per_set_table,
     rows_frame,
     run_notes,
+    set_rows,
 )
-from ddr_eval.metrics.base import OUTPUT_LAYER, WHOLE_NETWORK_LAYERS
+from ddr_eval.metrics.results import OUTPUT_LAYER, WHOLE_NETWORK_LAYERS
 from ddr_eval.results import ReportSection
 from ddr_eval.results.format import slug
 from ddr_eval.specs import SnapshotLabel
@@ -131,10 +132,6 @@ def tsne_pngs(result, previous_dir: Path | None = None, models=None, prefix: str
     return pngs
 
 
-def _summary(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["set"].isin(SUMMARY_SETS) & frame["value"].notna()]
-
-
 def training_points(frame: pd.DataFrame) -> pd.DataFrame:
     """Summary values of training-snapshot models (labelled ``name@iteration``), one row per snapshot.
 
@@ -145,7 +142,7 @@ def training_points(frame: pd.DataFrame) -> pd.DataFrame:
     columns = ["series", "iteration", "layer", "metric", "value", "ci_low", "ci_high"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    summary = _summary(frame)
+    summary = headline_rows(frame)
     labels = [SnapshotLabel.parse(model) for model in summary["model"]]
     snapshots = summary[[label is not None for label in labels]].assign(
         series=[label.series for label in labels if label], iteration=[label.iteration for label in labels if label])
@@ -171,14 +168,10 @@ def layer_sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
     """Summary values of models evaluated on more than one feature layer (columns as the frame's)."""
     if frame.empty:
         return frame
-    summary = _summary(frame)
+    summary = headline_rows(frame)
     summary = summary[~summary["layer"].isin(WHOLE_NETWORK_LAYERS)]
     layers_per_model = summary.groupby("model")["layer"].transform("nunique")
     return summary[layers_per_model > 1][["model", "layer", "metric", "value", "ci_low", "ci_high"]]
-
-
-def _per_set(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[~frame["set"].isin(SUMMARY_SETS) & frame["value"].notna()]
 
 
 def quality_vs_srga_points(frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +182,7 @@ def quality_vs_srga_points(frame: pd.DataFrame) -> pd.DataFrame:
     columns = ["model", "set", "srga", "psnr"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    per_set = _per_set(frame)
+    per_set = set_rows(frame)
     srga = per_set[per_set["type"] == "srga"]
     if srga.empty:
         return pd.DataFrame(columns=columns)
@@ -212,7 +205,7 @@ def strength_points(frame: pd.DataFrame, suite) -> pd.DataFrame:
     points = {d.name: d.sweep for d in suite.degradations if d.sweep is not None}
     if frame.empty or not points:
         return pd.DataFrame(columns=columns)
-    per_set = _per_set(frame)
+    per_set = set_rows(frame)
     per_set = per_set[per_set["set"].isin(points)]
     if per_set.empty:
         return pd.DataFrame(columns=columns)
@@ -371,18 +364,19 @@ def _extra_sections(sections: Iterable[ReportSection], page: _Page) -> None:
 
 
 def _reference_first(sets: list[str], reference: str) -> list[str]:
-    """Column order of a per-set table: the reference set, the others, then their mean."""
+    """Column order of a per-set table: the reference set, then the others in the order
+    :func:`per_set_table` gives (the summary last)."""
     head = [reference] if reference in sets else []
-    tail = ["mean"] if "mean" in sets else []
-    return head + [s for s in sets if s not in (reference, "mean")] + tail
+    return head + [s for s in sets if s != reference]
 
 
-def _generalization(frame: pd.DataFrame, reference: str, page: _Page) -> None:
+def _per_set_tables(frame: pd.DataFrame, reference: str, page: _Page) -> None:
     table = per_set_table(frame)
     if table.empty:
         return
-    page.section("generalization", "Per degradation set (generalization)")
-    page.note("One table per metric; best value per column (degradation set) in bold.")
+    page.section("per-set", "Per degradation set")
+    page.note("One table per metric with a value per degradation set (what each metric class declares, "
+              "whatever its kind); best value per column in bold.")
     higher = directions(frame)
     for metric, group in table.groupby("metric", sort=False):
         group = group.drop(columns="metric").dropna(axis=1, how="all")
@@ -530,7 +524,7 @@ def _render(result, sections: Iterable[ReportSection], tsne: dict[TsneKey, bytes
         _leaderboard(result, page)
     _extra_sections(sections, page)
     if not frame.empty:
-        _generalization(frame, result.suite.reference_set, page)
+        _per_set_tables(frame, result.suite.reference_set, page)
         _quality_vs_srga(frame, page)
         _strength(frame, result.suite, page)
     _tsne(tsne_pngs(result) if tsne is None else tsne, page)

@@ -117,10 +117,6 @@ def _display_metric(metric: str) -> str:
     return kind + bracket + rest
 
 
-_BETTER = {"generalization": "generalizes better"}
-"""What "better" means, where plain "better" would hide it (by the metric class's ``kind``)."""
-
-
 def metric_axis_label(metric: str) -> str:
     """An axis label from the metric's own declarations: ``PSNR (dB; higher = better)``,
     ``SRGA (lower = generalizes better)``. Units whose leaderboard values are rescaled
@@ -132,7 +128,7 @@ def metric_axis_label(metric: str) -> str:
     cls = _metric_class(metric)
     if cls is None:
         return metric
-    direction = f"{'higher' if cls.higher_is_better else 'lower'} = {_BETTER.get(cls.kind, 'better')}"
+    direction = f"{'higher' if cls.higher_is_better else 'lower'} = {cls.better_means}"
     unit = cls.unit if cls.unit and cls.unit_scale == 1.0 else ""
     return f"{_display_metric(metric)} ({unit + '; ' if unit else ''}{direction})"
 

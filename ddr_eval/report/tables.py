@@ -1,5 +1,11 @@
 """Result rows and the leaderboard as pandas tables for the report. Directions come from each
-row's ``higher_is_better``; the ranking itself is computed once, in ``ddr_eval.results.leaderboard``."""
+row's ``higher_is_better``; the ranking itself is computed once, in ``ddr_eval.results.leaderboard``.
+
+What a row is about (its :class:`~ddr_eval.metrics.results.RowScope`: one degradation set, all
+sets pooled, or a per-set metric's summary) is read from the row, never from its set's name:
+:func:`rows_frame` keeps it in the frame's index, :func:`row_scopes` reads it back, and the
+per-set table shows every metric that wrote per-set rows, whatever its kind.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,54 @@ from typing import Any
 
 import pandas as pd
 
+from ddr_eval.metrics.results import RowScope
 from ddr_eval.results import Leaderboard, ResultRow, format_value  # noqa: F401  (format_value: re-exported for the report)
-from ddr_eval.results.leaderboard import summary_sets
+from ddr_eval.results.rows import row_scope
 
-SUMMARY_SETS = summary_sets()
+SCOPE = "scope"
 
 
 def rows_frame(rows: list[ResultRow] | list[dict[str, Any]]) -> pd.DataFrame:
-    """Result rows (typed, or their JSON dicts) as a frame, one column per field."""
-    frame = pd.DataFrame([r.to_dict() if isinstance(r, ResultRow) else r for r in rows])
+    """Result rows (typed, or their JSON dicts) as a frame, one column per field.
+
+    Each row's :class:`RowScope` is the index level ``scope`` (beside ``row``, its position),
+    not a column: this frame is what results.csv writes, and that published format has none.
+    """
+    records = [r.to_dict() if isinstance(r, ResultRow) else dict(r) for r in rows]
+    frame = pd.DataFrame([{k: v for k, v in record.items() if k != SCOPE} for record in records])
     if frame.empty:
         return frame
+    frame.index = pd.MultiIndex.from_arrays([range(len(records)), [row_scope(r) for r in records]],
+                                            names=["row", SCOPE])
     for column in ("value", "ci_low", "ci_high"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
+
+
+def row_scopes(frame: pd.DataFrame) -> pd.Series:
+    """The :class:`RowScope` of each row of a rows frame: :func:`rows_frame`'s index level, else
+    a ``scope`` column (a frame of JSON rows, such as ``DDRMonitor.frame()``), else read from
+    the set's published name (:func:`~ddr_eval.results.rows.row_scope`)."""
+    if SCOPE in frame.index.names:
+        scopes = list(frame.index.get_level_values(SCOPE))
+    else:
+        records = frame[[c for c in ("set", SCOPE) if c in frame.columns]].to_dict("records")
+        scopes = [row_scope(r) for r in records]
+    return pd.Series(scopes, index=frame.index, dtype=object)
+
+
+def headline_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a value that a leaderboard shows: pooled values and per-set summaries."""
+    if frame.empty:
+        return frame
+    return frame[row_scopes(frame).map(lambda scope: scope.headline) & frame["value"].notna()]
+
+
+def set_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a value on one degradation set."""
+    if frame.empty:
+        return frame
+    return frame[(row_scopes(frame) == RowScope.SET) & frame["value"].notna()]
 
 
 def directions(frame: pd.DataFrame) -> dict[str, bool]:
@@ -47,15 +87,22 @@ def board_best(board: Leaderboard) -> dict[str, Any]:
     return best
 
 
-def per_set_table(frame: pd.DataFrame, kinds: tuple[str, ...] = ("generalization", "quality")) -> pd.DataFrame:
-    """The generalization view: rows (model, layer, metric), one column per degradation set, plus mean."""
-    subset = frame[frame["kind"].isin(kinds) & frame["value"].notna()]
+def per_set_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every metric with values per degradation set (a metric class declaring ``per_set``, of any
+    kind: generalization, quality, or one registered since): rows (metric, model, layer), one
+    column per set, then the summary columns (``mean``)."""
+    if frame.empty:
+        return pd.DataFrame()
+    per_set = set_rows(frame)
+    scopes = row_scopes(frame)
+    subset = frame[frame["metric"].isin(set(per_set["metric"])) & (scopes != RowScope.POOLED)
+                   & frame["value"].notna()]
     if subset.empty:
         return pd.DataFrame()
     table = subset.pivot_table(index=["metric", "model", "layer"], columns="set", values="value", aggfunc="first",
                                sort=False)
-    summaries = [c for c in table.columns if c in SUMMARY_SETS]
-    ordered = [c for c in table.columns if c not in SUMMARY_SETS] + summaries
+    summaries = set(subset.loc[row_scopes(subset) == RowScope.SUMMARY, "set"])
+    ordered = [c for c in table.columns if c not in summaries] + [c for c in table.columns if c in summaries]
     return table[ordered].reset_index()
 
 

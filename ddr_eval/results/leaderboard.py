@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ddr_eval.errors import UserError
-from ddr_eval.metrics.base import AGGREGATIONS, WHOLE_NETWORK_LAYERS
+from ddr_eval.metrics.results import POOLED_SET, WHOLE_NETWORK_LAYERS, RowScope
+from ddr_eval.results.rows import row_scope
 
 
 @dataclass(frozen=True)
@@ -214,12 +215,13 @@ class Leaderboard:
     @classmethod
     def build(cls, rows: Iterable[Mapping[str, Any]], metrics: Sequence[MetricInfo],
               ranking: Sequence[RankKey], reference: str | None = None) -> "Leaderboard":
-        """The board of result ``rows`` (dicts with model, layer, metric, set, value).
+        """The board of result ``rows`` (dicts with model, layer, metric, set, value, scope): its
+        pooled and summary rows (:attr:`RowScope.headline`).
 
         ``reference``: the suite's reference set; a ranked per-set metric then also shows its
         value there, in a column of its own."""
         rows = list(rows)
-        summaries = [r for r in rows if r["set"] in summary_sets()]
+        summaries = [r for r in rows if row_scope(r).headline]
         summaries += _reference_rows(rows, summaries, ranking, reference)
         columns = _columns(summaries, metrics, ranking, reference)
         table = _spread_whole_network(_pivot(summaries))
@@ -233,11 +235,6 @@ class Leaderboard:
         return cls(tuple(columns), tuple(board))
 
 
-def summary_sets() -> tuple[str, ...]:
-    """The ``set`` of summary rows: ``all`` for pooled metrics, the aggregation's name for per-set ones."""
-    return ("all", *AGGREGATIONS)
-
-
 def _reference_metric(name: str, reference: str | None) -> str:
     return f"{name}@{reference}"
 
@@ -248,9 +245,11 @@ def _reference_rows(rows: list[Mapping[str, Any]], summaries: list[Mapping[str, 
     if reference is None:
         return []
     ranked = {k.metric for k in ranking}
-    per_set = {r["metric"] for r in summaries if r["set"] != "all" and r["metric"] in ranked}
-    return [{**r, "metric": _reference_metric(r["metric"], reference), "set": "all", "reference_of": r["metric"]}
-            for r in rows if r["metric"] in per_set and r["set"] == reference and r.get("value") is not None]
+    per_set = {r["metric"] for r in summaries if row_scope(r) is RowScope.SUMMARY and r["metric"] in ranked}
+    return [{**r, "metric": _reference_metric(r["metric"], reference), "set": POOLED_SET,
+             "scope": RowScope.POOLED.value, "reference_of": r["metric"]}
+            for r in rows if r["metric"] in per_set and row_scope(r) is RowScope.SET and r["set"] == reference
+            and r.get("value") is not None]
 
 
 def _columns(summaries: list[Mapping[str, Any]], metrics: Sequence[MetricInfo],
@@ -282,9 +281,9 @@ def _columns(summaries: list[Mapping[str, Any]], metrics: Sequence[MetricInfo],
 def _summary_text(summaries: list[Mapping[str, Any]], name: str) -> str | None:
     """``mean of 4 degraded sets`` for a per-set metric's summary column; None for pooled metrics."""
     mine = [r for r in summaries if r["metric"] == name]
-    aggregation = mine[0]["set"]
-    if aggregation == "all":
+    if row_scope(mine[0]) is not RowScope.SUMMARY:
         return None
+    aggregation = mine[0]["set"]  # a summary row's set is its aggregation's name
     counts = sorted({int(r["n_sets"]) for r in mine if r.get("n_sets") is not None})
     if not counts:
         return f"{aggregation} of the degraded sets"

@@ -9,8 +9,14 @@ sentinels in a free-text note:
 * ``fallback: <what>`` – a value, computed a documented other way than asked (a PCA
   dimension clipped to the sample count): worth reading, with that caveat.
 
+A row's :class:`~ddr_eval.metrics.results.RowScope` says what its ``set`` stands for: one
+degradation set, all sets pooled (``set`` reads ``all``) or a per-set metric's summary (``set``
+reads its aggregation, ``mean``/``median``). Consumers read the scope, never the set's text;
+the text stays what results.csv (the published format, which has no scope column) shows.
+
 Rows are immutable; ``to_dict``/``from_dict`` are the JSON form (``results.json``, the result
-cache), where the status is its one-line text.
+cache), where the status is its one-line text and the scope its value (``set``, ``pooled``,
+``summary``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping
+
+from ddr_eval.metrics.base import AGGREGATIONS, DEFAULT_AGGREGATION, summary_set_names
+from ddr_eval.metrics.results import POOLED_SET, RowScope
 
 State = Literal["ok", "unavailable", "fallback"]
 STATES: tuple[State, ...] = ("ok", "unavailable", "fallback")
@@ -76,7 +85,9 @@ class ResultRow:
     """One metric value with its bootstrap interval, direction and status.
 
     ``extra`` holds what some kinds add (``label`` and ``projection`` for separability,
-    ``macro_f1`` for identification, ``n_sets`` for a summary).
+    ``macro_f1`` for identification, ``n_sets`` for a summary). ``scope`` must agree with
+    ``set``: a pooled row's set is ``all``, a summary's its ``aggregation``, and a set row's
+    never one of those names.
     """
 
     model: str
@@ -89,12 +100,14 @@ class ResultRow:
     higher_is_better: bool
     ci_low: float | None = None
     ci_high: float | None = None
-    aggregation: str = "mean"
+    aggregation: str = DEFAULT_AGGREGATION
     unit: str = ""
     status: Status = OK
     extra: Mapping[str, Any] = field(default_factory=dict)
+    scope: RowScope = RowScope.SET
 
     def __post_init__(self) -> None:
+        _check_scope(self.scope, self.set, self.aggregation, f"row {self.model}/{self.metric}/{self.set}")
         value = _finite_or_none(self.value)
         status = self.status
         if self.value is not None and value is None:  # NaN/inf: never a number in a leaderboard
@@ -118,6 +131,7 @@ class ResultRow:
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in _CORE}
         data["status"] = str(self.status)
+        data["scope"] = self.scope.value
         data.update({k: _finite_or_none(v) if isinstance(v, float) else v for k, v in self.extra.items()})
         return data
 
@@ -125,8 +139,33 @@ class ResultRow:
     def from_dict(cls, data: Mapping[str, Any]) -> "ResultRow":
         core = {name: data[name] for name in _CORE if name in data}
         core["status"] = Status.parse(core.get("status"))
-        extra = {k: v for k, v in data.items() if k not in _CORE}
-        return cls(**core, extra=extra)
+        extra = {k: v for k, v in data.items() if k not in _CORE and k != "scope"}
+        return cls(**core, extra=extra, scope=row_scope(data))
+
+
+def row_scope(row: Mapping[str, Any]) -> RowScope:
+    """The :class:`RowScope` of a row in its JSON form: its ``scope`` field.
+
+    Rows written before rows had one (an older results.json, a results.csv, hand-made rows)
+    are read by the published spelling: set ``all`` is pooled, an aggregation's name a summary
+    (names the suite loader refuses for degradation sets), anything else one set.
+    """
+    if row.get("scope") is not None:
+        return RowScope(row["scope"])
+    name = row.get("set")
+    if name == POOLED_SET:
+        return RowScope.POOLED
+    return RowScope.SUMMARY if name in AGGREGATIONS else RowScope.SET
+
+
+def _check_scope(scope: RowScope, set_name: str, aggregation: str, what: str) -> None:
+    if not isinstance(scope, RowScope):
+        raise TypeError(f"{what}: scope must be a RowScope, got {scope!r}")
+    expected = {RowScope.POOLED: POOLED_SET, RowScope.SUMMARY: aggregation}.get(scope)
+    if expected is not None and set_name != expected:
+        raise ValueError(f"{what}: a {scope.value} row's set is {expected!r}")
+    if scope is RowScope.SET and set_name in summary_set_names():
+        raise ValueError(f"{what}: {set_name!r} names a pooled or summary row, not a degradation set; give its scope")
 
 
 def _finite_or_none(value: Any) -> float | None:

@@ -17,7 +17,8 @@ from ddr_eval.data.folders import FolderError, expand_folders, image_files, pair
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
 from ddr_eval.errors import UserError
 from ddr_eval.metrics import METRICS
-from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking, summary_sets
+from ddr_eval.metrics.base import summary_set_names
+from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
 from ddr_eval.specs import build_typed, check_bounded, format_location, one_line
 from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
@@ -76,9 +77,10 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>", base_dir: str | 
 
 
 def _refuse_summary_names(suite: Suite, source: str) -> None:
-    """A set named like a summary row (``all`` or an aggregation, ``mean``/``median`` or one
-    registered since) would be read as the summary by the leaderboard and by ``check``."""
-    reserved = {name.lower() for name in summary_sets()}
+    """A set named like a pooled or summary row (``all`` or an aggregation, ``mean``/``median``
+    or one registered since) would share its ``set`` text in results.csv, which has no scope
+    column, and the key ``check`` compares rows by."""
+    reserved = {name.lower() for name in summary_set_names()}
     for i, dset in enumerate(suite.degradations):
         if dset.name.lower() in reserved:
             raise UserError(f"{source}: degradations[{i}].name: {dset.name!r} is reserved for summary rows "

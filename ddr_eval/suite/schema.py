@@ -21,9 +21,9 @@ from ddr_eval.specs import Pooling, SnapshotLabel, StrictModel
 
 
 
-# The ``set`` of a metric's summary rows (``ddr_eval.results.leaderboard.summary_sets``): a degradation
-# set of one of these names would be read as the summary (the loader also refuses any aggregation
-# registered later).
+# The ``set`` text of pooled and summary rows (``ddr_eval.metrics.base.summary_set_names``): a
+# degradation set of one of these names would share it in results.csv, which spells a row's scope
+# that way (the loader also refuses any aggregation registered later).
 RESERVED_SET_NAMES = ("all", "mean", "median")
 # Set and suite names become file names (plots, report directories) and markdown table cells: one
 # letter or digit first (no ``.``/``..``), then letters, digits and ``_ . + -`` only.
