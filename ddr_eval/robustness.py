@@ -477,11 +477,8 @@ def robustness_markdown(robust: RobustnessResult, findings: list[FindingResult])
              f"{spec.required_agreement()} of {len(spec.seeds)} seeds give `reproduced` there (each level paired "
              "with the clean reference, the single-configuration rules of `ddr_eval.findings`); over a sweep it is "
              "`reproduced` when it holds at every level of every sweep, `partly reproduced` when at some, `not "
-             "reproduced` when at none. Finding 1's rule has two halves (the finished GR net's CHI >= "
-             f"{robust.runs[0].loaded.findings.thresholds.gr_ratio:g}x the no-GR net's, and the matched-fit snapshot's "
-             "CHI >= that ratio too): each half is located on its own by the same seed rule (a half holds at a level "
-             "when enough seeds meet it there) and named after the range; the finding holds at a level only where "
-             "both do. Over seeds, the verdict is the seeds' majority" + _identification_rule(findings) + ". A number "
+             "reproduced` when at none." + _strength_notes(robust) + " Over seeds, the verdict is the seeds' majority"
+             + _seed_notes(findings) + ". A number "
              "is stable from the smallest size whose seeds' spread (max - min) / |mean| is within the stated tolerance "
              "there and at every larger size.", "",
              "| finding | verdict | where / how often |", "|---|---|---|"]
@@ -493,13 +490,18 @@ def robustness_markdown(robust: RobustnessResult, findings: list[FindingResult])
     return "\n".join(lines) + "\n"
 
 
-def _identification_rule(findings: list[FindingResult]) -> str:
-    """How finding 7 is recomputed per seed, when the suite has it."""
-    if not any(f.key == "identification@seeds" for f in findings):
-        return ""
-    return ("; finding 7 (identification) is recomputed in full per seed: each seed's run chooses its DDR and its "
-            "baseline probe by cross-validation on that seed's training split, then reads the test split (the "
-            "chosen variants are named per seed)")
+def _strength_notes(robust: RobustnessResult) -> str:
+    """What the swept findings' classes add to the strength rule (finding 1: its two halves)."""
+    thresholds = robust.runs[0].loaded.findings.thresholds
+    notes = [FINDINGS.get(key).strength_note(thresholds) for key in robust.spec.parts()]
+    return "".join(" " + note for note in notes if note)
+
+
+def _seed_notes(findings: list[FindingResult]) -> str:
+    """How findings are recomputed per seed, where their classes say (finding 7: its probe choice)."""
+    keys = [f.key.removesuffix("@seeds") for f in findings if f.key.endswith("@seeds")]
+    notes = [FINDINGS.get(key).seeds_note for key in dict.fromkeys(keys) if key in FINDINGS]
+    return "".join("; " + note for note in notes if note)
 
 
 def robustness_files(robust: RobustnessResult, findings: list[FindingResult]) -> dict[str, str]:

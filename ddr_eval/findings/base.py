@@ -145,7 +145,9 @@ class Finding:
     set), e.g. ``("reference", "level")`` for a CHI between them, ``("level",)`` for a
     per-set comparison; None: it is not located over strength. ``curve_label``: the panel of
     its strength curve (default: its key); ``crossing``: a value of its series whose crossing
-    along a sweep the report locates (finding 4: a ratio crossing 1).
+    along a sweep the report locates (finding 4: a ratio crossing 1). :meth:`strength_note` and
+    ``seeds_note``: what the robustness report's rules add for it (finding 1: its halves; finding
+    7: how its probes are chosen per seed).
     """
 
     key: ClassVar[str]
@@ -155,6 +157,7 @@ class Finding:
     strength_sets: ClassVar[tuple[str, ...] | None] = None
     curve_label: ClassVar[str | None] = None
     crossing: ClassVar[float | None] = None
+    seeds_note: ClassVar[str] = ""
 
     def __init__(self, part: FindingPart):
         self.part = part
@@ -173,6 +176,11 @@ class Finding:
             raise UserError(f"findings.robustness.{cls.key}: finding {cls.key!r} is not located over strength")
         sets = tuple(reference if name == "reference" else level for name in cls.strength_sets)
         return cls(part.model_copy(update={"sets": sets}))
+
+    @classmethod
+    def strength_note(cls, thresholds) -> str:
+        """A sentence for the robustness report's rules when it is swept over strength (default: none)."""
+        return ""
 
     @classmethod
     def curve(cls, series: str) -> tuple[str, str]:

@@ -35,6 +35,14 @@ class GlobalResidual(Finding):
     strength_sets = ("reference", "level")
     curve_label = "1: CHI (degradation)"
 
+    @classmethod
+    def strength_note(cls, thresholds) -> str:
+        return ("Finding 1's rule has two halves (the finished GR net's CHI >= "
+                f"{thresholds.gr_ratio:g}x the no-GR net's, and the matched-fit snapshot's "
+                "CHI >= that ratio too): each half is located on its own by the same seed rule (a half holds at a level "
+                "when enough seeds meet it there) and named after the range; the finding holds at a level only where "
+                "both do.")
+
     def compute(self, context) -> FindingResult:
         spec: GlobalResidualSpec = self.part
         without = context.chi_by(spec.without_gr, spec.sets)

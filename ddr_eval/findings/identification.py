@@ -28,6 +28,9 @@ class Identification(Finding):
     title = "DDR identifies distortions"
     expected = "a probe on DDR, chosen on the training split, beats the baselines"
     spec = IdentificationSpec
+    seeds_note = ("finding 7 (identification) is recomputed in full per seed: each seed's run chooses its DDR and its "
+                  "baseline probe by cross-validation on that seed's training split, then reads the test split (the "
+                  "chosen variants are named per seed)")
 
     def compute(self, context) -> FindingResult:
         spec: IdentificationSpec = self.part
