@@ -146,3 +146,13 @@ def test_a_finding_without_strength_sets_is_refused_over_strength_before_any_run
 
     with pytest.raises(UserError, match=r"^findings\.robustness\.training: finding 'training' is not located over strength"):
         run_robustness(loaded, never)
+
+
+def test_a_findings_section_pickles_though_its_class_is_built_from_the_registry():
+    import pickle
+
+    loaded = compile_suite(_suite({"robustness": {"seeds": [0], "reference": "clean", "strength": [{"sweep": "blur"}],
+                                                  "sr_vs_classification": {"sr": ["image_statistics"], "classification": []}}}),
+                           "s.yaml")
+    again = pickle.loads(pickle.dumps(loaded.findings))
+    assert again == loaded.findings and list(again.robustness.parts()) == ["sr_vs_classification"]

@@ -207,6 +207,9 @@ class RobustnessSpec(FindingPart):
         """The findings swept over strength: key -> spec, in registration order."""
         return finding_parts(self)
 
+    def __reduce__(self):  # the registry-built class is not importable by name: pickle the YAML instead
+        return RobustnessSpec.model_validate, (self.model_dump(by_alias=True, exclude_unset=True),)
+
     def model_names(self) -> tuple[str, ...]:
         names = tuple(n for part in self.parts().values() for n in part.model_names())
         return names + (self.sample_size.models if self.sample_size else ())
@@ -240,6 +243,9 @@ class FindingsSpec(FindingPart):
 
     def part(self, key: str) -> FindingPart | None:
         return self.parts().get(key)
+
+    def __reduce__(self):  # the registry-built class is not importable by name: pickle the YAML instead
+        return FindingsSpec.model_validate, (self.model_dump(by_alias=True, exclude_unset=True),)
 
 
 def finding_parts(spec: StrictModel) -> dict[str, FindingPart]:
