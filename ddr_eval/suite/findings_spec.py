@@ -29,7 +29,7 @@ class FindingNeeds:
     the suite loader can refuse a suite that does not compute it before any work."""
 
     row_types: tuple[str, ...] = ()  # metric row types it reads; the suite must compute at least one
-    hr: bool = False  # runs the SR networks on its sets' inputs and scores them against HR
+    sr_outputs: bool = False  # runs the SR networks on its sets' inputs and scores the outputs against HR
 
 
 class FindingPart(StrictModel):
@@ -128,7 +128,7 @@ class IdentificationSpec(FindingPart):
 class BlindSrSpec(FindingPart):
     """DDR-guided blind SR against the same mix without a condition and against the oracle."""
 
-    needs = FindingNeeds(hr=True)
+    needs = FindingNeeds(sr_outputs=True)
 
     blind: str = Field(description="the DDR-conditioned model (DDRConditionedSR, condition ddr)")
     unconditioned: str = Field(description="an SR model trained on the same mix, no condition")

@@ -239,7 +239,7 @@ def _check_finding_needs(part, where: str, suite: Suite, metrics: list, source: 
     for name in part.set_names():
         if name not in sets:
             raise UserError(f"{source}: {where}.sets: {name!r} is not a degradation set")
-        if part.needs.hr and not sets[name].has_hr:
+        if part.needs.sr_outputs and not sets[name].has_hr:
             raise UserError(f"{source}: {where}: set {name!r} is LR-only (no HR), but the finding scores SR outputs "
                             "against HR")
     types = {m.metric_type for m in metrics}
