@@ -67,12 +67,12 @@ def test_flattened_maps_are_computed_but_not_stored_and_numbers_do_not_change(ra
         raw["findings"] = {"adversarial": {"pairs": [["tiny-1", "tiny-2"]], "sets": ["clean", "blur"]}}
     loaded = compile_suite(raw, "footprint.yaml")
     uncached = run_suite(loaded, use_cache=False, progress=False)
-    assert any(key[3] == FLATTEN for key in uncached.features)  # SRGA did read flattened maps
+    assert any(key[3] == FLATTEN for key in uncached.batches)  # SRGA did read flattened maps
 
     cold = run_suite(loaded, cache_dir=tmp_path, progress=False)
     assert max(_feature_arrays(tmp_path)) == TINY["num_feat"]  # pooled (one value a channel), no C*H*W map
     warm = run_suite(loaded, cache_dir=tmp_path, progress=False)
-    assert not any(key[3] == FLATTEN for key in warm.features)  # SRGA's result came from the results cache
+    assert not any(key[3] == FLATTEN for key in warm.batches)  # SRGA's result came from the results cache
     assert warm.provenance["cache"]["misses"] == 0
     for result in (cold, warm):
         assert _values(result).keys() == _values(uncached).keys()
