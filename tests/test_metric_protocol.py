@@ -104,14 +104,14 @@ def _run(raw: dict, cache_dir):
 def test_a_new_metric_kind_runs_through_planner_cache_reducer_and_leaderboard(new_kind, suite_raw, tmp_path):
     cold = _run(suite_raw, tmp_path)
     # the planner extracted the pooling the new metric declared, beside the suite's default
-    assert {pooling for (_, _, _, pooling) in cold.features} == {"gap", "gmp"}
+    assert {pooling for (_, _, _, pooling) in cold.batches} == {"gap", "gmp"}
     rows = [r for r in cold.rows if r.type == "mean_feature_norm"]
     assert {r.kind for r in rows} == {"feature_norm"}
     assert {(r.model, r.set) for r in rows} == {(m, s) for m in ("tiny", "image_statistics")
                                                for s in ("clean", "blur", "noise", "mean")}
     source = next(s for s in cold.sources if s.label == "tiny")
     layer, module = next(iter(source.layers.items()))
-    blur = cold.features[("tiny", "all", "blur", "gmp")].features[module]
+    blur = cold.batches[("tiny", "all", "blur", "gmp")].features[module]
     row = next(r for r in rows if r.model == "tiny" and r.set == "blur" and r.layer == layer)
     assert row.value == pytest.approx(np.linalg.norm(blur.astype(np.float64), axis=1).mean())
     summary = next(r for r in rows if r.model == "tiny" and r.set == "mean" and r.layer == layer)
