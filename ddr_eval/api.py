@@ -322,7 +322,7 @@ class Results:
     def findings(self) -> list:
         """The paper findings the suite asks for (``findings:``), each with its verdict; else empty.
         Those of the suites it includes (``findings.include``) follow, each labelled with the
-        suite that computed it (``Finding.suite``)."""
+        suite that computed it (``FindingResult.suite``)."""
         from dataclasses import replace
 
         from ddr_eval.findings import compute_findings, suite_origin
@@ -335,7 +335,7 @@ class Results:
 
     def _included_plots(self, target: Path) -> tuple[list, dict[str, bytes]]:
         """The findings with the t-SNE scatters of the included runs attached to the included
-        findings that name those models (``Finding.plots``), and the PNGs by file name
+        findings that name those models (``FindingResult.plots``), and the PNGs by file name
         (``<included suite>_tsne_....png``; a file already in ``target`` drawn from the same
         inputs is reused)."""
         from dataclasses import replace
@@ -353,7 +353,7 @@ class Results:
             for i, finding in enumerate(findings):
                 if finding.suite is None or finding.suite["file"] != run.loaded.source:
                     continue
-                part = getattr(run.loaded.findings, finding.key, None)
+                part = run.loaded.findings.part(finding.key)
                 models = set(part.model_names()) if part is not None else set()
                 files = tsne_files(run, target, models=models, prefix=f"{slug(run.suite.name)}_")
                 images.update({name: png for name, (_, png) in files.items()})

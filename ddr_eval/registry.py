@@ -50,3 +50,8 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())
+
+    def in_registration_order(self) -> list[tuple[str, T]]:
+        """The items in the order they were registered (the paper's findings are reported in the
+        order their modules are imported, not alphabetically)."""
+        return list(self._items.items())

@@ -9,10 +9,12 @@ From each seed's run:
   (finding 7 too: its probes are cross-validated and chosen on each seed's training split, so the
   table over seeds names each seed's chosen DDR and baseline variant beside their test accuracies),
   and those of the suites it includes (``findings.include``), each run at the same seed;
-* along each swept degradation (``strength:``), findings 1 (global residual), 2 (adversarial),
-  4 (SR vs classification) and 6 (generalization) at every level, each level paired with the
-  clean ``reference`` set, by the same code and verdict rules as the single-configuration
-  findings (:class:`~ddr_eval.findings.FindingsComputer`);
+* along each swept degradation (``strength:``), every finding ``robustness:`` names (the paper's
+  suites: 1 global residual, 2 adversarial, 4 SR vs classification, 6 generalization) at every
+  level, on the sets its class pairs with one level (:attr:`~ddr_eval.findings.Finding.strength_sets`:
+  the clean ``reference`` set and the level, or the level alone), by the same class and verdict
+  rule as the single-configuration finding; its curve plots the result's ``series``, finding 1's
+  halves come from its ``parts``. Nothing here is written per finding;
 * with ``sample_size:``, one more run per seed with ``max(sizes)`` patches per set on the named
   models and sets, read at every size (the first ``size / images`` patches of each image).
 
@@ -34,19 +36,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ddr_eval.errors import UserError
-from ddr_eval.findings import Finding, FindingsComputer, Verdict, compute_findings
+from ddr_eval.findings import FINDINGS, FindingContext, FindingResult, Verdict, compute_findings
+from ddr_eval.report import finding_table, markdown_table
 from ddr_eval.results import ReportSection
 from ddr_eval.suite.findings_spec import (
     RobustnessSpec,
     SampleSizeSpec,
     StrengthGroup,
 )
-
-STRENGTH_FINDINGS = ("global_residual", "adversarial", "sr_vs_classification", "generalization")
-TITLES = {"global_residual": "Global residual makes DDR emerge",
-          "adversarial": "Adversarial training makes features discriminative",
-          "sr_vs_classification": "SR features cluster by degradation, classification features by content",
-          "generalization": "Training on degradations generalizes to them"}
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -120,45 +117,36 @@ class LevelPoint:
     set: str
     seed: int
     verdict: Verdict
-    values: dict[str, float]  # series -> the number the curve plots
+    values: dict[str, float]  # series -> the number the curve plots (FindingResult.series, full precision)
     parts: dict[str, bool] = field(default_factory=dict)  # finding 1: each half of its rule -> holds here
 
 
-def _level_values(finding: Finding) -> dict[str, float]:
-    """The per-model numbers a finding's curve shows at one level."""
-    if finding.key in ("global_residual", "adversarial"):
-        return {row["model"]: float(str(row["CHI (degradation)"]).split()[0]) for row in finding.table}
-    if finding.key == "sr_vs_classification":
-        return {row["model"]: float(row["degradation / content"]) for row in finding.table}
-    values = {}
-    for row in finding.table:  # generalization: trained and baseline per metric
-        for name, value in row.items():
-            if name not in ("metric", "set", "lower for degraded-trained"):
-                values[f"{name} / {row['metric']}"] = float(value)
-    return values
+def swept_findings(spec: RobustnessSpec) -> dict[str, type]:
+    """The finding classes ``robustness:`` sweeps over strength, key -> class; a finding whose class
+    cannot be paired with one level (no ``strength_sets``) is refused before any run."""
+    classes = {key: FINDINGS.get(key) for key in spec.parts()}
+    for key, cls in classes.items():
+        if cls.strength_sets is None:
+            located = ", ".join(k for k, c in FINDINGS.in_registration_order() if c.strength_sets is not None)
+            raise UserError(f"findings.robustness.{key}: finding {key!r} is not located over strength "
+                            f"(these are: {located})")
+    return classes
 
 
-def strength_points(result, spec: RobustnessSpec, computer: FindingsComputer | None = None) -> list[LevelPoint]:
-    """Findings 1, 2, 4 and 6 at every level of every swept group of one run."""
-    computer = computer or FindingsComputer(result, result.loaded.findings)
+def strength_points(result, spec: RobustnessSpec, context: FindingContext | None = None) -> list[LevelPoint]:
+    """Every swept finding at every level of every swept group of one run."""
+    context = context or FindingContext(result, result.loaded.findings)
+    classes = swept_findings(spec)
     seed = result.suite.seed
     points = []
     for group in spec.strength:
         levels = [(d.sweep.value, d.name) for d in result.suite.degradations
                   if d.sweep is not None and d.sweep.group == group.sweep]
         for x, name in levels:
-            pair = (spec.reference, name)
-            parts = []
-            if spec.global_residual:
-                parts.append(computer._global_residual(spec.global_residual.model_copy(update={"sets": pair})))
-            if spec.adversarial:
-                parts.append(computer._adversarial(spec.adversarial.model_copy(update={"sets": pair})))
-            if spec.sr_vs_classification:
-                parts.append(computer._sr_vs_classification(spec.sr_vs_classification.model_copy(update={"sets": pair})))
-            if spec.generalization:
-                parts.append(computer._generalization(spec.generalization.model_copy(update={"sets": (name,)})))
-            points += [LevelPoint(f.key, group.sweep, x, name, seed, f.verdict, _level_values(f),
-                                  dict(f.numbers.get("parts", {}))) for f in parts]
+            for key, part in spec.parts().items():
+                found = classes[key].at_level(part, spec.reference, name).compute(context)
+                points.append(LevelPoint(key, group.sweep, x, name, seed, found.verdict, dict(found.series),
+                                         dict(found.parts)))
     return points
 
 
@@ -246,7 +234,7 @@ class ModelLabel:
 class RobustnessResult:
     runs: list  # one RunResult per seed, in seed order
     spec: RobustnessSpec
-    per_seed_findings: dict[int, list[Finding]]
+    per_seed_findings: dict[int, list[FindingResult]]
     points: list[LevelPoint]
     sample_size: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -257,6 +245,7 @@ def run_robustness(loaded, run: Callable, progress: Callable[[str], None] = lamb
     """Every seed's run (``run(loaded) -> RunResult``), their findings and strength curves, and the
     sample-size runs."""
     spec = loaded.findings.robustness
+    swept_findings(spec)  # a finding that cannot be swept is refused before the first run
     started = time.perf_counter()
     runs, per_seed, points, sizes = [], {}, [], []
     cache: dict[str, int] = defaultdict(int)
@@ -318,17 +307,16 @@ def _group_label(group: StrengthGroup, result) -> str:
     return f"{group.sweep} {point.parameter}"
 
 
-def strength_findings(robust: RobustnessResult) -> list[Finding]:
-    """One finding per strength finding: its range per swept group, the seeds agreeing per level."""
+def strength_findings(robust: RobustnessResult) -> list[FindingResult]:
+    """One result per swept finding: its range per swept group, the seeds agreeing per level."""
     spec, first = robust.spec, robust.runs[0]
     need, n_seeds = spec.required_agreement(), len(spec.seeds)
     by = defaultdict(list)
     for p in robust.points:
         by[(p.finding, p.group, p.x)].append(p)
     findings = []
-    for key in STRENGTH_FINDINGS:
-        if not any(p.finding == key for p in robust.points):
-            continue
+    for key in dict.fromkeys(p.finding for p in robust.points):
+        cls = FINDINGS.get(key)
         table, ranges, part_ranges, holds_everywhere, holds_somewhere = [], [], {}, True, False
         for group in spec.strength:
             label = _group_label(group, first)
@@ -352,8 +340,8 @@ def strength_findings(robust: RobustnessResult) -> list[Finding]:
                 row.update({s: spread([p.values.get(s) for p in level]) for s in series})
                 table.append(row)
             text = strength_range(xs, holds, label, group.stronger)
-            if key == "sr_vs_classification":
-                text += _crossovers(by, key, group, xs, label)
+            if cls.crossing is not None:
+                text += _crossovers(by, key, group, xs, label, cls.crossing)
             if part_names:
                 located = {n: strength_range(xs, h, label, group.stronger) for n, h in part_holds.items()}
                 part_ranges[label] = located
@@ -363,22 +351,24 @@ def strength_findings(robust: RobustnessResult) -> list[Finding]:
             holds_somewhere |= any(holds)
         verdict = Verdict.REPRODUCED if holds_everywhere else Verdict.PARTLY if holds_somewhere else Verdict.NOT
         summary = (f"holds (>= {need} of {n_seeds} seeds reproduce it) " + "; ".join(ranges) + ".")
-        findings.append(Finding(f"{key}@strength", TITLES[key] + ", over strength", "holds at every strength level",
-                                verdict, summary, table,
-                                {"ranges": ranges, "seeds": list(spec.seeds), "parts": part_ranges}))
+        findings.append(FindingResult(f"{key}@strength", cls.title + ", over strength", "holds at every strength level",
+                                      verdict, f"holds at a level when >= {need} of {n_seeds} seeds reproduce it there; "
+                                      "reproduced when it holds at every level of every sweep, partly when at some",
+                                      summary, table, {"ranges": ranges, "seeds": list(spec.seeds), "parts": part_ranges}))
     return findings
 
 
-def _crossovers(by, key, group, xs, label) -> str:
-    """Finding 4: where each model's degradation / content ratio (mean over seeds) crosses 1."""
+def _crossovers(by, key, group, xs, label, level: float) -> str:
+    """Where each series (mean over seeds) crosses ``level`` (the finding's ``crossing``; finding 4:
+    each model's degradation / content ratio crossing 1)."""
     ordered = xs if group.stronger == "higher" else xs[::-1]
     models = list(dict.fromkeys(s for x in xs for p in by[(key, group.sweep, x)] for s in p.values))
     parts = []
     for model in models:
-        ratios = [float(np.mean([p.values[model] for p in by[(key, group.sweep, x)]])) for x in ordered]
+        ratios = [float(np.mean([p.values[model] for p in by[(key, group.sweep, x)]])) / level for x in ordered]
         at = crossover(ordered, ratios)
-        parts.append(f"{model} crosses 1 at {label} ~ {at:.2g}" if at is not None else
-                     f"{model} {'above' if ratios[0] > 1 else 'below'} 1 throughout")
+        parts.append(f"{model} crosses {level:g} at {label} ~ {at:.2g}" if at is not None else
+                     f"{model} {'above' if ratios[0] > 1 else 'below'} {level:g} throughout")
     return " (" + "; ".join(parts) + ")"
 
 
@@ -388,7 +378,7 @@ def _most_common(values: Sequence[str]) -> str:
     return f"{top} ({list(values).count(top)}/{len(values)})"
 
 
-def seed_findings(robust: RobustnessResult) -> list[Finding]:
+def seed_findings(robust: RobustnessResult) -> list[FindingResult]:
     """The suite's own findings (paper configuration), each over the seeds: how many agree, the
     spread of its numbers, and each seed's named choices (finding 7: the probe variants its
     training-split cross-validation chose)."""
@@ -410,12 +400,13 @@ def seed_findings(robust: RobustnessResult) -> list[Finding]:
                           **{k: _most_common([f.numbers[k] for f in runs]) for k in named}})
         summary = (f"{verdicts.count(majority)} of {len(seeds)} seeds: {majority} "
                    f"({', '.join(f'seed {s}: {v}' for s, v in zip(seeds, verdicts))}). Seed {seeds[0]}: {finding.summary}")
-        out.append(Finding(finding.key + "@seeds", finding.title + ", over seeds", finding.expected, majority,
-                           summary, table, {"verdicts": dict(zip(map(str, seeds), verdicts))}))
+        out.append(FindingResult(finding.key + "@seeds", finding.title + ", over seeds", finding.expected, majority,
+                                 "the seeds' majority verdict; each seed's by: " + finding.rule,
+                                 summary, table, {"verdicts": dict(zip(map(str, seeds), verdicts))}))
     return out
 
 
-def sample_size_finding(robust: RobustnessResult) -> Finding | None:
+def sample_size_finding(robust: RobustnessResult) -> FindingResult | None:
     spec = robust.spec.sample_size
     if spec is None or not robust.sample_size:
         return None
@@ -431,13 +422,15 @@ def sample_size_finding(robust: RobustnessResult) -> Finding | None:
             values = [[r[m] for r in rows if r["patches per set"] == size and m in r] for size in spec.sizes]
             stable[f"{model} / {m}"] = stable_from(spec.sizes, values, spec.stable_within)
     text = "; ".join(f"{k}: from {v}" if v is not None else f"{k}: not within {max(spec.sizes)}" for k, v in stable.items())
-    return Finding("sample_size", "How many patches a stable number needs",
-                   f"seeds' spread / |mean| <= {spec.stable_within:g}", Verdict.MEASURED,
-                   f"stable (spread over {len(robust.spec.seeds)} seeds within {spec.stable_within:g} of the mean) "
-                   f"{text}.", table, {"stable_from": stable})
+    return FindingResult("sample_size", "How many patches a stable number needs",
+                         f"seeds' spread / |mean| <= {spec.stable_within:g}", Verdict.MEASURED,
+                         f"a number is stable from the smallest size whose seeds' spread (max - min) / |mean| is "
+                         f"<= {spec.stable_within:g} there and at every larger size",
+                         f"stable (spread over {len(robust.spec.seeds)} seeds within {spec.stable_within:g} of the mean) "
+                         f"{text}.", table, {"stable_from": stable})
 
 
-def robustness_findings(robust: RobustnessResult) -> list[Finding]:
+def robustness_findings(robust: RobustnessResult) -> list[FindingResult]:
     found = [*strength_findings(robust), *seed_findings(robust)]
     sized = sample_size_finding(robust)
     return found + ([sized] if sized else [])
@@ -453,20 +446,15 @@ def strength_curves(robust: RobustnessResult):
         for series, value in p.values.items():
             by[(p.finding, p.group, p.x, series)].append(value)
     labels = {g.sweep: _group_label(g, robust.runs[0]) for g in robust.spec.strength}
-    names = {"global_residual": "1: CHI (degradation)", "adversarial": "2: CHI (degradation)",
-             "sr_vs_classification": "4: CHI deg / content"}
     for (finding, group, x, series), values in by.items():
-        metric = names.get(finding, finding)
-        if finding == "generalization":  # "model / metric": one panel per metric, one line per model
-            series, _, metric = series.rpartition(" / ")
-            metric = f"6: {metric}"
+        series, metric = FINDINGS.get(finding).curve(series)  # (line, panel), as the finding's class draws it
         rows.append({"series": series, "sweep": group, "parameter": labels[group], "x": x,
                      "metric": metric, "value": float(np.mean(values)),
                      "ci_low": float(min(values)), "ci_high": float(max(values))})
     return pd.DataFrame(rows)
 
 
-def robustness_sections(robust: RobustnessResult, findings: list[Finding]) -> list[ReportSection]:
+def robustness_sections(robust: RobustnessResult, findings: list[FindingResult]) -> list[ReportSection]:
     import pandas as pd
 
     timing = f"Measured: {robust.seconds:.0f} s for {len(robust.spec.seeds)} seeds, {cache_state(robust.cache)}."
@@ -475,12 +463,10 @@ def robustness_sections(robust: RobustnessResult, findings: list[Finding]) -> li
                          "Each level is the swept set paired with the clean reference; lines are the mean over "
                          "seeds, bands the min..max over seeds. " + timing, None, curves=curves)
     return [head, *(ReportSection(f"{f.title} — {f.verdict}", f"Expected: {f.expected}. Measured: {f.summary}",
-                                  pd.DataFrame(f.table) if f.table else None) for f in findings)]
+                                  pd.DataFrame(finding_table(f)) if f.table else None) for f in findings)]
 
 
-def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> str:
-    from tabulate import tabulate
-
+def robustness_markdown(robust: RobustnessResult, findings: list[FindingResult]) -> str:
     spec = robust.spec
     images = len(robust.runs[0].inputs.eval_sets[spec.reference].patches.image_names)
     patches = len(robust.runs[0].inputs.eval_sets[spec.reference].patches.image_index)
@@ -491,11 +477,8 @@ def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> st
              f"{spec.required_agreement()} of {len(spec.seeds)} seeds give `reproduced` there (each level paired "
              "with the clean reference, the single-configuration rules of `ddr_eval.findings`); over a sweep it is "
              "`reproduced` when it holds at every level of every sweep, `partly reproduced` when at some, `not "
-             "reproduced` when at none. Finding 1's rule has two halves (the finished GR net's CHI >= "
-             f"{robust.runs[0].loaded.findings.thresholds.gr_ratio:g}x the no-GR net's, and the matched-fit snapshot's "
-             "CHI >= that ratio too): each half is located on its own by the same seed rule (a half holds at a level "
-             "when enough seeds meet it there) and named after the range; the finding holds at a level only where "
-             "both do. Over seeds, the verdict is the seeds' majority" + _identification_rule(findings) + ". A number "
+             "reproduced` when at none." + _strength_notes(robust) + " Over seeds, the verdict is the seeds' majority"
+             + _seed_notes(findings) + ". A number "
              "is stable from the smallest size whose seeds' spread (max - min) / |mean| is within the stated tolerance "
              "there and at every larger size.", "",
              "| finding | verdict | where / how often |", "|---|---|---|"]
@@ -503,25 +486,30 @@ def robustness_markdown(robust: RobustnessResult, findings: list[Finding]) -> st
     for f in findings:
         lines += ["", f"## {f.title}", "", f"Verdict: **{f.verdict}**. {f.summary}", ""]
         if f.table:
-            lines.append(tabulate(f.table, headers="keys", tablefmt="github"))
+            lines.append(markdown_table(finding_table(f)))
     return "\n".join(lines) + "\n"
 
 
-def _identification_rule(findings: list[Finding]) -> str:
-    """How finding 7 is recomputed per seed, when the suite has it."""
-    if not any(f.key == "identification@seeds" for f in findings):
-        return ""
-    return ("; finding 7 (identification) is recomputed in full per seed: each seed's run chooses its DDR and its "
-            "baseline probe by cross-validation on that seed's training split, then reads the test split (the "
-            "chosen variants are named per seed)")
+def _strength_notes(robust: RobustnessResult) -> str:
+    """What the swept findings' classes add to the strength rule (finding 1: its two halves)."""
+    thresholds = robust.runs[0].loaded.findings.thresholds
+    notes = [FINDINGS.get(key).strength_note(thresholds) for key in robust.spec.parts()]
+    return "".join(" " + note for note in notes if note)
 
 
-def robustness_files(robust: RobustnessResult, findings: list[Finding]) -> dict[str, str]:
+def _seed_notes(findings: list[FindingResult]) -> str:
+    """How findings are recomputed per seed, where their classes say (finding 7: its probe choice)."""
+    keys = [f.key.removesuffix("@seeds") for f in findings if f.key.endswith("@seeds")]
+    notes = [FINDINGS.get(key).seeds_note for key in dict.fromkeys(keys) if key in FINDINGS]
+    return "".join("; " + note for note in notes if note)
+
+
+def robustness_files(robust: RobustnessResult, findings: list[FindingResult]) -> dict[str, str]:
     import json
 
     document = {"seeds": list(robust.spec.seeds), "seconds": round(robust.seconds, 1), "cache": robust.cache,
                 "findings": [{"key": f.key, "title": f.title, "verdict": f.verdict, "summary": f.summary,
-                              "table": f.table, "numbers": f.numbers} for f in findings],
+                              "table": finding_table(f), "numbers": f.numbers} for f in findings],
                 "points": [dataclasses.asdict(p) for p in robust.points],
                 "sample_size": robust.sample_size}
     return {"robustness.md": robustness_markdown(robust, findings),

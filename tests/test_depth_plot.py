@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from ddr_eval.findings import Finding
+from ddr_eval.findings import FindingResult, Verdict
 from ddr_eval.report.depth import depth_points, with_depth_plots
 
 CURVES = {
@@ -36,8 +36,8 @@ def test_points_run_from_the_first_block_to_the_deep_tap():
 
 
 def test_a_finding_with_curves_gets_its_figure_as_png_and_svg(tmp_path):
-    finding = Finding("sr_vs_classification", "t", "e", "reproduced", "s", numbers={"curves": CURVES})
-    plain = Finding("adversarial", "t", "e", "reproduced", "s")
+    finding = FindingResult("sr_vs_classification", "t", "e", Verdict.REPRODUCED, "r", "s", numbers={"curves": CURVES})
+    plain = FindingResult("adversarial", "t", "e", Verdict.REPRODUCED, "r", "s")
     sources = [types.SimpleNamespace(label=m, layers=layers) for m, layers in LAYERS.items()]
     result = types.SimpleNamespace(sources=sources)
     findings, images, files = with_depth_plots([finding, plain], {}, result, previous_dir=tmp_path)

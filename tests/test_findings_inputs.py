@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from ddr_eval.errors import UserError
-from ddr_eval.findings import Finding, FindingsComputer, FindingsSpec, Verdict, findings_files, findings_sections
+from ddr_eval.findings import FindingResult, Verdict, compute_findings
+from ddr_eval.report import findings_files, findings_sections
+from ddr_eval.results.run import FeatureKey, RunResult
+from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.loader import compile_suite
 
 SETS = ("clean", "blur")
@@ -18,16 +21,16 @@ SETS = ("clean", "blur")
 def _result(separation: dict[str, float], n: int = 20):
     """A stand-in RunResult whose models' features are two Gaussian blobs ``separation`` apart."""
     rng = np.random.default_rng(0)
-    patches = SimpleNamespace(image_names=("a", "b"), image_index=np.arange(n) % 2)
+    patches = SimpleNamespace(patch_image_names=np.asarray(["a", "b"] * (n // 2)))
     features = {}
     for model, distance in separation.items():
         for offset, name in enumerate(SETS):
             x = rng.normal(size=(n, 4)) + offset * distance
-            features[(model, "test", name, "gap")] = SimpleNamespace(features={"body": x})
+            features[FeatureKey(model, "test", name, "gap")] = SimpleNamespace(features={"body": x})
     sources = [SimpleNamespace(label=m, layers={"deep": "body"}) for m in separation]
     inputs = SimpleNamespace(eval_sets={s: SimpleNamespace(split="test", patches=patches) for s in SETS})
     suite = SimpleNamespace(pooling="gap", seed=0, reference_set="clean")
-    return SimpleNamespace(sources=sources, inputs=inputs, suite=suite, features=features, rows=[])
+    return RunResult(SimpleNamespace(suite=suite), [], [], {}, {}, sources=sources, batches=features, inputs=inputs)
 
 
 @pytest.mark.parametrize("distance, verdict", [(1.5, Verdict.PARTLY), (4.0, Verdict.NOT)])
@@ -36,7 +39,7 @@ def test_global_residual_without_bootstrap_compares_values(distance, verdict):
     spec = FindingsSpec.model_validate({"bootstrap": 0, "global_residual":
                                         {"with": "gr", "without": "nogr", "sets": list(SETS)}})
     result = _result({"gr": 2.5, "nogr": distance})
-    finding = FindingsComputer(result, spec).compute()[0]
+    finding = compute_findings(result, spec)[0]
     assert finding.verdict == verdict
 
 
@@ -69,8 +72,8 @@ def test_a_verdict_renders_as_its_text_in_every_report_file():
     """Verdicts are an enum, but findings.md, findings.json and the report sections read as the
     text did when verdicts were strings (committed findings.json stay byte-identical)."""
     table = [{"seed": 1, "verdict": Verdict.PARTLY}]
-    as_enum = [Finding("k", "t", "e", Verdict.PARTLY, "s", table, {"verdicts": {"1": Verdict.NOT}})]
-    as_text = [Finding("k", "t", "e", "partly reproduced", "s", [{"seed": 1, "verdict": "partly reproduced"}],
+    as_enum = [FindingResult("k", "t", "e", Verdict.PARTLY, "r", "s", table, {"verdicts": {"1": Verdict.NOT}})]
+    as_text = [FindingResult("k", "t", "e", "partly reproduced", "r", "s", [{"seed": 1, "verdict": "partly reproduced"}],
                        {"verdicts": {"1": "not reproduced"}})]
     assert findings_files(as_enum) == findings_files(as_text)
     assert '"verdict": "partly reproduced"' in findings_files(as_enum)["findings.json"]

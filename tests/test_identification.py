@@ -355,13 +355,14 @@ def _identification_row(model, layer, test, cv, metric="identification[logistic,
 def _finding(rows, metrics=()):
     from types import SimpleNamespace
 
-    from ddr_eval.findings import FindingsComputer, FindingsSpec
+    from ddr_eval.findings import compute_findings
+    from ddr_eval.suite.findings_spec import FindingsSpec
 
     spec = FindingsSpec.model_validate({"identification": {"ddr": ["sr", "sr-sweep"], "baselines": ["stats"]}})
     result = SimpleNamespace(sources=[], rows=rows, suite=SimpleNamespace(pooling="gap"),
                              loaded=SimpleNamespace(metrics=metrics),
                              inputs=SimpleNamespace(eval_sets={"clean": SimpleNamespace(split="test")}))
-    return FindingsComputer(result, spec).compute()[0]
+    return compute_findings(result, spec)[0]
 
 
 def test_finding_7_chooses_variants_by_training_split_cross_validation_only():

@@ -197,7 +197,8 @@ def test_a_run_extracts_the_training_split_only_for_a_metrics_sets(tmp_path):
 
 
 def test_finding_7_refuses_probes_scored_on_different_sets():
-    from ddr_eval.findings import FindingsComputer, FindingsSpec
+    from ddr_eval.findings import compute_findings
+    from ddr_eval.suite.findings_spec import FindingsSpec
     from ddr_eval.results import ResultRow, RowScope
 
     metrics = [build_metric({"type": "identification", "sets": ["clean", "blur"]}), build_metric({"type": "identification"})]
@@ -214,9 +215,9 @@ def test_finding_7_refuses_probes_scored_on_different_sets():
                              rows=[row("sr", metrics[0].name), row("stats", metrics[1].name)])
     with pytest.raises(UserError, match=r"different degradation sets \(identification\[logistic,C1,2 sets\] on clean, "
                                         r"blur; identification\[logistic,C1\] on every set\)"):
-        FindingsComputer(result, spec).compute()
+        compute_findings(result, spec)
     result.rows[1] = row("stats", metrics[0].name)
-    (finding,) = FindingsComputer(result, spec).compute()
+    (finding,) = compute_findings(result, spec)
     assert finding.numbers["classes"] == ["clean", "blur"]
 
 

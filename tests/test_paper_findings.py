@@ -63,8 +63,8 @@ def test_chi_rises_during_training(findings):
 def test_sr_clusters_by_degradation_classifier_by_content(findings):
     rows = {row["model"]: row for row in findings["sr_vs_classification"].table}
     sr, cnn = rows["srresnet-gr-sweep"], rows["content-cnn"]
-    assert sr["CHI by degradation"] > sr["CHI by content"], sr
-    assert cnn["CHI by content"] > cnn["CHI by degradation"], cnn
+    assert sr["CHI by degradation"].value > sr["CHI by content"].value, sr
+    assert cnn["CHI by content"].value > cnn["CHI by degradation"].value, cnn
 
 
 NEEDED_X4 = ("srresnet-gr-x4", "srresnet-nogr-x4", "srresnet-gr-real-x4")

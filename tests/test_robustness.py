@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ddr_eval.errors import UserError
-from ddr_eval.findings import FindingsComputer, Verdict
+from ddr_eval.findings import FindingContext, Verdict
 from ddr_eval.robustness import (
     LevelPoint,
     RobustnessResult,
@@ -19,6 +19,7 @@ from ddr_eval.robustness import (
     strength_points,
     strength_range,
 )
+from ddr_eval.results.run import FeatureKey, RunResult
 from ddr_eval.suite.findings_spec import FindingsSpec
 from ddr_eval.suite.loader import compile_suite
 from ddr_eval.suite.schema import Suite
@@ -66,12 +67,13 @@ def _blur_sweep_suite(name: str, model: str, strengths, seed: int) -> Suite:
                                                     {"type": "bicubic", "scale": 2}]}]})
 
 
-def _stand_in_run(suite: Suite, spec: FindingsSpec, features: dict, sets: dict, models) -> SimpleNamespace:
-    """A RunResult stand-in with the given features (every model's layer ``deep`` reads ``body``)."""
-    return SimpleNamespace(
-        suite=suite, loaded=SimpleNamespace(findings=spec), rows=[], features=features,
-        sources=[SimpleNamespace(label=m, layers={"deep": "body"}) for m in models],
-        inputs=SimpleNamespace(eval_sets=sets))
+def _stand_in_run(suite: Suite, spec: FindingsSpec, features: dict, sets: dict, models) -> RunResult:
+    """A RunResult with the given features (every model's layer ``deep`` reads ``body``), stand-ins
+    for the loaded suite, its models and its inputs."""
+    return RunResult(SimpleNamespace(suite=suite, findings=spec), [], [], {}, {},
+                     sources=[SimpleNamespace(label=m, layers={"deep": "body"}) for m in models],
+                     batches={FeatureKey(*key): batch for key, batch in features.items()},
+                     inputs=SimpleNamespace(eval_sets=sets))
 
 
 def _synthetic_run(strengths, content_shift: float, n: int = 400, seed: int = 0):
@@ -82,7 +84,8 @@ def _synthetic_run(strengths, content_shift: float, n: int = 400, seed: int = 0)
     rng = np.random.default_rng(seed)
     suite = _blur_sweep_suite("synthetic", "sr", strengths, seed)
     image_index = np.repeat([0, 1], n // 2)
-    patches = SimpleNamespace(image_names=("a", "b"), image_index=image_index)
+    patches = SimpleNamespace(image_names=("a", "b"), image_index=image_index,
+                              patch_image_names=np.asarray(["a", "b"])[image_index])
     content = np.where(image_index == 0, -content_shift / 2, content_shift / 2)
     features, sets = {}, {}
     for d in suite.degradations:
@@ -100,7 +103,7 @@ def _synthetic_run(strengths, content_shift: float, n: int = 400, seed: int = 0)
 
 def test_a_degradation_effect_growing_against_a_fixed_content_effect_crosses_where_they_are_equal():
     result, spec = _synthetic_run([0.5, 4, 0.5], content_shift=2.25)
-    points = strength_points(result, spec.robustness, FindingsComputer(result, spec))
+    points = strength_points(result, spec.robustness, FindingContext(result, spec))
     xs = [p.x for p in points]
     ratios = [p.values["sr"] for p in points]
     assert xs == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
@@ -118,7 +121,8 @@ def _global_residual_run(strengths, n: int = 400, seed: int = 0):
     x = 1 and from x = 2 respectively, on the levels [0.5, 1, 2, 3]."""
     rng = np.random.default_rng(seed)
     suite = _blur_sweep_suite("gr-synthetic", "gr", strengths, seed)
-    patches = SimpleNamespace(image_names=("a", "b"), image_index=np.repeat([0, 1], n // 2))
+    patches = SimpleNamespace(image_names=("a", "b"), image_index=np.repeat([0, 1], n // 2),
+                              patch_image_names=np.repeat(["a", "b"], n // 2))
     shift = {"gr": lambda x: 2 * x, "gr@250": lambda x: x, "nogr": lambda x: 0.5}
     features, sets = {}, {}
     for d in suite.degradations:
@@ -136,7 +140,7 @@ def _global_residual_run(strengths, n: int = 400, seed: int = 0):
 
 def test_finding_1_over_strength_says_which_half_of_its_rule_holds_where():
     result, spec = _global_residual_run([0.5, 3, 0.5])
-    points = strength_points(result, spec.robustness, FindingsComputer(result, spec))
+    points = strength_points(result, spec.robustness, FindingContext(result, spec))
     finished, matched = "finished gr / nogr >= 10x", "matched fit gr@250 / nogr >= 10x"
     by_x = {p.x: p for p in points}
     assert [by_x[x].parts[finished] for x in (0.5, 1.0, 2.0, 3.0)] == [False, True, True, True]

@@ -19,8 +19,9 @@ import numpy as np
 from tabulate import tabulate
 
 from ddr_eval.atomic import REPORT_TEMP_PREFIX, remove_orphan_temps
-from ddr_eval.findings import compute_findings, findings_files, findings_sections
+from ddr_eval.findings import compute_findings
 from ddr_eval.report.depth import with_depth_plots
+from ddr_eval.report.findings import findings_files, findings_sections
 from ddr_eval.report.html import render_report, report_colors, tsne_pngs
 from ddr_eval.report.plots import tsne_plot_name
 from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame, run_notes
@@ -147,7 +148,7 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
     after the leaderboard in both ``leaderboard.md`` and ``report.html``. The suite's findings
     (``findings.md``/``.json`` and their sections) are part of every report of it, whichever
     command writes it; pass ``findings`` when they are computed already, and ``images`` (file
-    name -> PNG) for the plots they name (``Finding.plots``). Every section's images are
+    name -> PNG) for the plots they name (``FindingResult.plots``). Every section's images are
     written as files beside ``leaderboard.md``, and every figure of ``report.html`` as
     ``fig_*.png`` and ``fig_*.svg``; all of them are listed in results.json ``plots``. Every
     figure colours a model alike (``report_colors``, in the leaderboard's order).

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ddr_eval.data.folders import FolderError, expand_folders, image_files, pair_files
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
@@ -20,7 +20,7 @@ from ddr_eval.metrics import METRICS
 from ddr_eval.metrics.base import summary_set_names
 from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
 from ddr_eval.specs import build_typed, check_bounded, format_location, one_line
-from ddr_eval.suite.findings_spec import FindingsSpec
+from ddr_eval.suite.findings_spec import FINDING_SPECS, FindingsSpec, RobustnessSpec, base_fields
 from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
 from ddr_eval.suite.overrides import Overrides, apply_overrides
 from ddr_eval.suite.schema import Suite, SweepError
@@ -69,7 +69,7 @@ def compile_suite(raw: dict[str, Any], source: str = "<suite>", base_dir: str | 
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
     _require_hr_reference(suite, metrics, source)
-    findings = _findings(suite, source)
+    findings = _findings(suite, metrics, source)
     if base_dir is None:
         base_dir = Path(source).parent if Path(source).is_file() else Path()
     included = _included(findings, source, Path(base_dir)) if findings is not None else ()
@@ -193,18 +193,16 @@ def _common_scale(chains: dict[str, DegradationChain], folder_sets: dict, source
     return next(iter(scales.values()))
 
 
-def _findings(suite: Suite, source: str):
+def _findings(suite: Suite, metrics: list, source: str):
     if suite.findings is None:
         return None
+    _refuse_unknown_findings(suite.findings, FindingsSpec, ("findings",), source)
     try:
         spec = FindingsSpec.model_validate(suite.findings)
     except ValidationError as exc:
         raise validation_error_to_user_error(exc, source, ("findings",)) from None
     models = {m.label for m in suite.models}
-    sets = {d.name for d in suite.degradations}
-    for key, part in spec:
-        if not isinstance(part, BaseModel):
-            continue
+    for key, part in spec.parts().items():
         for name in part.model_names():
             if name not in models:
                 raise UserError(f"{source}: findings.{key}: model {name!r} is not in the suite's models")
@@ -213,12 +211,43 @@ def _findings(suite: Suite, source: str):
                             f"snapshots of {part.series!r} (models NAME@ITERATION); need >= 3")
         if "sets" in type(part).model_fields and not part.sets:
             raise UserError(f"{source}: findings.{key}.sets: name the degradation sets it is computed on")
-        for name in getattr(part, "sets", ()) or ():
-            if name not in sets:
-                raise UserError(f"{source}: findings.{key}.sets: {name!r} is not a degradation set")
+        _check_finding_needs(part, f"findings.{key}", suite, metrics, source)
     if spec.robustness is not None:
-        _check_robustness(spec.robustness, suite, source)
+        for name in spec.robustness.model_names():
+            if name not in models:
+                raise UserError(f"{source}: findings.robustness: model {name!r} is not in the suite's models")
+        _check_robustness(spec.robustness, suite, metrics, source)
     return spec
+
+
+def _refuse_unknown_findings(raw: Any, model, where: tuple[str, ...], source: str) -> None:
+    """A key of ``findings:`` (or ``findings.robustness:``) that is neither an option nor a
+    registered finding, refused with the findings one could mean."""
+    if not isinstance(raw, dict):
+        return
+    for key in raw:
+        if key not in base_fields(model) and key not in FINDING_SPECS:
+            raise UserError(f"{source}: {'.'.join(where)}.{key}: unknown finding {key!r}; known: "
+                            f"{', '.join(name for name, _ in FINDING_SPECS.in_registration_order())}")
+    if "robustness" in where or not isinstance(raw.get("robustness"), dict):
+        return
+    _refuse_unknown_findings(raw["robustness"], RobustnessSpec, (*where, "robustness"), source)
+
+
+def _check_finding_needs(part, where: str, suite: Suite, metrics: list, source: str) -> None:
+    """The sets a finding reads exist, and the suite computes what its spec declares it reads
+    (:class:`~ddr_eval.suite.findings_spec.FindingNeeds`)."""
+    sets = {d.name: d for d in suite.degradations}
+    for name in part.set_names():
+        if name not in sets:
+            raise UserError(f"{source}: {where}.sets: {name!r} is not a degradation set")
+        if part.needs.sr_outputs and not sets[name].has_hr:
+            raise UserError(f"{source}: {where}: set {name!r} is LR-only (no HR), but the finding scores SR outputs "
+                            "against HR")
+    types = {m.metric_type for m in metrics}
+    if part.needs.row_types and not types & set(part.needs.row_types):
+        raise UserError(f"{source}: {where}: reads metric rows of type {' or '.join(part.needs.row_types)}; "
+                        "the suite's metrics compute none of them")
 
 
 def _included(spec: FindingsSpec, source: str, base_dir: Path) -> tuple[LoadedSuite, ...]:
@@ -249,7 +278,7 @@ def _included(spec: FindingsSpec, source: str, base_dir: Path) -> tuple[LoadedSu
     return tuple(included)
 
 
-def _check_robustness(spec, suite: Suite, source: str) -> None:
+def _check_robustness(spec, suite: Suite, metrics: list, source: str) -> None:
     sets = {d.name for d in suite.degradations}
     groups = {d.sweep.group for d in suite.degradations if d.sweep is not None}
     if spec.reference not in sets:
@@ -258,6 +287,8 @@ def _check_robustness(spec, suite: Suite, source: str) -> None:
         if group.sweep not in groups:
             raise UserError(f"{source}: findings.robustness.strength[{i}].sweep: {group.sweep!r} is not a swept set "
                             f"(swept: {sorted(groups)})")
+    for key, part in spec.parts().items():
+        _check_finding_needs(part, f"findings.robustness.{key}", suite, metrics, source)
     for name in spec.sample_size.sets if spec.sample_size else ():
         if name not in sets:
             raise UserError(f"{source}: findings.robustness.sample_size.sets: {name!r} is not a degradation set")
