@@ -52,7 +52,7 @@ def stand_in_suite(workdir: Path, n_models: int | None):
     """generalization.yaml with seeded random-weight checkpoints in place of the zoo models."""
     from ddr_eval.models.archs import build_arch
     from ddr_eval.models.checkpoint import save_model
-    from ddr_eval.suite.loader import compile_suite
+    from ddr_eval.config.loader import compile_suite
 
     raw = yaml.safe_load(SUITE.read_text())
     names = [m if isinstance(m, str) else m["name"] for m in raw["models"]][:n_models]
@@ -75,7 +75,7 @@ def planned_cells(loaded):
 
 
 def run_once(executor, cells):
-    from ddr_eval.features.cache import FeatureCache
+    from ddr_eval.cache.store import FeatureCache
 
     start = time.perf_counter()
     batches = executor(cells, FeatureCache(enabled=False), 64, torch.device("cpu"), None)

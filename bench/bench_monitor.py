@@ -17,7 +17,7 @@ import time
 import pytest
 
 from ddr_eval.models.zoo import zoo_dir
-from ddr_eval.monitor import DDRMonitor
+from ddr_eval.workflows.monitor import DDRMonitor
 from ddr_eval.training.recipe import load_recipe
 from ddr_eval.training.trainer import Trainer, snapshot_monitor_suite
 from ddr_eval.training.zoo_train import available_recipes, recipe_path

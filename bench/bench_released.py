@@ -29,7 +29,7 @@ import torch
 
 from bench_extraction import bare_forward
 from benchlib import ROOT, SUITE_PATCH, lr_patches, paired
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.features import extract_features
 from ddr_eval.models.inference import super_resolve_within_memory, upscale_tile_side
 from ddr_eval.models.zoo import resolve_model

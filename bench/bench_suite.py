@@ -36,7 +36,7 @@ from ddr_eval.pipeline.build import build_inputs, build_reducer, build_sources, 
 from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.report.writer import write_report
 from ddr_eval.results.run import RunResult
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 SUITE = ROOT / "suites" / "generalization.yaml"
 COLD_TARGET_S = 60.0
@@ -82,7 +82,7 @@ def run_and_report(loaded, cache_dir, out_dir):
 
 def startup_seconds() -> float:
     code = ("import ddr_eval.cli, ddr_eval.pipeline.runner, ddr_eval.report.writer, ddr_eval.findings, "
-            "ddr_eval.suite.loader")
+            "ddr_eval.config.loader")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     return time.perf_counter() - started
@@ -245,7 +245,7 @@ def test_x4_suite_cold_beside_x2(benchmark, tmp_path):
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--bare-forward"]:
-    from ddr_eval.process import tune_process
+    from ddr_eval.core.process import tune_process
 
     tune_process()  # as `ddr-eval` does (DDR_EVAL_PROCESS_TUNING=0: glibc's and OpenMP's defaults)
     suite_loaded = compile_suite(yaml.safe_load(open(sys.argv[2])), sys.argv[2])

@@ -34,8 +34,8 @@ _LAZY = {
     "ddr_chi_to_reference": "ddr_eval.api",
     "psnr": "ddr_eval.api",
     "ssim": "ddr_eval.api",
-    "DDRMonitor": "ddr_eval.monitor",
-    "UserError": "ddr_eval.errors",
+    "DDRMonitor": "ddr_eval.workflows.monitor",
+    "UserError": "ddr_eval.core.errors",
     "trust_code": "ddr_eval.models.checkpoint",
 }
 

@@ -28,13 +28,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.features import FeatureBatch, extract_features
 from ddr_eval.metrics.results import MetricResult
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.results.run import RunResult
-from ddr_eval.suite.schema import ModelSpec, Suite
+from ddr_eval.config.schema import ModelSpec, Suite
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 IN_MEMORY_PREFIX = "in-memory:"  # the suite spec standing for an in-memory model (name shown in results.json)
@@ -182,8 +182,8 @@ class InMemoryModel:
 
 
 def raw_suite(suite: Any) -> tuple[dict[str, Any], str]:
-    from ddr_eval.suite.errors import load_yaml_mapping
-    from ddr_eval.suite.loader import LoadedSuite
+    from ddr_eval.config.errors import load_yaml_mapping
+    from ddr_eval.config.loader import LoadedSuite
 
     if isinstance(suite, LoadedSuite):
         return suite.suite.model_dump(mode="json", by_alias=True), suite.source
@@ -232,7 +232,7 @@ def prepare(suite: Any, models: Any = None, *, replace: bool = False, name: str 
     """The suite with ``models`` added (an entry with an existing model's name replaces it; with
     ``replace`` they replace all of them), and the models list for the run: a spec per suite
     model, or a checked feature source for an in-memory one. Nothing is extracted yet."""
-    from ddr_eval.suite.loader import LoadedSuite, compile_suite
+    from ddr_eval.config.loader import LoadedSuite, compile_suite
 
     if models is None and isinstance(suite, LoadedSuite):
         return suite, None
@@ -372,7 +372,7 @@ class Results:
         Features a run did not need to extract (its metric results were cached) are extracted
         now, through the feature cache.
         """
-        from ddr_eval.features.cache import FeatureCache
+        from ddr_eval.cache.store import FeatureCache
         from ddr_eval.pipeline.build import extract_cells
         from ddr_eval.pipeline.cells import make_cell
 
@@ -433,7 +433,7 @@ def evaluate(suite: Any, models: Any = None, *, replace: bool = False, name: str
     (``"srresnet-gr"``), checkpoint paths, spec dicts (``{"name": "srresnet-gr", "iteration": 500}``),
     ``nn.Module`` objects, :class:`InMemoryModel` or ``ModelDescriptor``. ``name``, ``scale`` and
     ``layers`` (module names) describe bare modules. Every model is checked before the first
-    forward pass, so bad input raises a :class:`~ddr_eval.errors.UserError` and nothing runs::
+    forward pass, so bad input raises a :class:`~ddr_eval.core.errors.UserError` and nothing runs::
 
         results = ddr_eval.evaluate("suites/smoke.yaml", models=net, name="mine", layers=["body.7"])
         results.leaderboard            # DataFrame, ranked

@@ -19,7 +19,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
@@ -225,7 +225,7 @@ def _suite_process(benches: list[dict[str, Any]]) -> list[str]:
                if info.get("missing_models") else "")
     default_alloc = info.get("bare_forward_default_allocator_s")
     allocator = (f" The bare forward runs in a fresh process with the allocator settings `ddr-eval` applies "
-                 f"(`ddr_eval/process.py`); with glibc's defaults it takes {_number(default_alloc)} s."
+                 f"(`ddr_eval/core/process.py`); with glibc's defaults it takes {_number(default_alloc)} s."
                  if default_alloc is not None else "")
     bound = info.get("process_cold_cpu_bound_s")
     cpu = (f" CPU: the cold process used {_number(info.get('process_cold_cpu_s'))} CPU seconds (all threads), "

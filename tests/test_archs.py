@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs import ARCHS, EDSR, RCAN, SRCNN, ContentClassifier, MSRResNet, RRDBNet, build_arch
 from ddr_eval.models.archs import SRVGGNetCompact, VGGStyleDiscriminator
 from ddr_eval.models.archs.arch_util import pixel_unshuffle

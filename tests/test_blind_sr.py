@@ -11,7 +11,7 @@ from ddr_eval.findings import compute_findings
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 from ddr_eval.training.recipe import load_recipe
 from ddr_eval.training.sampler import ConditionedSampler
 from ddr_eval.training.zoo_train import train_zoo_entry

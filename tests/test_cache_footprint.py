@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_eval.features.cache import cache_entries
+from ddr_eval.cache.store import cache_entries
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.cells import FLATTEN
 from ddr_eval.pipeline.runner import RESULTS_SUBDIR, run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 TINY = {"num_feat": 8, "num_block": 2, "upscale": 2}
 

@@ -12,7 +12,7 @@ import torch
 from hostile_torchscript import ReadsOnLoad, WritesOnLoad, hostile_archive
 from safetensors.torch import save_file
 
-from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.core.errors import CheckpointError, UserError
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import TRUST_CODE_ENV, detect_arch, load_model, read_state_dict, save_model, sha256_file
 

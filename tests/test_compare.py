@@ -10,12 +10,12 @@ import torch
 import yaml
 
 from ddr_eval.cli import main
-from ddr_eval.compare import _describe_delta, compare_model, compare_rows, suite_with_model
-from ddr_eval.errors import UserError
+from ddr_eval.workflows.compare import _describe_delta, compare_model, compare_rows, suite_with_model
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 # Two metrics with opposite directions; "up" higher is better, "down" lower is better.
 # Per-metric ranks:        up      down     mean -> leaderboard rank

@@ -17,7 +17,7 @@ from ddr_eval.data import (
     sample_patches,
     split_images,
 )
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 # --- embedded images ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ddr_eval.pipeline.inputs import SMALL_FOLDER, effective_eval_split
 from ddr_eval.results.console import data_notices
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

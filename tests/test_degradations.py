@@ -26,7 +26,7 @@ from ddr_eval.degradations import (
     stable_hash,
 )
 from ddr_eval.degradations.ops import GaussianBlur, gaussian_kernel, sample
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 SPECS = [
     {"type": "bicubic", "scale": 2},

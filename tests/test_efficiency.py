@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics import METRICS, build_metric
 from ddr_eval.metrics.efficiency import (
     MIB,
@@ -29,7 +29,7 @@ from ddr_eval.metrics.efficiency import (
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 FLOAT = 4  # bytes of a float32
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from ddr_eval import cli
-from ddr_eval.errors import UserError
-from ddr_eval.features.cache import FeatureCache
+from ddr_eval.core.errors import UserError
+from ddr_eval.cache.store import FeatureCache
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.executors import (
@@ -28,7 +28,7 @@ from ddr_eval.pipeline.executors import (
 from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.models import build_sources
 from ddr_eval.pipeline.runner import RESULTS_SUBDIR, plan_cells, run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.features import FeatureBatch, autocast_context, extract_features, select_device
 from ddr_eval.features.extract import extract_poolings
 

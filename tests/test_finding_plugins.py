@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.findings import FINDINGS, Estimate, Finding, FindingContext, Verdict, register_finding, unregister_finding
-from ddr_eval.suite.findings_spec import FINDING_SPECS, FindingPart
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.findings_spec import FINDING_SPECS, FindingPart
+from ddr_eval.config.loader import compile_suite
 
 PAPER = ["global_residual", "adversarial", "training", "sr_vs_classification", "spectrum", "generalization",
          "identification", "blind_sr", "cincgan"]
@@ -110,7 +110,7 @@ def test_a_finding_defined_in_a_test_file_is_computed_by_a_suite_that_names_it(t
 
 def test_a_finding_defined_in_a_test_file_is_located_over_strength(toy, tmp_path: Path):
     from ddr_eval.api import evaluate
-    from ddr_eval.robustness import robustness_files, robustness_findings, run_robustness
+    from ddr_eval.workflows.robustness import robustness_files, robustness_findings, run_robustness
 
     raw = _suite({"robustness": {"seeds": [0, 1], "reference": "clean", "strength": [{"sweep": "blur", "label": "blur sigma"}],
                                  "toy_chi": {"model": "image_statistics", "above": 0.0}}})
@@ -126,7 +126,7 @@ def test_a_finding_defined_in_a_test_file_is_located_over_strength(toy, tmp_path
         for p in (p for p in points if p["seed"] == run.suite.seed):
             expected = context.chi_by("image_statistics", ("clean", p["set"]))
             assert isinstance(expected, Estimate) and p["values"] == {"image_statistics": expected.value}
-    from ddr_eval.robustness import strength_curves
+    from ddr_eval.workflows.robustness import strength_curves
 
     curves = strength_curves(robust)
     assert set(curves["metric"]) == {"toy: CHI"} and set(curves["series"]) == {"image_statistics"}
@@ -139,7 +139,7 @@ def test_a_finding_without_strength_sets_is_refused_over_strength_before_any_run
     raw = _suite({"robustness": {"seeds": [0], "reference": "clean", "strength": [{"sweep": "blur"}],
                                  "training": {"series": "image_statistics", "sets": ["clean"]}}})
     loaded = compile_suite(raw, "s.yaml")
-    from ddr_eval.robustness import run_robustness
+    from ddr_eval.workflows.robustness import run_robustness
 
     def never(_):
         raise AssertionError("no run may start")

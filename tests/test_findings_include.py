@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from ddr_eval.api import evaluate
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.zoo import Zoo
-from ddr_eval.suite.loader import load_suite
+from ddr_eval.config.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,7 +176,7 @@ def test_included_findings_follow_with_the_numbers_of_their_own_run(tmp_path, mo
 
 def test_a_suite_with_models_added_keeps_include_paths_relative_to_its_file(tmp_path, monkeypatch):
     from ddr_eval.api import prepare
-    from ddr_eval.compare import suite_with_model
+    from ddr_eval.workflows.compare import suite_with_model
     from ddr_eval.models.zoo import zoo_dir
 
     path = _parent(tmp_path)
@@ -187,7 +187,7 @@ def test_a_suite_with_models_added_keeps_include_paths_relative_to_its_file(tmp_
 
 
 def test_a_robustness_suite_runs_its_included_suites_at_each_seed(tmp_path):
-    from ddr_eval.robustness import robustness_findings, run_robustness
+    from ddr_eval.workflows.robustness import robustness_findings, run_robustness
 
     raw = copy.deepcopy(PARENT)
     raw["degradations"] = [CLEAN, {"name": "blurry", "chain": [

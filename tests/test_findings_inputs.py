@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.findings import FindingResult, Verdict, compute_findings
 from ddr_eval.report import findings_files, findings_sections
 from ddr_eval.results.run import FeatureKey, RunResult
-from ddr_eval.suite.findings_spec import FindingsSpec
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.findings_spec import FindingsSpec
+from ddr_eval.config.loader import compile_suite
 
 SETS = ("clean", "blur")
 

@@ -20,7 +20,7 @@ from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.inputs import prepare_inputs
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 ARCH_KWARGS = dict(num_feat=8, num_block=1, upscale=2)
 PHOTOS = ("astronaut", "coffee", "rocket", "camera")

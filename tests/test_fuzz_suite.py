@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
-from ddr_eval.suite.loader import LoadedSuite, compile_suite, load_suite
+from ddr_eval.core.errors import UserError
+from ddr_eval.config.loader import LoadedSuite, compile_suite, load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "suites" / "smoke.yaml").read_text())

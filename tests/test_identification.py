@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.core.errors import DegenerateInputError, UserError
 from ddr_eval.features import IMAGE_STATISTIC_NAMES, image_statistics
 from ddr_eval.metrics import (
     METRICS,
@@ -356,7 +356,7 @@ def _finding(rows, metrics=()):
     from types import SimpleNamespace
 
     from ddr_eval.findings import compute_findings
-    from ddr_eval.suite.findings_spec import FindingsSpec
+    from ddr_eval.config.findings_spec import FindingsSpec
 
     spec = FindingsSpec.model_validate({"identification": {"ddr": ["sr", "sr-sweep"], "baselines": ["stats"]}})
     result = SimpleNamespace(sources=[], rows=rows, suite=SimpleNamespace(pooling="gap"),
@@ -408,7 +408,7 @@ findings:
 
 
 def test_train_probe_ships_the_best_cross_validated_ddr_candidate(tmp_path):
-    from ddr_eval.identify import Identifier, train_probe
+    from ddr_eval.workflows.identify import Identifier, train_probe
 
     (tmp_path / "probes").mkdir()
     (tmp_path / "probes" / "tiny-probe.yaml").write_text(TINY_PROBE)
@@ -435,7 +435,7 @@ def test_shipped_probe_identifies_a_photograph_through_the_cli(tmp_path, capsys)
 
     from ddr_eval.cli import main
     from ddr_eval.data.images import load_embedded
-    from ddr_eval.identify import probe_dir
+    from ddr_eval.workflows.identify import probe_dir
 
     meta = _json.loads((probe_dir() / "ddr-probe.json").read_text())
     photo = load_embedded(["chelsea"])[0].pixels[:64, :64]

@@ -10,7 +10,7 @@ import pytest
 from ddr_eval.pipeline import inputs_cache
 from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.inputs_cache import InputsCache, cached_inputs, inputs_key
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 RAW = {
     "name": "inputs-cache",

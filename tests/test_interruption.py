@@ -23,7 +23,7 @@ import yaml
 from PIL import Image as PILImage
 
 from ddr_eval.cli import main
-from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, verify_entry
+from ddr_eval.cache.store import ENTRY_RECORD, FeatureCache, verify_entry
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 

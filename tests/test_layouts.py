@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from ddr_eval.cli import main
-from ddr_eval.errors import CheckpointError
+from ddr_eval.core.errors import CheckpointError
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.layouts import BASICSR, LAYOUTS, to_basicsr

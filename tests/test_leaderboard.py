@@ -6,11 +6,11 @@ import copy
 
 import pytest
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics import build_metric
 from ddr_eval.results import Leaderboard, MetricInfo, resolve_ranking
-from ddr_eval.suite.loader import compile_suite
-from ddr_eval.suite.schema import RankBy
+from ddr_eval.config.loader import compile_suite
+from ddr_eval.config.schema import RankBy
 
 CHI = MetricInfo("chi[degradation,raw]", "chi", True, ranked_by_default=False)
 SRGA = MetricInfo("srga", "srga", False)

@@ -21,7 +21,7 @@ from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.runner import run_suite
 from ddr_eval.results import RowScope
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
 

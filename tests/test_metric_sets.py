@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from ddr_eval.data import PatchSet
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics import build_metric
 from ddr_eval.metrics.base import UndeclaredInputError
 from ddr_eval.metrics.separability import ChiMetric
 from ddr_eval.pipeline.reduce import ModelInputs
 from ddr_eval.pipeline.runner import plan_cells
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 SETS = ("clean", "blur", "noise", "jpeg")
 
@@ -198,7 +198,7 @@ def test_a_run_extracts_the_training_split_only_for_a_metrics_sets(tmp_path):
 
 def test_finding_7_refuses_probes_scored_on_different_sets():
     from ddr_eval.findings import compute_findings
-    from ddr_eval.suite.findings_spec import FindingsSpec
+    from ddr_eval.config.findings_spec import FindingsSpec
     from ddr_eval.results import ResultRow, RowScope
 
     metrics = [build_metric({"type": "identification", "sets": ["clean", "blur"]}), build_metric({"type": "identification"})]
@@ -226,7 +226,7 @@ def test_a_robustness_run_recomputes_finding_7_per_seed_on_its_sets(tmp_path):
     accuracies and chosen variants in the table over seeds, on the named classes only (not the 5
     evaluated sets)."""
     from ddr_eval.api import evaluate
-    from ddr_eval.robustness import robustness_files, robustness_findings, run_robustness
+    from ddr_eval.workflows.robustness import robustness_files, robustness_findings, run_robustness
 
     named = ["clean", "blur_sigma3", "noise", "jpeg"]  # suite order
     identification = {"cv_folds": 2, "bootstrap": 0, "sets": named}

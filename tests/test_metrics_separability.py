@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.core.errors import DegenerateInputError, UserError
 from ddr_eval.metrics import METRICS, MetricResult, build_metric, layer_sweep, project, standardize, tsne_embedding
 from ddr_eval.metrics.separability import (
     bootstrap_weights,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import ddr_eval
-from ddr_eval.monitor import AdapterUnavailableError, DDRMonitor, lightning_callback, tensorboard_sink
+from ddr_eval.workflows.monitor import AdapterUnavailableError, DDRMonitor, lightning_callback, tensorboard_sink
 from test_api import TINY, TinySR, tiny_model
 
 METRICS = [{"type": "chi", "label": "degradation", "projection": "raw", "bootstrap": 10}, {"type": "psnr"}]

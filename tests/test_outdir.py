@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
-from ddr_eval.outdir import REPORT_MARKER, point_latest, require_report_dir, timestamped, utc_stamp
+from ddr_eval.core.errors import UserError
+from ddr_eval.core.outdir import REPORT_MARKER, point_latest, require_report_dir, timestamped, utc_stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from ddr_eval.features.cache import FeatureCache
+from ddr_eval.cache.store import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics import METRICS
 from ddr_eval.pipeline.executors import LocalExecutor
 from ddr_eval.pipeline.overlap import runs_beside_forward
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.process import tune_process
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.core.process import tune_process
+from ddr_eval.config.loader import compile_suite
 from test_executors import suite_raw as executor_suite  # noqa: F401  (a fixture)
 
 class BatchExecutor(LocalExecutor):

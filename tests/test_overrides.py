@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
-from ddr_eval.suite.loader import load_suite
-from ddr_eval.suite.overrides import Overrides, parse_assignment
+from ddr_eval.core.errors import UserError
+from ddr_eval.config.loader import load_suite
+from ddr_eval.config.overrides import Overrides, parse_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"

@@ -13,7 +13,7 @@ import yaml
 from ddr_eval.findings import compute_findings
 from ddr_eval.models.zoo import Zoo
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDED = ("srresnet-gr", "srresnet-nogr", "srgan-gr", "srgan-nogr", "content-cnn")

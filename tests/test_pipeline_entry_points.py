@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.pipeline.build import (
     build_inputs,
     build_sources,
@@ -25,7 +25,7 @@ from ddr_eval.pipeline.build import (
 )
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 SUITE = {
     "name": "entry-points", "seed": 5, "scale": 2,
@@ -86,7 +86,7 @@ def _checkpoint_suite(tmp_path):
 
 def test_the_monitor_gives_the_numbers_of_ddr_eval_run(tmp_path):
     from ddr_eval.cli import main
-    from ddr_eval.monitor import DDRMonitor
+    from ddr_eval.workflows.monitor import DDRMonitor
 
     suite, net = _checkpoint_suite(tmp_path)
     with pytest.raises(SystemExit) as info:
@@ -123,7 +123,7 @@ def lr_image(tmp_path):
 
 
 def test_identify_extracts_with_the_batch_size_and_device_it_is_given(monkeypatch, lr_image):
-    from ddr_eval.identify import Identifier
+    from ddr_eval.workflows.identify import Identifier
 
     spy = ExtractionSpy(monkeypatch)
     found = Identifier("ddr-probe", batch_size=3, device="cpu").identify(lr_image)
@@ -136,7 +136,7 @@ def test_identify_extracts_with_the_batch_size_and_device_it_is_given(monkeypatc
 
 def test_identify_takes_the_recipes_runtime_and_the_command_lines_options(tmp_path, monkeypatch, lr_image, capsys):
     from ddr_eval.cli import main
-    from ddr_eval.identify import probe_dir
+    from ddr_eval.workflows.identify import probe_dir
 
     mine = tmp_path / "probes"
     mine.mkdir()
@@ -148,7 +148,7 @@ def test_identify_takes_the_recipes_runtime_and_the_command_lines_options(tmp_pa
     assert json.loads((mine / "ddr-probe.json").read_text())["recipe"] == "ddr-probe.yaml"
 
     spy = ExtractionSpy(monkeypatch)
-    from ddr_eval.identify import Identifier
+    from ddr_eval.workflows.identify import Identifier
 
     Identifier("ddr-probe", root=tmp_path).identify(lr_image)
     assert spy.calls == [(5, torch.device("cpu"))]  # the recipe's runtime, not a fixed 64

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ddr_eval.features.cache import FeatureCache
+from ddr_eval.cache.store import FeatureCache
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.pipeline.executors import LocalExecutor
@@ -16,7 +16,7 @@ from ddr_eval.pipeline.inputs import prepare_inputs
 from ddr_eval.pipeline.models import build_sources
 from ddr_eval.pipeline.progress import CellProgress, cell_costs, flops_per_input_pixel
 from ddr_eval.pipeline.runner import plan_cells
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 SMALL = {"num_feat": 4, "num_block": 1, "upscale": 2}
 LARGE = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 16, "num_block": 3, "num_grow_ch": 8, "scale": 2}

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from ddr_eval.data.images import load_embedded
-from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.core.errors import CheckpointError, UserError
 from ddr_eval.models.archs import SRVGGNetCompact
 from ddr_eval.models.ncnn import FP16_TAG, NcnnFormatError, load_ncnn
 from ddr_eval.models.zoo import PUBLIC_EXTRA_INSTALL, Zoo, resolve_model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.core.errors import DegenerateInputError, UserError
 from ddr_eval.metrics import (
     METRICS,
     MetricUnavailableError,

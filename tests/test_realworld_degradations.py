@@ -19,8 +19,8 @@ from scipy.interpolate import RegularGridInterpolator
 from ddr_eval.degradations import build_chain, degrade_patches, kernels
 from ddr_eval.degradations.ops import gaussian_kernel
 from ddr_eval.degradations.realworld import filter2d
-from ddr_eval.errors import UserError
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.core.errors import UserError
+from ddr_eval.config.loader import compile_suite
 
 ATOL = 1e-6
 

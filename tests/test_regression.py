@@ -10,10 +10,10 @@ import torch
 import yaml
 
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import save_model
-from ddr_eval.regression import (
+from ddr_eval.workflows.regression import (
     DEFAULT_TOLERANCE,
     IMPROVED,
     MISSING,
@@ -30,8 +30,8 @@ from ddr_eval.regression import (
     compare_to_baseline,
     judge,
 )
-from ddr_eval.suite.loader import compile_suite
-from ddr_eval.suite.schema import Suite
+from ddr_eval.config.loader import compile_suite
+from ddr_eval.config.schema import Suite
 
 PROVENANCE = {"suite": "s", "suite_sha256": "f" * 64, "code": {"commit": "abc", "dirty": False}}
 

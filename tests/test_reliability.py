@@ -27,15 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_suite import tiny_project
 
-from ddr_eval.atomic import atomic_write_text, process_umask, remove_orphan_temps
+from ddr_eval.core.atomic import atomic_write_text, process_umask, remove_orphan_temps
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
-from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, cache_entries, entry_record, write_npz_atomic
+from ddr_eval.core.errors import UserError
+from ddr_eval.cache.store import ENTRY_RECORD, FeatureCache, cache_entries, entry_record, write_npz_atomic
 from ddr_eval.features.extract import FeatureBatch
-from ddr_eval.outdir import mark_report_dir
+from ddr_eval.core.outdir import mark_report_dir
 from ddr_eval.pipeline.inputs import planned_inputs, prepare_inputs
 from ddr_eval.pipeline.results_cache import ResultCache
-from ddr_eval.suite.loader import compile_suite, load_suite
+from ddr_eval.config.loader import compile_suite, load_suite
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((REPO / "suites" / "smoke.yaml").read_text())
@@ -335,7 +335,7 @@ def test_a_failed_cache_write_warns_once_and_the_run_goes_on(project, tmp_path, 
         calls.append(path)
         raise OSError(error, os.strerror(error), str(path))
 
-    monkeypatch.setattr("ddr_eval.features.cache.write_npz_atomic", failing)
+    monkeypatch.setattr("ddr_eval.cache.store.write_npz_atomic", failing)
     with caplog.at_level(logging.WARNING, logger="ddr_eval.cache"):
         with pytest.raises(SystemExit) as exit_info:
             main(["run", str(_write_suite(tmp_path, project)), "--out", str(tmp_path / "out"), "-q"])
@@ -378,7 +378,7 @@ def test_running_out_of_memory_in_the_metrics_is_one_line(project, tmp_path, mon
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
 def test_atomically_written_files_honour_the_umask(tmp_path, monkeypatch, umask):
-    import ddr_eval.atomic as atomic
+    import ddr_eval.core.atomic as atomic
 
     monkeypatch.setattr(atomic, "_umask", umask)
     path = atomic_write_text(tmp_path / "f.txt", "x")

@@ -46,8 +46,8 @@ from ddr_eval.report.plots import (
 from ddr_eval.report.tables import format_value, rows_frame
 from ddr_eval.results import Leaderboard, ReportSection, resolve_ranking
 from ddr_eval.results.leaderboard import infos_from_rows
-from ddr_eval.suite.schema import RankBy
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.schema import RankBy
+from ddr_eval.config.loader import compile_suite
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(num_feat=8, num_block=2, upscale=2)

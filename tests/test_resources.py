@@ -22,13 +22,13 @@ from PIL import Image as PILImage
 from torch import nn
 
 from ddr_eval.cli import main
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.features.extract import extract_features
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
 from ddr_eval.models.inference import BASELINE_BYTES, GIB, forward_footprint
 from ddr_eval.pipeline.runner import run_suite
-from ddr_eval.suite.loader import load_suite
+from ddr_eval.config.loader import load_suite
 
 NUM_FEAT, NUM_BLOCK = 16, 2
 ARCH_KWARGS = dict(num_feat=NUM_FEAT, num_block=NUM_BLOCK, upscale=2)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddr_eval.features.cache import FeatureCache, LazyNpzArrays
+from ddr_eval.cache.store import FeatureCache, LazyNpzArrays
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.metrics import build_metric
 from ddr_eval.models.archs import build_arch
@@ -18,7 +18,7 @@ from ddr_eval.pipeline import results_cache
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.pipeline.runner import RESULTS_SUBDIR, run_suite
 from ddr_eval.results import ResultRow, RowScope, Status
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.config.loader import compile_suite
 
 TINY_SR = {"num_feat": 8, "num_block": 2, "upscale": 2}
 

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.findings import FindingContext, Verdict
-from ddr_eval.robustness import (
+from ddr_eval.workflows.robustness import (
     LevelPoint,
     RobustnessResult,
     crossover,
@@ -20,9 +20,9 @@ from ddr_eval.robustness import (
     strength_range,
 )
 from ddr_eval.results.run import FeatureKey, RunResult
-from ddr_eval.suite.findings_spec import FindingsSpec
-from ddr_eval.suite.loader import compile_suite
-from ddr_eval.suite.schema import Suite
+from ddr_eval.config.findings_spec import FindingsSpec
+from ddr_eval.config.loader import compile_suite
+from ddr_eval.config.schema import Suite
 
 # --------------------------------------------------------------------------- pure rules
 
@@ -247,7 +247,7 @@ def test_content_image_bootstrap_leaves_out_resamples_that_miss_a_photograph_wit
 
 
 def test_cache_state_says_cold_only_when_nothing_came_from_an_earlier_run():
-    from ddr_eval.robustness import cache_state
+    from ddr_eval.workflows.robustness import cache_state
 
     assert cache_state({"hits": 0, "misses": 723}).startswith("cold")
     # a snapshot equal to the finished checkpoint reads back the entry this run wrote: still cold
@@ -258,7 +258,7 @@ def test_cache_state_says_cold_only_when_nothing_came_from_an_earlier_run():
 
 
 def test_a_store_counts_hits_on_entries_this_process_wrote_as_repeats(tmp_path):
-    from ddr_eval.features.cache import ENTRY_RECORD, FeatureCache, entry_record, write_npz_atomic
+    from ddr_eval.cache.store import ENTRY_RECORD, FeatureCache, entry_record, write_npz_atomic
     from ddr_eval.features.extract import FeatureBatch
 
     batch = FeatureBatch(features={"body": np.ones((2, 3), dtype=np.float32)}, outputs=None)

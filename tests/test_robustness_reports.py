@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddr_eval.robustness import cache_state
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.workflows.robustness import cache_state
+from ddr_eval.config.loader import compile_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

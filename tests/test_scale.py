@@ -10,12 +10,12 @@ import torch
 import yaml
 
 from ddr_eval.cli import main
-from ddr_eval.compare import compare_model, suite_for_model
-from ddr_eval.errors import UserError
+from ddr_eval.workflows.compare import compare_model, suite_for_model
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import save_model
-from ddr_eval.suite.loader import compile_suite
-from ddr_eval.suite.shipped import shipped_suite
+from ddr_eval.config.loader import compile_suite
+from ddr_eval.config.shipped import shipped_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

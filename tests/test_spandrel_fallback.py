@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from ddr_eval.cli import main
-from ddr_eval.errors import CheckpointError
+from ddr_eval.core.errors import CheckpointError
 from ddr_eval.models.checkpoint import load_model
 
 BROKEN = {

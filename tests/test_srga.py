@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate, stats
 from sklearn.decomposition import PCA
 
-from ddr_eval.errors import DegenerateInputError
+from ddr_eval.core.errors import DegenerateInputError
 from ddr_eval.metrics import METRICS, build_metric, fit_ggd, ggd_alpha, ggd_kl, srga
 
 

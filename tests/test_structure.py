@@ -8,7 +8,7 @@ tooling (``ddr_eval_bench/``), which is held to the library's rules. Dunder name
 
 Why an ``ast`` walk and not a linter rule: import-linter checks which modules import which, not
 names; ruff's ``import-private-name`` (PLC2701) is a preview rule (``preview = true`` also changes
-how stable rules judge the code, e.g. F822 on ``suite/__init__``'s lazy exports), flags the private
+how stable rules judge the code, e.g. F822 on ``config/__init__``'s lazy exports), flags the private
 names of other libraries that this one must use (torch's ``_BatchNorm``), and does not see a reach
 through a module (``ops._helper``).
 """
@@ -108,3 +108,27 @@ def test_the_check_allows_own_names_dunders_and_other_packages():
         "    return 1",
     ])
     assert private_crossings(source, "ddr_eval.degradations.realworld") == []
+
+
+def _layers_contract() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    return [module.strip() for layer in layers for module in layer.split("|")]
+
+
+def test_the_top_level_is_folders_plus_the_api():
+    """Every module lives in the folder of its layer; only the Python API sits beside them."""
+    top = ROOT / PACKAGE
+    loose = sorted(p.name for p in top.glob("*.py") if p.name not in ("__init__.py", "api.py"))
+    assert loose == [], f"modules outside a layer's folder: {loose}"
+
+
+def test_the_layers_contract_names_every_folder():
+    """The import-linter contract is the tree's map: each folder of the package is a layer in it
+    (or is split into named modules there), so a new folder cannot escape the layering."""
+    listed = _layers_contract()
+    folders = sorted(p.name for p in (ROOT / PACKAGE).iterdir() if (p / "__init__.py").exists())
+    missing = [f for f in folders if not any(m == f"{PACKAGE}.{f}" or m.startswith(f"{PACKAGE}.{f}.") for m in listed)]
+    assert missing == [], f"folders missing from the layers contract in pyproject.toml: {missing}"

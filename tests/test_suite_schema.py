@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddr_eval.errors import UserError
-from ddr_eval.suite.loader import compile_suite, load_suite
+from ddr_eval.core.errors import UserError
+from ddr_eval.config.loader import compile_suite, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from ddr_eval.errors import UserError
-from ddr_eval.suite.loader import compile_suite
+from ddr_eval.core.errors import UserError
+from ddr_eval.config.loader import compile_suite
 
 SUITE = {
     "name": "t",

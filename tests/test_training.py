@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.training.recipe import load_recipe

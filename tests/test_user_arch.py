@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from ddr_eval.cli import main
-from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.core.errors import CheckpointError, UserError
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model, save_model
 from ddr_eval.models.taps import body_blocks
@@ -256,7 +256,7 @@ def test_compare_cli_with_a_user_class_and_its_layers(user_dir, capsys):
 
 
 def test_suite_schema_checks_the_class_name_and_where_arch_kwargs_apply():
-    from ddr_eval.suite.schema import ModelSpec
+    from ddr_eval.config.schema import ModelSpec
 
     with pytest.raises(ValueError, match="package.module:ClassName"):
         ModelSpec(path="x.pth", arch="my pkg:Net")

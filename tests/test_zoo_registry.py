@@ -10,13 +10,13 @@ import pytest
 import torch
 import yaml
 
-from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.core.errors import CheckpointError, UserError
 from ddr_eval.models import load_model as load_any
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import save_model, sha256_file
 from ddr_eval.models.zoo import Zoo, cache_dir, count_params, resolve_model, zoo_dir, zoo_file
-from ddr_eval.specs import SnapshotLabel
-from ddr_eval.suite.schema import ModelSpec
+from ddr_eval.core.specs import SnapshotLabel
+from ddr_eval.config.schema import ModelSpec
 
 KWARGS = {"num_feat": 8, "num_block": 1, "upscale": 2}
 

@@ -16,7 +16,7 @@ import typer
 
 from ddr_eval.cli import bench, cache, catalog, compare, images, run, zoo
 from ddr_eval.cli.options import ARGV
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark deep degradation representations (DDR) of super-resolution networks.")
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     another OS error (naming the file), and input nested too deeply for Python, each as one
     line saying what to change.
     """
-    from ddr_eval.process import tune_process
+    from ddr_eval.core.process import tune_process
 
-    tune_process()  # allocator and OpenMP settings for a CPU run (ddr_eval/process.py says why)
+    tune_process()  # allocator and OpenMP settings for a CPU run (ddr_eval/core/process.py says why)
     ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv)

@@ -16,7 +16,7 @@ def cache_clear(
                                                help="only entries not used for this many days"),
 ) -> None:
     """Delete cached features, metric results and inputs (all, or those unused for DAYS days)."""
-    from ddr_eval.features.cache import FeatureCache
+    from ddr_eval.cache.store import FeatureCache
 
     removed = FeatureCache().clear(older_than_days=older_than)
     when = f" unused for {older_than:g} days" if older_than is not None else ""
@@ -28,7 +28,7 @@ def cache_info() -> None:
     """Where the cache is, its size per kind (features, results, inputs) and its bound."""
     from tabulate import tabulate
 
-    from ddr_eval.features.cache import CACHE_MAX_ENV, cache_max_bytes, cache_usage, default_cache_dir
+    from ddr_eval.cache.store import CACHE_MAX_ENV, cache_max_bytes, cache_usage, default_cache_dir
     from ddr_eval.pipeline.inputs_cache import INPUTS_SUBDIR
     from ddr_eval.pipeline.runner import RESULTS_SUBDIR
 

@@ -21,7 +21,7 @@ def suites_command() -> None:
     """List the suites this installation ships, one line each (run one with `ddr-eval run PATH`)."""
     from tabulate import tabulate
 
-    from ddr_eval.suite.shipped import shipped_suites
+    from ddr_eval.config.shipped import shipped_suites
 
     rows = [{**row, "scale": f"x{row['scale']}" if row["scale"] else "?"} for row in shipped_suites()]
     if not rows:

@@ -51,7 +51,7 @@ def compare(
 ) -> None:
     """Rank one model against a suite's models; print its rank and deltas to its neighbours."""
     apply_trust(trust_code)
-    from ddr_eval.compare import compare_model
+    from ddr_eval.workflows.compare import compare_model
 
     overrides = suite_overrides(seed, limit, device, batch_size, set_)
     outcome = compare_model(model, suite, arch=arch, name=name, out_dir=out, use_cache=not no_cache,
@@ -87,8 +87,8 @@ def check(
     """Re-run a suite against its baseline: exit 0 within tolerance, 1 on a regression, 2 on bad input."""
     apply_trust(trust_code)
     from ddr_eval.pipeline.runner import run_suite
-    from ddr_eval.regression import Baseline, Tolerances, check_result, default_baseline_path
-    from ddr_eval.suite.loader import load_suite
+    from ddr_eval.workflows.regression import Baseline, Tolerances, check_result, default_baseline_path
+    from ddr_eval.config.loader import load_suite
 
     overrides = suite_overrides(seed, limit, device, batch_size, set_)
     loaded = load_suite(suite, overrides)
@@ -124,8 +124,8 @@ def baseline_command(
     """Run a suite and freeze its numbers as the baseline that `ddr-eval check` compares against."""
     apply_trust(trust_code)
     from ddr_eval.pipeline.runner import run_suite
-    from ddr_eval.regression import Baseline, default_baseline_path
-    from ddr_eval.suite.loader import load_suite
+    from ddr_eval.workflows.regression import Baseline, default_baseline_path
+    from ddr_eval.config.loader import load_suite
 
     loaded = load_suite(suite)
     if from_results:
@@ -135,7 +135,7 @@ def baseline_command(
         frozen = Baseline.from_result(run_suite(loaded, use_cache=cache, progress=not quiet))
     path = frozen.write(out or default_baseline_path(loaded.suite))
     if out is None:  # reports/<suite>/ holds the suite's report too: mark it as ddr-eval's
-        from ddr_eval.outdir import mark_report_dir
+        from ddr_eval.core.outdir import mark_report_dir
 
         mark_report_dir(path.parent)
     commit = frozen.code.get("commit", "unknown")

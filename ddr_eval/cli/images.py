@@ -16,7 +16,7 @@ from ddr_eval.cli.options import (
     parse_arch_kwargs,
     trust_code_option,
 )
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 def identify(
@@ -31,7 +31,7 @@ def identify(
     apply_trust(trust_code)
     from tabulate import tabulate
 
-    from ddr_eval.identify import Identifier
+    from ddr_eval.workflows.identify import Identifier
 
     identifier = Identifier(probe, device=device, batch_size=batch_size)
     rows = []
@@ -56,7 +56,7 @@ def upscale(
     apply_trust(trust_code)
     from PIL import Image as PILImage
 
-    from ddr_eval.atomic import atomic_write
+    from ddr_eval.core.atomic import atomic_write
     from ddr_eval.data.images import read_image
     from ddr_eval.metrics.quality import to_uint8
     from ddr_eval.models.zoo import resolve_model

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 if TYPE_CHECKING:  # the run result's type, for type checkers: the command imports the pipeline when it runs
     from ddr_eval.results.run import RunResult
@@ -100,7 +100,7 @@ def set_option() -> Optional[list[str]]:
 
 def suite_overrides(seed, limit, device, batch_size, sets):
     """The command line's changes to a suite, as the loader applies and the report records them."""
-    from ddr_eval.suite.overrides import Overrides
+    from ddr_eval.config.overrides import Overrides
 
     return Overrides(tuple(sets or ()), seed, limit, device, batch_size)
 
@@ -132,7 +132,7 @@ def apply_trust(trust_code: bool) -> None:
 def report_target(base: Path, timestamp: bool) -> Path:
     """The report directory of this run, checked before any work: ``base`` (new, empty or a ddr-eval
     report), or with ``--timestamp`` a new ``base/<UTC time>/``."""
-    from ddr_eval.outdir import timestamped
+    from ddr_eval.core.outdir import timestamped
     from ddr_eval.pipeline.runner import check_report_dir
 
     target = timestamped(base) if timestamp else Path(base)
@@ -143,6 +143,6 @@ def report_target(base: Path, timestamp: bool) -> Path:
 def update_latest(out_dir: Path, timestamp: bool) -> None:
     """With ``--timestamp``, point ``<out>/latest`` at the report just written."""
     if timestamp:
-        from ddr_eval.outdir import point_latest
+        from ddr_eval.core.outdir import point_latest
 
         point_latest(out_dir)

@@ -52,7 +52,7 @@ def run(
     apply_trust(trust_code)
     from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
-    from ddr_eval.suite.loader import load_suite
+    from ddr_eval.config.loader import load_suite
 
     wanted_layers = parse_layers(layers)
     cell_executor = make_executor(executor, address=address, progress=not quiet)  # a missing extra fails first
@@ -97,7 +97,7 @@ def _run_robustness(loaded, out_dir: Path, use_cache: bool, quiet: bool, cell_ex
     """A suite with ``findings.robustness``: one run per seed (and the sample-size runs), one report."""
     from ddr_eval.api import evaluate
     from ddr_eval.report import write_report
-    from ddr_eval.robustness import (
+    from ddr_eval.workflows.robustness import (
         cache_state,
         robustness_files,
         robustness_findings,

@@ -11,7 +11,7 @@ from ddr_eval.cli.options import (
     apply_trust,
     trust_code_option,
 )
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 zoo_app = typer.Typer(no_args_is_help=True, help="The model zoo: list entries, retrain them from recipes.")
@@ -73,7 +73,7 @@ def zoo_train_probe(name: str = typer.Argument("ddr-probe", help="probe recipe: 
     the DDR candidate with the best training-split cross-validated accuracy ships."""
     from tabulate import tabulate
 
-    from ddr_eval.identify import train_probe
+    from ddr_eval.workflows.identify import train_probe
 
     meta = train_probe(name)
     typer.echo(tabulate(meta["candidates"], headers="keys", tablefmt="simple"))

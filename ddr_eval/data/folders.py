@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddr_eval.data.images import MAX_PIXELS, SUPPORTED_SUFFIXES, Image, UnreadableImageError, read_image
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 __all__ = ["FolderError", "FolderImages", "expand_folders", "image_files", "load_folder_set", "pair_files"]
 

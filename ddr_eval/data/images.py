@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 """File suffixes :func:`load_folder` reads (case-insensitive); other files are ignored."""

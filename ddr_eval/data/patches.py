@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ddr_eval.data.images import Image
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import numpy as np
 
 from ddr_eval.degradations.ops import DEGRADATIONS, Degradation
 from ddr_eval.degradations.seeding import rng_for
-from ddr_eval.errors import UserError
-from ddr_eval.specs import build_typed
+from ddr_eval.core.errors import UserError
+from ddr_eval.core.specs import build_typed
 
 __all__ = ["DegradationChain", "InvalidDegradationError", "build_chain", "build_step", "degrade_patches"]
 

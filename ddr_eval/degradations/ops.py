@@ -22,8 +22,8 @@ from PIL import Image
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ddr_eval.degradations.resize import imresize
-from ddr_eval.registry import Registry
-from ddr_eval.specs import StrictModel
+from ddr_eval.core.registry import Registry
+from ddr_eval.core.specs import StrictModel
 
 __all__ = [
     "DEGRADATIONS",

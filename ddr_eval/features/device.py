@@ -11,7 +11,7 @@ from typing import ContextManager
 
 import torch
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 AMP_DTYPES: dict[str, torch.dtype] = {
     "bf16": torch.bfloat16,

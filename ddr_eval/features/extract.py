@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.features.device import autocast_context, select_device
-from ddr_eval.specs import POOLINGS
+from ddr_eval.core.specs import POOLINGS
 
 
 @dataclass

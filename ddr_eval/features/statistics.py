@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.core.errors import DegenerateInputError, UserError
 
 IMAGE_STATISTIC_NAMES = (
     "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",

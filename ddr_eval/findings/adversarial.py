@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ddr_eval.findings.base import Finding, FindingResult, Verdict, register_finding
-from ddr_eval.suite.findings_spec import AdversarialSpec
+from ddr_eval.config.findings_spec import AdversarialSpec
 
 
 @register_finding

@@ -2,7 +2,7 @@
 
 A finding (``ddr_eval.findings.global_residual`` and its eight siblings) is one module: a
 :class:`Finding` subclass that names its key, title, what the paper expects, its spec model (the
-YAML it takes, in ``ddr_eval.suite.findings_spec``, which also declares the rows it reads for
+YAML it takes, in ``ddr_eval.config.findings_spec``, which also declares the rows it reads for
 the suite loader) and, when it can be located along a strength sweep, which sets it reads per
 level (:attr:`Finding.strength_sets`). ``@register_finding`` puts it into :data:`FINDINGS` (and
 its spec into the config layer's registry, so ``findings:`` accepts its key); the package
@@ -11,7 +11,7 @@ its spec into the config layer's registry, so ``findings:`` accepts its key); th
 The result is data, not text: numbers with their intervals (:class:`Estimate`), table cells
 that are numbers, estimates or words, the per-model numbers a strength curve plots
 (``series``), the verdict (:class:`Verdict`) and the rule that decided it. ``ddr_eval.report``
-renders it (markdown, HTML, JSON); ``ddr_eval.robustness`` reads its numbers over seeds and
+renders it (markdown, HTML, JSON); ``ddr_eval.workflows.robustness`` reads its numbers over seeds and
 strength levels without knowing which finding it is.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
-from ddr_eval.errors import UserError
-from ddr_eval.registry import Registry
-from ddr_eval.suite.findings_spec import FINDING_SPECS, FindingPart, FindingsSpec
+from ddr_eval.core.errors import UserError
+from ddr_eval.core.registry import Registry
+from ddr_eval.config.findings_spec import FINDING_SPECS, FindingPart, FindingsSpec
 
 if TYPE_CHECKING:
     from ddr_eval.findings.context import FindingContext

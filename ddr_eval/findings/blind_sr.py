@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval.findings.base import Finding, FindingResult, Verdict, register_finding
-from ddr_eval.suite.findings_spec import BlindSrSpec
+from ddr_eval.config.findings_spec import BlindSrSpec
 
 
 @register_finding

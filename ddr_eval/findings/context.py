@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.findings.base import Estimate
 from ddr_eval.metrics.bootstrap import ImageGroups
 from ddr_eval.metrics.separability import ChiMetric
-from ddr_eval.specs import SnapshotLabel
-from ddr_eval.suite.findings_spec import FindingsSpec, Thresholds
+from ddr_eval.core.specs import SnapshotLabel
+from ddr_eval.config.findings_spec import FindingsSpec, Thresholds
 
 if TYPE_CHECKING:
     from ddr_eval.results.run import RunResult

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ddr_eval.findings.base import Finding, FindingResult, Verdict, register_finding
-from ddr_eval.suite.findings_spec import GlobalResidualSpec
+from ddr_eval.config.findings_spec import GlobalResidualSpec
 
 
 def gr_part_name(half: str, spec: GlobalResidualSpec, threshold: float) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.findings.base import Finding, FindingResult, Rounded, Verdict, register_finding
-from ddr_eval.suite.findings_spec import SpectrumSpec
+from ddr_eval.config.findings_spec import SpectrumSpec
 
 
 @register_finding

@@ -30,7 +30,7 @@ that was not declared (:class:`UndeclaredInputError`), so the declarations the p
 cache keys trust cannot drift from what a metric actually reads.
 
 Numbers a metric cannot be computed on (one class, non-finite or constant features, too few
-samples) raise :class:`~ddr_eval.errors.DegenerateInputError` instead of producing NaN;
+samples) raise :class:`~ddr_eval.core.errors.DegenerateInputError` instead of producing NaN;
 :meth:`~ddr_eval.metrics.results.MetricOutput.guarded` turns that into an ``unavailable: why``
 row. The rest of a metric's toolbox lives beside this module, one job each: ``results.py``
 (result types, draft rows), ``bootstrap.py`` (intervals over patches or source images),
@@ -46,11 +46,11 @@ import numpy as np
 import pydantic
 from pydantic import Field
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics.bootstrap import ImageGroups
 from ddr_eval.metrics.results import POOLED_SET, MetricOutput, MetricResult, SetRef
-from ddr_eval.registry import Registry
-from ddr_eval.specs import Pooling, StrictModel, build_typed
+from ddr_eval.core.registry import Registry
+from ddr_eval.core.specs import Pooling, StrictModel, build_typed
 
 # The kinds that ship. Not a closed list: a metric class may name any kind (see the module docstring).
 METRIC_KINDS = ("separability", "generalization", "identification", "quality", "efficiency")

@@ -1,6 +1,6 @@
 """The input checks every metric shares: features as a finite (samples x features) array,
 labels as integer codes with enough classes. A check that fails raises
-:class:`~ddr_eval.errors.DegenerateInputError`, which the reduce step turns into an
+:class:`~ddr_eval.core.errors.DegenerateInputError`, which the reduce step turns into an
 ``unavailable: why`` row (:meth:`~ddr_eval.metrics.results.MetricOutput.guarded`).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ddr_eval.errors import DegenerateInputError
+from ddr_eval.core.errors import DegenerateInputError
 
 
 def check_features(

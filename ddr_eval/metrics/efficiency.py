@@ -44,7 +44,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics.base import Metric, MetricInputs, MetricUnavailableError, register_metric
 from ddr_eval.metrics.results import MODEL_LAYER, POOLED, MetricOutput, MetricResult
 

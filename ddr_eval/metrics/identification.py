@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # sklearn is imported where it is used: it costs start-up tim
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.core.errors import DegenerateInputError, UserError
 from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, Stacked, register_metric
 from ddr_eval.metrics.bootstrap import (
     ImageGroups,

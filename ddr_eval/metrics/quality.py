@@ -28,7 +28,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddr_eval.errors import DegenerateInputError, UserError
+from ddr_eval.core.errors import DegenerateInputError, UserError
 from ddr_eval.metrics.base import ImageIntervalMetric, Metric, MetricInputs, MetricUnavailableError, register_metric
 from ddr_eval.metrics.bootstrap import (
     ImageGroups,

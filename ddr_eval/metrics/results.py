@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ddr_eval.errors import DegenerateInputError
+from ddr_eval.core.errors import DegenerateInputError
 
 # Row layers of rows that are not about one tapped layer.
 OUTPUT_LAYER = "output"  # rows about the SR output image (quality metrics)

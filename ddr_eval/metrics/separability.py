@@ -47,7 +47,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddr_eval.errors import DegenerateInputError
+from ddr_eval.core.errors import DegenerateInputError
 from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, register_metric
 from ddr_eval.metrics.bootstrap import (
     ImageGroups,

@@ -54,14 +54,14 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from ddr_eval.errors import DegenerateInputError
+from ddr_eval.core.errors import DegenerateInputError
 from ddr_eval.metrics.base import ImageIntervalMetric, MetricInputs, register_metric
 from ddr_eval.metrics.bootstrap import ImageGroups, cluster_bootstrap_indices, image_bootstrap_rng, percentile_interval
 from ddr_eval.metrics.checks import check_features
 from ddr_eval.metrics.results import MetricOutput, MetricResult
 from ddr_eval.metrics.threads import single_threaded_blas
 from ddr_eval.metrics.separability import ChiMetric, effective_pca_dim, pca_clip_warning
-from ddr_eval.specs import Pooling
+from ddr_eval.core.specs import Pooling
 
 SHAPE_GRID = np.arange(0.2, 10.0, 0.001)
 """Candidate GGD shapes, exactly the reference grid (``np.arange`` excludes 10.0)."""

@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import ddr_eval
-from ddr_eval.atomic import atomic_write
-from ddr_eval.errors import CheckpointError, MemoryBudgetError, UserError
+from ddr_eval.core.atomic import atomic_write
+from ddr_eval.core.errors import CheckpointError, MemoryBudgetError, UserError
 from ddr_eval.models.archs import ARCHS, Arch, build_arch
 from ddr_eval.models.descriptor import PURPOSES, ModelDescriptor
 from ddr_eval.models.layouts import to_basicsr

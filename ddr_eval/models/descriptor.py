@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 Purpose = Literal["sr", "classification", "discriminator"]
 PURPOSES: tuple[str, ...] = ("sr", "classification", "discriminator")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 GIB = 2**30
 MIB = 2**20

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ddr_eval.errors import CheckpointError
+from ddr_eval.core.errors import CheckpointError
 
 BASICSR = "basicsr"
 """The layout of a file whose keys are used as they are (BasicSR's names, ddr-eval's own)."""

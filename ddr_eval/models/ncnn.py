@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddr_eval.errors import CheckpointError
+from ddr_eval.core.errors import CheckpointError
 from ddr_eval.models.archs import Arch, build_arch
 from ddr_eval.models.archs.rrdbnet import RRDBNet
 from ddr_eval.models.archs.srvgg import SRVGGNetCompact

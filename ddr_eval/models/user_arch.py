@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ddr_eval.errors import CheckpointError, UserError
+from ddr_eval.core.errors import CheckpointError, UserError
 from ddr_eval.models.taps import heuristic_taps
-from ddr_eval.suite.schema import IMPORT_TARGET
+from ddr_eval.config.schema import IMPORT_TARGET
 
 SCALE_KWARGS = ("scale", "upscale", "upscale_factor")
 PROBE_SIZE = 16

@@ -27,9 +27,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from safetensors import safe_open
 
 import ddr_eval
-from ddr_eval.atomic import atomic_write, atomic_write_text
-from ddr_eval.errors import CheckpointError, UserError
-from ddr_eval.specs import SnapshotLabel, StrictModel, validation_message
+from ddr_eval.core.atomic import atomic_write, atomic_write_text
+from ddr_eval.core.errors import CheckpointError, UserError
+from ddr_eval.core.specs import SnapshotLabel, StrictModel, validation_message
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model, save_model, sha256_file
 from ddr_eval.models.descriptor import ModelDescriptor

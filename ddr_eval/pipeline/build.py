@@ -1,7 +1,7 @@
 """The pipeline's stages, one public entry point each: the only place a run is assembled.
 
 A suite run is five stages, and every way into one calls these same functions: ``run_suite``
-(``runner.py``: the CLI and :func:`ddr_eval.evaluate`), :class:`ddr_eval.monitor.DDRMonitor`,
+(``runner.py``: the CLI and :func:`ddr_eval.evaluate`), :class:`ddr_eval.workflows.monitor.DDRMonitor`,
 ``Results.features`` in the Python API, ``identify`` and ``compare`` (through ``evaluate``)::
 
     sources = build_sources(loaded)                    # 1. models: a bad checkpoint or layer fails first
@@ -25,7 +25,7 @@ from typing import Any, Callable, Collection, Sequence
 import numpy as np
 
 from ddr_eval.data import PatchSet
-from ddr_eval.features.cache import FeatureCache
+from ddr_eval.cache.store import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.pipeline import models as model_loading
 from ddr_eval.pipeline.cells import Cell, make_cell
@@ -36,7 +36,7 @@ from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.pipeline.reduce import Reducer, Reduction, metric_pooling
 from ddr_eval.pipeline.results_cache import MetricPart, ResultCache
 from ddr_eval.results.run import FeatureKey
-from ddr_eval.suite.loader import LoadedSuite
+from ddr_eval.config.loader import LoadedSuite
 
 RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
 

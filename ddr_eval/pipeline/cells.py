@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddr_eval.features.cache import FeatureCache, cell_key
+from ddr_eval.cache.store import FeatureCache, cell_key
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.pipeline.inputs import DegradedSet
 from ddr_eval.pipeline.models import FeatureSource

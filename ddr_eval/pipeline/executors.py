@@ -23,8 +23,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from ddr_eval.errors import UserError
-from ddr_eval.features.cache import FeatureCache
+from ddr_eval.core.errors import UserError
+from ddr_eval.cache.store import FeatureCache
 from ddr_eval.features.extract import FeatureBatch
 from ddr_eval.pipeline.cells import Cell, group_cells, run_cells, store
 from ddr_eval.pipeline.progress import CellProgress

@@ -14,8 +14,8 @@ from ddr_eval.data.folders import FolderError, FolderImages, image_files, load_f
 from ddr_eval.data.patches import sample_paired_patches
 from ddr_eval.data.images import DEFAULT_TEST_IMAGES, EMBEDDED_IMAGES, folder_image_files
 from ddr_eval.degradations import degrade_patches
-from ddr_eval.errors import UserError
-from ddr_eval.suite.loader import LoadedSuite
+from ddr_eval.core.errors import UserError
+from ddr_eval.config.loader import LoadedSuite
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ import numpy as np
 
 from ddr_eval.data import PatchSet
 from ddr_eval.data.images import EMBEDDED_IMAGES, folder_image_files
-from ddr_eval.features.cache import NpzStore
+from ddr_eval.cache.store import NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs, prepare_inputs
 from ddr_eval.pipeline.results_cache import code_fingerprint
-from ddr_eval.suite.loader import LoadedSuite
+from ddr_eval.config.loader import LoadedSuite
 
 INPUTS_SUBDIR = "inputs"
 _SPLITS = ("eval", "train")

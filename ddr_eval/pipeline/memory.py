@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ddr_eval.errors import MemoryBudgetError
+from ddr_eval.core.errors import MemoryBudgetError
 from ddr_eval.features.statistics import IMAGE_STATISTIC_NAMES
 from ddr_eval.pipeline.cells import Cell
 from ddr_eval.pipeline.inputs import SuiteInputs

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ddr_eval.errors import MemoryBudgetError, UserError
+from ddr_eval.core.errors import MemoryBudgetError, UserError
 from ddr_eval.features import FeatureBatch, extract_poolings, image_statistics
 from ddr_eval.models import ModelDescriptor
 from ddr_eval.models.archs import ARCHS, build_arch
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.user_arch import class_identity, is_import_target
 from ddr_eval.models.zoo import resolve_model
-from ddr_eval.specs import SnapshotLabel
-from ddr_eval.suite.schema import ModelSpec
-from ddr_eval.suite.shipped import suite_hint
+from ddr_eval.core.specs import SnapshotLabel
+from ddr_eval.config.schema import ModelSpec
+from ddr_eval.config.shipped import suite_hint
 
 SWEEP = "sweep"  # layer alias that expands to every per-block tap, for layer sweeps
 

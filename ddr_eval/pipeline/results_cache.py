@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval import __version__
-from ddr_eval.features.cache import ENTRY_RECORD, NpzStore
+from ddr_eval.cache.store import ENTRY_RECORD, NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
 from ddr_eval.results.rows import ResultRow

@@ -22,10 +22,10 @@ from typing import Any, Callable
 import numpy as np
 
 import ddr_eval
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.features import select_device
-from ddr_eval.features.cache import FeatureCache, NpzStore
-from ddr_eval.outdir import require_report_dir
+from ddr_eval.cache.store import FeatureCache, NpzStore
+from ddr_eval.core.outdir import require_report_dir
 from ddr_eval.pipeline.build import (
     RESULTS_SUBDIR,
     RunCaches,
@@ -48,7 +48,7 @@ from ddr_eval.pipeline.results_cache import MetricPart, ResultCache, ResultKeys
 from ddr_eval.results.leaderboard import Leaderboard, MetricInfo, resolve_ranking
 from ddr_eval.results.rows import ResultRow
 from ddr_eval.results.run import RunResult
-from ddr_eval.suite.loader import LoadedSuite
+from ddr_eval.config.loader import LoadedSuite
 
 __all__ = ["RESULTS_SUBDIR", "check_output_dir", "check_report_dir", "plan_cells", "run_suite"]
 
@@ -99,7 +99,7 @@ def check_output_dir(path: Path, what: str = "report directory") -> None:
 
 
 def check_report_dir(path: Path) -> None:
-    """:func:`check_output_dir`, and the directory is new, empty or a ddr-eval report (``ddr_eval.outdir``)."""
+    """:func:`check_output_dir`, and the directory is new, empty or a ddr-eval report (``ddr_eval.core.outdir``)."""
     check_output_dir(path)
     require_report_dir(path)
 

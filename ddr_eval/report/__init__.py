@@ -4,7 +4,7 @@ Other parts of the package use only the names below (and the types in ``ddr_eval
 the modules here are the report's own internals. ``write_report`` writes a run's report; the
 findings functions render :class:`~ddr_eval.findings.FindingResult` s as text (``findings.md``,
 ``findings.json``, report sections, a table's shown cells) for reports built elsewhere
-(``ddr_eval.robustness``).
+(``ddr_eval.workflows.robustness``).
 """
 
 import importlib

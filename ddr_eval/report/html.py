@@ -59,7 +59,7 @@ from ddr_eval.report.tables import (
 from ddr_eval.metrics.results import OUTPUT_LAYER, WHOLE_NETWORK_LAYERS
 from ddr_eval.results import ReportSection
 from ddr_eval.results.format import slug
-from ddr_eval.specs import SnapshotLabel
+from ddr_eval.core.specs import SnapshotLabel
 
 BLOCK_LAYER = re.compile(r"^block(\d+)$")
 IMAGES_META = "ddr-eval:images"

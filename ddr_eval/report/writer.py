@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from ddr_eval.atomic import REPORT_TEMP_PREFIX, remove_orphan_temps
+from ddr_eval.core.atomic import REPORT_TEMP_PREFIX, remove_orphan_temps
 from ddr_eval.findings import compute_findings
 from ddr_eval.report.depth import with_depth_plots
 from ddr_eval.report.findings import findings_files, findings_sections
 from ddr_eval.report.html import render_report, report_colors, tsne_pngs
 from ddr_eval.report.plots import tsne_plot_name
 from ddr_eval.report.tables import board_best, board_frame, format_value, per_set_table, rows_frame, run_notes
-from ddr_eval.outdir import mark_report_dir
+from ddr_eval.core.outdir import mark_report_dir
 from ddr_eval.results import ReportSection
 
 RESULTS_JSON = "results.json"
@@ -159,7 +159,7 @@ def write_report(result, out_dir: Path, extra_files: dict[str, str] | None = Non
     extra_files = {**findings_files(findings), **(extra_files or {})}
     sections = (*findings_sections(findings, images), *sections)
     out_dir = Path(out_dir)
-    mark_report_dir(out_dir)  # what makes it safe to rewrite on the next run (ddr_eval/outdir.py)
+    mark_report_dir(out_dir)  # what makes it safe to rewrite on the next run (ddr_eval/core/outdir.py)
     remove_orphan_temps(out_dir, recursive=False, legacy=False)  # what a killed earlier run left
     previous_plots = _listed_plots(out_dir / RESULTS_JSON)
     tmp = Path(tempfile.mkdtemp(prefix=f"{REPORT_TEMP_PREFIX}pid{os.getpid()}-", dir=out_dir))

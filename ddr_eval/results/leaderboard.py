@@ -30,7 +30,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics.results import POOLED_SET, WHOLE_NETWORK_LAYERS, RowScope
 from ddr_eval.results.rows import row_scope
 
@@ -88,7 +88,7 @@ def resolve_ranking(rank_by: Sequence[Any] | None, metrics: Sequence[MetricInfo]
 
     An entry names a metric by its full name (``chi[content,raw]``) or by its type when one
     metric of the suite has it (``srga``). Entries have ``metric``, ``weight`` and ``better``
-    attributes (``ddr_eval.suite.schema.RankBy``); ``better`` overrides the declared direction.
+    attributes (``ddr_eval.config.schema.RankBy``); ``better`` overrides the declared direction.
     """
     metrics = list(metrics)
     if rank_by is None:

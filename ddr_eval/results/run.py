@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
     from ddr_eval.pipeline.models import FeatureSource
     from ddr_eval.results.leaderboard import Leaderboard
-    from ddr_eval.suite.loader import LoadedSuite
-    from ddr_eval.suite.schema import Suite
+    from ddr_eval.config.loader import LoadedSuite
+    from ddr_eval.config.schema import Suite
 
 
 class FeatureKey(NamedTuple):

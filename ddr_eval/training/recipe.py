@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from ddr_eval.specs import StrictModel
-from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
+from ddr_eval.core.specs import StrictModel
+from ddr_eval.config.errors import load_yaml_mapping, validation_error_to_user_error
 
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from ddr_eval.data import Image
 from ddr_eval.degradations import DegradationChain, build_chain
 from ddr_eval.degradations.chain import blur_and_noise_sigmas
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 @dataclass(frozen=True)

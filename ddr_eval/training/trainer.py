@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ddr_eval.atomic import atomic_write
+from ddr_eval.core.atomic import atomic_write
 from ddr_eval.data import load_images, split_images
 from ddr_eval.data.images import DEFAULT_TEST_IMAGES, ZOO_HELD_OUT_IMAGES
 from ddr_eval.degradations import build_chain
@@ -216,7 +216,7 @@ class Trainer:
     def monitor(self):
         """The DDRMonitor of the snapshot series, built on first use (its inputs once per run)."""
         if self._monitor is None:
-            from ddr_eval.monitor import DDRMonitor
+            from ddr_eval.workflows.monitor import DDRMonitor
 
             self._monitor = DDRMonitor(snapshot_monitor_suite(self.recipe), every=1, name=self.recipe.name,
                                        seed=self.recipe.seed, log_dir=self.out_dir)

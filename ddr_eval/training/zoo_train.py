@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from ddr_eval.atomic import atomic_write_text
-from ddr_eval.errors import UserError
+from ddr_eval.core.atomic import atomic_write_text
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.checkpoint import sha256_file
 from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.training.recipe import Recipe, load_recipe

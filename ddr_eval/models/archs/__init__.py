@@ -6,7 +6,7 @@ Real-ESRGAN checkpoints load unchanged; the code is written here (BasicSR needs 
 
 import inspect
 
-from ddr_eval.errors import MemoryBudgetError, UserError
+from ddr_eval.core.errors import MemoryBudgetError, UserError
 from ddr_eval.models.archs.registry import ARCHS
 from ddr_eval.models.archs.base import Arch
 from ddr_eval.models.archs import (  # noqa: F401

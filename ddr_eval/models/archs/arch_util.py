@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.nn import init
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 _BLOCK_ALIAS = re.compile(r"block(\d+)$")
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs.base import Arch, has_keys, in_ch, out_ch, require_choice, require_positive_int
 from ddr_eval.models.archs.registry import ARCHS
 

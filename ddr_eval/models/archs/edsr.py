@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs.arch_util import (
     ResidualBlockNoBN,
     Upsample,

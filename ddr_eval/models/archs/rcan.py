@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs.arch_util import Upsample, check_upsample_scale, infer_upsample_scale, make_layer
 from ddr_eval.models.archs.base import Arch, count_indexed, has_keys, in_ch, out_ch, require_positive_int
 from ddr_eval.models.archs.edsr import DIV2K_RGB_MEAN, make_mean

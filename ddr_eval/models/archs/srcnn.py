@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.models.archs.base import Arch, has_keys, in_ch, out_ch, require_positive_int
 from ddr_eval.models.archs.registry import ARCHS
 

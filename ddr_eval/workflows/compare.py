@@ -18,14 +18,14 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.results import Leaderboard, ReportSection, format_value
 from ddr_eval.results.format import slug
 from ddr_eval.results.leaderboard import infos_from_rows, resolve_ranking
 from ddr_eval.results.run import RunResult
-from ddr_eval.suite.errors import load_yaml_mapping
-from ddr_eval.suite.loader import LoadedSuite, compile_suite
-from ddr_eval.suite.overrides import Overrides, apply_overrides
+from ddr_eval.config.errors import load_yaml_mapping
+from ddr_eval.config.loader import LoadedSuite, compile_suite
+from ddr_eval.config.overrides import Overrides, apply_overrides
 
 @dataclass(frozen=True)
 class Neighbour:
@@ -188,7 +188,7 @@ class CompareOutcome:
 def suite_for_model(model_path: str | Path, arch: str | None = None, arch_kwargs: dict[str, Any] | None = None) -> Path:
     """The shipped generalization suite of the checkpoint's scale (its models are the neighbours)."""
     from ddr_eval.models.checkpoint import load_model
-    from ddr_eval.suite.shipped import shipped_suite
+    from ddr_eval.config.shipped import shipped_suite
 
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -218,7 +218,7 @@ def compare_model(model_path: str | Path, suite_path: str | Path | None = None, 
     ``overrides`` change the suite as ``ddr-eval run`` does; ``record`` joins the run's provenance.
     """
     from ddr_eval.api import evaluate
-    from ddr_eval.outdir import timestamped
+    from ddr_eval.core.outdir import timestamped
     from ddr_eval.pipeline.runner import check_report_dir
 
     suite_path = suite_path or suite_for_model(model_path, arch, arch_kwargs)

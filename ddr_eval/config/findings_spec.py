@@ -1,7 +1,7 @@
 """The ``findings:`` section of a suite: which findings to compute, on which models and sets.
 
 Validated with the rest of the suite, before any work: every model and set a finding names
-must be in the suite, and the metrics it reads must be computed (``ddr_eval.suite.loader``).
+must be in the suite, and the metrics it reads must be computed (``ddr_eval.config.loader``).
 The findings themselves are computed from a run's results by ``ddr_eval.findings``.
 
 This is the config layer of a finding: its spec model (the YAML it takes) and the inputs it
@@ -19,8 +19,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, create_model
 
-from ddr_eval.registry import Registry
-from ddr_eval.specs import SnapshotLabel, StrictModel
+from ddr_eval.core.registry import Registry
+from ddr_eval.core.specs import SnapshotLabel, StrictModel
 
 
 @dataclass(frozen=True)

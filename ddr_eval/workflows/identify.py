@@ -22,7 +22,7 @@ import numpy as np
 from ddr_eval.api import evaluate
 from ddr_eval.data import sample_patches
 from ddr_eval.data.images import Image, read_image
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics import build_metric
 from ddr_eval.metrics.identification import DegradationProbe, IdentificationMetric
 from ddr_eval.features import select_device
@@ -30,7 +30,7 @@ from ddr_eval.models.zoo import zoo_dir
 from ddr_eval.pipeline.build import build_sources, extract_cells, lr_set
 from ddr_eval.pipeline.cells import make_cell
 from ddr_eval.pipeline.reduce import metric_pooling
-from ddr_eval.suite.findings_spec import FindingsSpec
+from ddr_eval.config.findings_spec import FindingsSpec
 
 
 def probe_dir(root: Path | None = None) -> Path:
@@ -70,8 +70,8 @@ def recipe_path(name_or_path: str | Path, root: Path | None = None) -> Path:
 def load_recipe(recipe: Path):
     """The recipe suite, its models' relative checkpoint ``path:`` s taken from the recipe's folder
     when a file of that name is there (so a recipe and its checkpoint travel together)."""
-    from ddr_eval.suite.errors import load_yaml_mapping
-    from ddr_eval.suite.loader import compile_suite
+    from ddr_eval.config.errors import load_yaml_mapping
+    from ddr_eval.config.loader import compile_suite
 
     raw = load_yaml_mapping(recipe)
     models = raw.get("models")

@@ -35,11 +35,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.findings import FINDINGS, FindingContext, FindingResult, Verdict, compute_findings
 from ddr_eval.report import finding_table, markdown_table
 from ddr_eval.results import ReportSection
-from ddr_eval.suite.findings_spec import (
+from ddr_eval.config.findings_spec import (
     RobustnessSpec,
     SampleSizeSpec,
     StrengthGroup,
@@ -202,7 +202,7 @@ def reseeded(loaded, seed: int):
 def sample_size_suite(loaded, spec: SampleSizeSpec, seed: int):
     """The suite of one sample-size run: the named models and sets, ``max(sizes)`` patches per set."""
     from ddr_eval.data.images import DEFAULT_TEST_IMAGES
-    from ddr_eval.suite.loader import compile_suite
+    from ddr_eval.config.loader import compile_suite
 
     suite = loaded.suite
     raw = suite.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -225,7 +225,7 @@ def sample_size_suite(loaded, spec: SampleSizeSpec, seed: int):
 class ModelLabel:
     @staticmethod
     def of(dumped: dict[str, Any]) -> str:
-        from ddr_eval.suite.schema import ModelSpec
+        from ddr_eval.config.schema import ModelSpec
 
         return ModelSpec.model_validate(dumped).label
 

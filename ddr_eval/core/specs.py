@@ -21,8 +21,8 @@ from typing import Any, Iterable, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ddr_eval.errors import UserError
-from ddr_eval.registry import Registry
+from ddr_eval.core.errors import UserError
+from ddr_eval.core.registry import Registry
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.results.rows import row_scope
 
 DEFAULT_METRICS = ({"type": "chi", "label": "degradation", "projection": "raw"},)
@@ -104,7 +104,7 @@ class DDRMonitor:
         from ddr_eval.api import raw_suite
         from ddr_eval.pipeline.build import build_inputs
         from ddr_eval.pipeline.inputs import SuiteInputs
-        from ddr_eval.suite.loader import compile_suite
+        from ddr_eval.config.loader import compile_suite
 
         metric_specs = [{"type": m} if isinstance(m, str) else dict(m) for m in metrics] if metrics else None
         if isinstance(sets_or_suite, Mapping) and "degradations" not in sets_or_suite:

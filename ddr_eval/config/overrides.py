@@ -4,7 +4,7 @@ runtime options ``--device`` / ``--batch-size``.
 They are applied to the suite's YAML mapping before it is validated, so a bad value fails with
 the same one-line error as in the file (``suites/x.yaml: runtime.batch_size: must be > 0``).
 What changes numbers (``--set``, ``--seed``, ``--limit``) changes the suite's hash with it;
-runtime settings never do (:meth:`ddr_eval.suite.schema.Suite.canonical_json`), so
+runtime settings never do (:meth:`ddr_eval.config.schema.Suite.canonical_json`), so
 ``check --device cuda`` still compares with a baseline computed on the CPU.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Turning YAML and validation problems into one-line messages that name the culprit (the
-formatting itself is ``ddr_eval.specs``, shared by every ``{type: ...}`` builder)."""
+formatting itself is ``ddr_eval.core.specs``, shared by every ``{type: ...}`` builder)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, Iterable
 import yaml
 from pydantic import ValidationError
 
-from ddr_eval.errors import UserError
-from ddr_eval.specs import check_bounded, describe_error, format_location, one_line, validation_message  # noqa: F401
+from ddr_eval.core.errors import UserError
+from ddr_eval.core.specs import check_bounded, describe_error, format_location, one_line, validation_message  # noqa: F401
 
 
 def validation_error_to_user_error(

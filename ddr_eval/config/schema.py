@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ddr_eval.errors import UserError
-from ddr_eval.specs import Pooling, SnapshotLabel, StrictModel
+from ddr_eval.core.errors import UserError
+from ddr_eval.core.specs import Pooling, SnapshotLabel, StrictModel
 
 
 

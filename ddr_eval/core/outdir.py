@@ -15,7 +15,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 REPORT_MARKER = ".ddr-eval-report"
 MARKER_TEXT = ("This directory holds a ddr-eval report; ddr-eval rewrites its files on each run of the suite.\n"

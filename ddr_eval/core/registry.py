@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 
 T = TypeVar("T")
 

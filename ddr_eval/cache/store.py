@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ddr_eval import __version__
-from ddr_eval.atomic import atomic_write, remove_orphan_temps, remove_path
-from ddr_eval.errors import UserError
+from ddr_eval.core.atomic import atomic_write, remove_orphan_temps, remove_path
+from ddr_eval.core.errors import UserError
 from ddr_eval.features.extract import FeatureBatch
 
 log = logging.getLogger("ddr_eval.cache")
@@ -223,7 +223,7 @@ class LazyNpzArrays(Mapping):
     flattened) feature maps at all. An array that fails to read then (zip's CRC-32 catches
     flipped bytes as they are read) makes the entry a miss after all: ``on_damaged`` removes
     it and ``recompute`` makes the arrays again; without ``recompute`` the failure is a
-    one-line :class:`~ddr_eval.errors.UserError` (the next run recomputes the removed entry).
+    one-line :class:`~ddr_eval.core.errors.UserError` (the next run recomputes the removed entry).
     """
 
     def __init__(self, path: Path, names: list[str], recompute: Callable[[], Mapping[str, np.ndarray]] | None = None,

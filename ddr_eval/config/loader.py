@@ -15,15 +15,15 @@ from pydantic import ValidationError
 
 from ddr_eval.data.folders import FolderError, expand_folders, image_files, pair_files
 from ddr_eval.degradations import DEGRADATIONS, DegradationChain
-from ddr_eval.errors import UserError
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics import METRICS
 from ddr_eval.metrics.base import summary_set_names
 from ddr_eval.results.leaderboard import MetricInfo, resolve_ranking
-from ddr_eval.specs import build_typed, check_bounded, format_location, one_line
-from ddr_eval.suite.findings_spec import FINDING_SPECS, FindingsSpec, RobustnessSpec, base_fields
-from ddr_eval.suite.errors import load_yaml_mapping, validation_error_to_user_error
-from ddr_eval.suite.overrides import Overrides, apply_overrides
-from ddr_eval.suite.schema import Suite, SweepError
+from ddr_eval.core.specs import build_typed, check_bounded, format_location, one_line
+from ddr_eval.config.findings_spec import FINDING_SPECS, FindingsSpec, RobustnessSpec, base_fields
+from ddr_eval.config.errors import load_yaml_mapping, validation_error_to_user_error
+from ddr_eval.config.overrides import Overrides, apply_overrides
+from ddr_eval.config.schema import Suite, SweepError
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class LoadedSuite:
     chains: dict[str, DegradationChain]
     metrics: list[Any]  # built metric objects, in suite order
     source: str
-    findings: Any = None  # ddr_eval.suite.findings_spec.FindingsSpec when the suite asks for findings
+    findings: Any = None  # ddr_eval.config.findings_spec.FindingsSpec when the suite asks for findings
     scale: int = 2  # the suite's `scale:`, or the factor its chains share
     folder_sets: dict[str, Any] = field(default_factory=dict)  # name -> DegradationSet with an lr_folder
     included: tuple["LoadedSuite", ...] = ()  # the suites of `findings.include`, loaded and checked, in order
@@ -236,7 +236,7 @@ def _refuse_unknown_findings(raw: Any, model, where: tuple[str, ...], source: st
 
 def _check_finding_needs(part, where: str, suite: Suite, metrics: list, source: str) -> None:
     """The sets a finding reads exist, and the suite computes what its spec declares it reads
-    (:class:`~ddr_eval.suite.findings_spec.FindingNeeds`)."""
+    (:class:`~ddr_eval.config.findings_spec.FindingNeeds`)."""
     sets = {d.name: d for d in suite.degradations}
     for name in part.set_names():
         if name not in sets:

@@ -49,8 +49,8 @@ from typing import Any, Iterable, Mapping
 
 from tabulate import tabulate
 
-from ddr_eval.atomic import atomic_write_text
-from ddr_eval.errors import UserError
+from ddr_eval.core.atomic import atomic_write_text
+from ddr_eval.core.errors import UserError
 from ddr_eval.metrics import wall_clock_types
 from ddr_eval.results import ResultRow, format_value
 from ddr_eval.results.run import RunResult

@@ -1,0 +1,1 @@
+"""Lowest layer: errors, registries, specs, atomic writes, process set-up, report directories."""

@@ -1,0 +1,1 @@
+"""What users run on top of a suite's results: compare, identify, regression check, the training monitor, robustness."""
