@@ -275,3 +275,42 @@ def test_a_store_counts_hits_on_entries_this_process_wrote_as_repeats(tmp_path):
     write_npz_atomic(earlier._path("cd" * 32), {**arrays, ENTRY_RECORD: entry_record(FeatureCache.kind, arrays)})
     assert earlier.get("cd" * 32) is not None
     assert (earlier.hits, earlier.repeats) == (1, 0)
+
+
+def test_sample_size_points_are_the_metrics_on_the_first_patches_of_each_photograph(tmp_path):
+    """The sample-size run is read at every size by the pipeline's reduce stage on the first
+    ``size / images`` patches of every photograph: its numbers equal the metrics computed directly
+    on those features, and a smaller size gives other numbers than the full draw."""
+    from ddr_eval.api import evaluate
+    from ddr_eval.config.findings_spec import SampleSizeSpec
+    from ddr_eval.metrics.separability import ChiMetric, SilhouetteMetric
+    from ddr_eval.metrics.srga import SrgaMetric
+    from ddr_eval.workflows.robustness import sample_size_points, sample_size_suite
+
+    spec = SampleSizeSpec(sizes=(8, 24), models=("srresnet-gr",), sets=("clean", "blur", "noise"))
+    raw = {"name": "sized", "seed": 3, "reference": "clean", "data": {"patch_size": 32, "patches_per_image": 2},
+           "degradations": [{"name": "clean", "chain": [{"type": "bicubic", "scale": 2}]},
+                            {"name": "blur", "chain": [{"type": "gaussian_blur", "sigma": 2.0}, {"type": "bicubic", "scale": 2}]},
+                            {"name": "noise", "chain": [{"type": "bicubic", "scale": 2},
+                                                        {"type": "gaussian_noise", "sigma": 20}]}],
+           "models": ["srresnet-gr"], "metrics": [{"type": "srga", "pca_dim": 20}], "findings": {"bootstrap": 0}}
+    run = evaluate(sample_size_suite(compile_suite(raw, "sized.yaml"), spec, 3), cache_dir=tmp_path).run
+    points = sample_size_points(run, spec, 3)
+    assert [p["patches per set"] for p in points] == [8, 24]
+    source = run.source("srresnet-gr")
+    layer, module = next(iter(source.layers.items()))
+    n_images = len(run.degraded_set("clean").patches.image_names)
+    for point in points:
+        keep = {name: run.degraded_set(name).patches.patch_index < point["patches per set"] // n_images
+                for name in spec.sets}
+        x = np.concatenate([run.features("srresnet-gr", layer, name)[keep[name]] for name in spec.sets])
+        y = np.concatenate([[name] * int(keep[name].sum()) for name in spec.sets])
+        assert point["chi"] == pytest.approx(ChiMetric(projection="raw", bootstrap=0).compute(x, y, 3).value, rel=1e-9)
+        assert point["silhouette"] == pytest.approx(
+            SilhouetteMetric(projection="pca", bootstrap=0).compute(x, y, 3).value, rel=1e-6)
+        flat = {name: run.feature_batch("srresnet-gr", name, pooling="flatten").features[module][keep[name]]
+                for name in spec.sets}
+        srga = SrgaMetric(pca_dim=20)
+        expected = np.mean([srga.compute(flat["clean"], flat[t], 3).value for t in ("blur", "noise")])
+        assert point["srga"] == pytest.approx(expected, rel=1e-9)
+    assert points[0]["chi"] != points[1]["chi"]

@@ -18,7 +18,7 @@ passes, provenance) is ``run_suite``'s own business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Collection, Sequence
 
@@ -41,7 +41,7 @@ from ddr_eval.config.loader import LoadedSuite
 RESULTS_SUBDIR = "metrics"  # the result cache lives inside the feature cache's directory
 
 __all__ = ["RESULTS_SUBDIR", "RunCaches", "build_caches", "build_inputs", "build_reducer", "build_sources",
-           "extract_cells", "lr_set", "needs_train_split", "plan_cells", "reduce_features"]
+           "extract_cells", "first_patches", "lr_set", "needs_train_split", "plan_cells", "reduce_features"]
 
 
 # -- stage 1: models ---------------------------------------------------------------------------
@@ -206,3 +206,18 @@ def reduce_features(loaded: LoadedSuite, sources: list[FeatureSource], inputs: S
                     on_computed: Callable[[int, str, MetricPart], None] | None = None) -> Reduction:
     """Every metric of the suite for every source, in suite order (see :meth:`Reducer.run`)."""
     return build_reducer(loaded, sources, inputs, features).run(loaded.metrics, cached, on_computed)
+
+
+def first_patches(inputs: SuiteInputs, features: dict[FeatureKey, FeatureBatch],
+                  per_image: int) -> tuple[SuiteInputs, dict[FeatureKey, FeatureBatch]]:
+    """The evaluated sets cut to the first ``per_image`` patches of every photograph, with their
+    features: a run read at a smaller sample size (``reduce_features`` on the result) without a
+    second forward pass. Patches are drawn per photograph in a seeded order, so the first ``k`` of
+    a larger draw are a draw of ``k``."""
+    kept = {name: d.patches.patch_index < per_image for name, d in inputs.eval_sets.items()}
+    sets = {name: replace(d, lr=d.lr[kept[name]], patches=d.patches.subset(kept[name]))
+            for name, d in inputs.eval_sets.items()}
+    cut = {key: FeatureBatch({module: array[kept[key.set]] for module, array in batch.features.items()},
+                             None if batch.outputs is None else batch.outputs[kept[key.set]])
+           for key, batch in features.items() if key.set in sets and key.split == sets[key.set].split}
+    return SuiteInputs(sets, {}), cut

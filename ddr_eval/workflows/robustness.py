@@ -38,7 +38,8 @@ import numpy as np
 from ddr_eval.core.errors import UserError
 from ddr_eval.findings import FINDINGS, FindingContext, FindingResult, Verdict, compute_findings
 from ddr_eval.report import finding_table, markdown_table
-from ddr_eval.results import ReportSection
+from ddr_eval.results import ReportSection, RowScope
+from ddr_eval.results.run import RunResult
 from ddr_eval.config.findings_spec import (
     RobustnessSpec,
     SampleSizeSpec,
@@ -150,44 +151,33 @@ def strength_points(result, spec: RobustnessSpec, context: FindingContext | None
     return points
 
 
-def sample_size_points(result, spec: SampleSizeSpec, reference_seed: int) -> list[dict[str, Any]]:
-    """CHI (degradation, raw), silhouette (degradation) and SRGA (flatten, first set = reference) at every
-    size, from the first ``size / images`` patches of every image of one run."""
-    from ddr_eval.metrics.separability import ChiMetric, SilhouetteMetric
-    from ddr_eval.metrics.srga import SrgaMetric
+def sample_size_points(result: RunResult, spec: SampleSizeSpec, reference_seed: int) -> list[dict[str, Any]]:
+    """CHI (degradation, raw), silhouette (degradation) and SRGA (flatten, first set = reference;
+    its summary over the other sets) at every size, each computed by the pipeline's reduce stage
+    on the first ``size / images`` patches of every image of one run (:func:`sample_size_suite`
+    declares the three metrics)."""
+    from ddr_eval.pipeline.build import first_patches, reduce_features
 
-    chi = ChiMetric(projection="raw", bootstrap=0)
-    silhouette = SilhouetteMetric(projection=spec.silhouette_projection, bootstrap=0)
-    srga = next((m for m in result.loaded.metrics if m.metric_type == "srga"), SrgaMetric())
-    split = next(iter(result.inputs.eval_sets.values())).split
+    patches = result.degraded_set(spec.sets[0]).patches
+    n_images, most = len(patches.image_names), int(patches.patch_index.max()) + 1
+    sources = [result.source(label) for label in spec.models]
     points = []
     for size in spec.sizes:
-        for label in spec.models:
-            source = next(s for s in result.sources if s.label == label)
-            module = next(iter(source.layers.values()))
-            xs, labels, flat = [], [], {}
-            n_images = 0
-            for name in spec.sets:
-                patches = result.inputs.eval_sets[name].patches
-                n_images = len(patches.image_names)
-                per_image = size // n_images
-                if per_image < 1 or per_image > int(patches.patch_index.max()) + 1:
-                    raise UserError(f"findings.robustness.sample_size: {size} patches per set need 1 to "
-                                    f"{(int(patches.patch_index.max()) + 1) * n_images} ({n_images} images)")
-                keep = patches.patch_index < per_image
-                xs.append(result.feature_batch(label, name, split).features[module][keep])
-                labels += [name] * int(keep.sum())
-                flat_pooling = srga.pooling or result.suite.pooling
-                if result.has_features(label, name, split, flat_pooling):
-                    flat[name] = result.feature_batch(label, name, split, flat_pooling).features[module][keep]
-            x, y = np.concatenate(xs), np.asarray(labels)
-            row = {"seed": reference_seed, "model": label, "patches per set": size, "images": n_images,
-                   "chi": chi.compute(x, y, reference_seed).value,
-                   "silhouette": silhouette.compute(x, y, reference_seed).value}
-            reference, *tests = spec.sets
-            if reference in flat:
-                row["srga"] = float(np.mean([srga.compute(flat[reference], flat[t], reference_seed).value
-                                             for t in tests if t in flat]))
+        per_image = size // n_images
+        if per_image < 1 or per_image > most:
+            raise UserError(f"findings.robustness.sample_size: {size} patches per set need 1 to "
+                            f"{most * n_images} ({n_images} images)")
+        inputs, features = first_patches(result.inputs, result.batches, per_image)
+        values = {(r.model, r.layer, r.type, r.scope): r.value
+                  for r in reduce_features(result.loaded, sources, inputs, features).rows}
+        for source in sources:
+            key = (source.label, next(iter(source.layers)))
+            row = {"seed": reference_seed, "model": source.label, "patches per set": size, "images": n_images,
+                   "chi": values.get((*key, "chi", RowScope.POOLED)),
+                   "silhouette": values.get((*key, "silhouette", RowScope.POOLED))}
+            srga = values.get((*key, "srga", RowScope.SUMMARY))
+            if srga is not None:
+                row["srga"] = srga
             points.append(row)
     return points
 
@@ -212,7 +202,10 @@ def sample_size_suite(loaded, spec: SampleSizeSpec, seed: int):
     raw["degradations"] = [{k: v for k, v in d.items() if k != "sweep"} for d in raw["degradations"]
                            if d["name"] in spec.sets]
     raw["models"] = [m for m in raw["models"] if ModelLabel.of(m) in spec.models]
-    raw["metrics"] = [m for m in raw["metrics"] if m["type"] == "srga"] or [{"type": "srga"}]
+    srga = [m for m in raw["metrics"] if m["type"] == "srga"] or [{"type": "srga"}]
+    raw["metrics"] = [{"type": "chi", "label": "degradation", "projection": "raw", "bootstrap": 0},
+                      {"type": "silhouette", "label": "degradation", "projection": spec.silhouette_projection,
+                       "bootstrap": 0}, *srga]
     for metric in raw["metrics"]:
         metric["models"] = list(spec.models)
     raw["findings"] = {"layer": loaded.findings.layer}  # a suite with findings extracts every feature it lists
