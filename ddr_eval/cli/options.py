@@ -121,6 +121,20 @@ def timestamp_option() -> bool:
                         "point <out>/latest at it")
 
 
+def plugin_option() -> Optional[list[str]]:
+    """``--plugin MODULE``: import a module whose decorators register metrics or findings."""
+    return typer.Option(None, "--plugin", metavar="MODULE", help="import MODULE first (repeatable): its "
+                        "@register_metric / @register_finding classes become suite keys")
+
+
+def load_plugins(modules: Optional[list[str]]) -> None:
+    """Import the ``--plugin`` modules, before the suite is read (it may name what they register)."""
+    if modules:
+        from ddr_eval.core.plugins import import_plugins
+
+        import_plugins(modules)
+
+
 def apply_trust(trust_code: bool) -> None:
     """Allow TorchScript checkpoints for this process when ``--trust-code`` was given."""
     if trust_code:

@@ -16,7 +16,9 @@ from ddr_eval.cli.options import (
     invocation,
     layers_override,
     limit_option,
+    load_plugins,
     parse_layers,
+    plugin_option,
     report_target,
     seed_option,
     set_option,
@@ -47,9 +49,11 @@ def run(
     seed: Optional[int] = seed_option(),
     limit: Optional[int] = limit_option(),
     set_: Optional[list[str]] = set_option(),
+    plugin: Optional[list[str]] = plugin_option(),
 ) -> None:
     """Run a suite and write its report (leaderboard.md, results.csv, results.json, plots)."""
     apply_trust(trust_code)
+    load_plugins(plugin)
     from ddr_eval.api import evaluate
     from ddr_eval.pipeline.executors import make_executor
     from ddr_eval.config.loader import load_suite

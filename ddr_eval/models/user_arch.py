@@ -17,11 +17,8 @@ the body); any module name is a layer as well.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ import torch
 from torch import nn
 
 from ddr_eval.core.errors import CheckpointError, UserError
+from ddr_eval.core.plugins import import_user_module
 from ddr_eval.models.taps import heuristic_taps
 from ddr_eval.config.schema import IMPORT_TARGET
 
@@ -46,15 +44,7 @@ def import_arch(target: str) -> type[nn.Module]:
     if not IMPORT_TARGET.fullmatch(target):
         raise UserError(f"arch {target!r}: expected package.module:ClassName")
     module_name, _, attribute = target.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())  # after installed packages: a local module never shadows one
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"arch {target!r}: cannot import {module_name} ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while being imported
-        raise UserError(f"arch {target!r}: importing {module_name} failed ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())})") from None
+    module = import_user_module(module_name, f"arch {target!r}")
     found: Any = module
     for part in attribute.split("."):
         if not hasattr(found, part):

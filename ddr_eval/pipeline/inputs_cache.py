@@ -29,6 +29,7 @@ from ddr_eval.data.images import EMBEDDED_IMAGES, folder_image_files
 from ddr_eval.cache.store import NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs, prepare_inputs
 from ddr_eval.pipeline.results_cache import code_fingerprint
+from ddr_eval.core.plugins import outside_code_digest
 from ddr_eval.config.loader import LoadedSuite
 
 INPUTS_SUBDIR = "inputs"
@@ -61,6 +62,10 @@ def inputs_key(loaded: LoadedSuite, need_train: bool) -> str | None:
         "seed": suite.seed, "scale": loaded.scale, "train": need_train, "files": files,
         "code": code_fingerprint(),
     }
+    plugin_code = sorted({digest for chain in loaded.chains.values() for step in chain.steps
+                          if (digest := outside_code_digest(type(step))) is not None})
+    if plugin_code:  # a plug-in degradation's own file: an edit must not reuse its old LR patches
+        spec["plugin_code"] = plugin_code
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ddr_eval import __version__
+from ddr_eval.core.plugins import outside_code_digest
 from ddr_eval.cache.store import ENTRY_RECORD, NpzStore
 from ddr_eval.pipeline.inputs import DegradedSet, SuiteInputs
 from ddr_eval.pipeline.models import FeatureSource
@@ -88,6 +89,9 @@ class ResultKeys:
             "eval": self.eval_sets,
             "train": self.train_sets if "train_split" in metric.needs else [],
         }
+        plugin_code = outside_code_digest(type(metric))  # a plug-in metric's own file; None for ddr-eval's
+        if plugin_code is not None:
+            spec["metric_code"] = plugin_code
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -17,6 +17,7 @@ _PUBLIC = {
     "finding_numbers": "ddr_eval.report.findings",
     "finding_table": "ddr_eval.report.findings",
     "markdown_table": "ddr_eval.report.findings",
+    "training_curves_plot": "ddr_eval.report.plots",
 }
 
 __all__ = sorted(_PUBLIC)

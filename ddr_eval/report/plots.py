@@ -439,3 +439,15 @@ def strength_curves_figure(points: pd.DataFrame, colors: ModelColors | None = No
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def training_curves_plot(frame: pd.DataFrame, path: Path | None = None) -> Figure:
+    """A training log's headline values (pooled values and per-set summaries) against iteration,
+    one line per model and layer, saved to ``path`` if given (``DDRMonitor.plot``)."""
+    from ddr_eval.report.tables import headline_rows
+
+    points = headline_rows(frame)
+    figure = training_curves_figure(points.assign(series=points["model"] + " / " + points["layer"]))
+    if path is not None:
+        save_figure(figure, Path(path))
+    return figure

@@ -223,18 +223,12 @@ class DDRMonitor:
 
     def plot(self, path: str | Path | None = None):
         """Each summary metric against iteration, one line per layer; saved to ``path`` if given."""
-        from ddr_eval.report.plots import save_figure, training_curves_figure
-        from ddr_eval.report.tables import headline_rows
+        from ddr_eval.report import training_curves_plot
 
         frame = self.frame()
         if frame.empty:
             raise UserError("DDRMonitor: nothing measured yet; call step() first")
-        points = headline_rows(frame)
-        points = points.assign(series=points["model"] + " / " + points["layer"])
-        figure = training_curves_figure(points)
-        if path is not None:
-            save_figure(figure, Path(path))
-        return figure
+        return training_curves_plot(frame, None if path is None else Path(path))
 
     def finish(self) -> Path | None:
         """Write the plot beside the logs (``ddr_over_training.png``) and close the sinks."""
