@@ -182,7 +182,41 @@ class SampleSizeSpec(FindingPart):
     stable_within: float = Field(0.1, gt=0, description="'stable' when the seeds' spread / |mean| is at most this")
 
 
-class RobustnessSpec(FindingPart):
+class FindingKeys(FindingPart):
+    """A section that takes, besides its own fields, one optional field per registered finding
+    (its key, validated by that finding's spec model). The fields are added by the model
+    :meth:`registry_model` builds for the registry's current state, so a finding registered by a
+    plug-in becomes a valid key without an edit here."""
+
+    @classmethod
+    def registry_model(cls) -> type[FindingKeys]:
+        raise NotImplementedError
+
+    @classmethod
+    def static_model(cls) -> type[FindingKeys]:
+        """The class written in this module (the registry-built one is its subclass)."""
+        return next(c for c in cls.__mro__ if c.__module__ == __name__ and "registry_model" in c.__dict__)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args, **kwargs):
+        """Validated by the model that has a field per registered finding (:func:`registered_models`)."""
+        model = cls.registry_model()
+        if issubclass(cls, model):
+            return super().model_validate(obj, *args, **kwargs)
+        return model.model_validate(obj, *args, **kwargs)
+
+    def parts(self) -> dict[str, FindingPart]:
+        """The findings this section names: key -> spec, in registration order (the report's order)."""
+        return finding_parts(self)
+
+    def part(self, key: str) -> FindingPart | None:
+        return self.parts().get(key)
+
+    def __reduce__(self):  # the registry-built class is not importable by name: pickle the YAML instead
+        return type(self).static_model().model_validate, (self.model_dump(by_alias=True, exclude_unset=True),)
+
+
+class RobustnessSpec(FindingKeys):
     """Where each finding holds: over degradation strength, suite seeds and sample size (issue #18).
 
     Besides the fields below, it takes any registered finding's key (its spec without ``sets``:
@@ -196,19 +230,8 @@ class RobustnessSpec(FindingPart):
     sample_size: SampleSizeSpec | None = None
 
     @classmethod
-    def model_validate(cls, obj: Any, *args, **kwargs):
-        """Validated by the model that has a field per registered finding (:func:`registered_models`)."""
-        model = registered_models()[0]
-        if issubclass(cls, model):
-            return super().model_validate(obj, *args, **kwargs)
-        return model.model_validate(obj, *args, **kwargs)
-
-    def parts(self) -> dict[str, FindingPart]:
-        """The findings swept over strength: key -> spec, in registration order."""
-        return finding_parts(self)
-
-    def __reduce__(self):  # the registry-built class is not importable by name: pickle the YAML instead
-        return RobustnessSpec.model_validate, (self.model_dump(by_alias=True, exclude_unset=True),)
+    def registry_model(cls) -> type[RobustnessSpec]:
+        return registered_models()[0]
 
     def model_names(self) -> tuple[str, ...]:
         names = tuple(n for part in self.parts().values() for n in part.model_names())
@@ -218,7 +241,7 @@ class RobustnessSpec(FindingPart):
         return self.seeds_agree or len(self.seeds) // 2 + 1
 
 
-class FindingsSpec(FindingPart):
+class FindingsSpec(FindingKeys):
     """The ``findings:`` section; besides the fields below, it takes each registered finding's key."""
 
     include: tuple[str, ...] = Field(
@@ -230,22 +253,8 @@ class FindingsSpec(FindingPart):
     robustness: RobustnessSpec | None = None
 
     @classmethod
-    def model_validate(cls, obj: Any, *args, **kwargs):
-        """Validated by the model that has a field per registered finding (:func:`registered_models`)."""
-        model = registered_models()[1]
-        if issubclass(cls, model):
-            return super().model_validate(obj, *args, **kwargs)
-        return model.model_validate(obj, *args, **kwargs)
-
-    def parts(self) -> dict[str, FindingPart]:
-        """The findings this suite computes: key -> spec, in registration order (the report's order)."""
-        return finding_parts(self)
-
-    def part(self, key: str) -> FindingPart | None:
-        return self.parts().get(key)
-
-    def __reduce__(self):  # the registry-built class is not importable by name: pickle the YAML instead
-        return FindingsSpec.model_validate, (self.model_dump(by_alias=True, exclude_unset=True),)
+    def registry_model(cls) -> type[FindingsSpec]:
+        return registered_models()[1]
 
 
 def finding_parts(spec: StrictModel) -> dict[str, FindingPart]:
