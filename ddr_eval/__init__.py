@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "evaluate": "ddr_eval.api",
     "Results": "ddr_eval.api",
-    "InMemoryModel": "ddr_eval.api",
-    "ModelInputError": "ddr_eval.api",
+    "InMemoryModel": "ddr_eval.pipeline.in_memory",
+    "ModelInputError": "ddr_eval.pipeline.in_memory",
     "extract": "ddr_eval.api",
     "chi": "ddr_eval.api",
     "silhouette": "ddr_eval.api",

@@ -101,7 +101,7 @@ class DDRMonitor:
 
     # -- construction -------------------------------------------------------------------
     def _build(self, sets_or_suite, metrics, scale, seed, layers):
-        from ddr_eval.api import raw_suite
+        from ddr_eval.pipeline.in_memory import raw_suite
         from ddr_eval.pipeline.build import build_inputs
         from ddr_eval.pipeline.inputs import SuiteInputs
         from ddr_eval.config.loader import compile_suite
@@ -145,7 +145,7 @@ class DDRMonitor:
     # -- measuring ----------------------------------------------------------------------
     def _source(self, model: nn.Module):
         """The model's feature source, checked (layers, channels, scale) the first time it is seen."""
-        from ddr_eval.api import InMemoryModel
+        from ddr_eval.pipeline.in_memory import InMemoryModel
 
         known = self._sources.get(id(model))
         if known is not None and known.descriptor.module is model:
@@ -179,7 +179,7 @@ class DDRMonitor:
     def _rows(self, model: nn.Module) -> list[dict[str, Any]]:
         """The pipeline's stages on the fixed inputs (:mod:`ddr_eval.pipeline.build`), no cache:
         the weights change between calls."""
-        from ddr_eval.api import device_of
+        from ddr_eval.pipeline.in_memory import device_of
         from ddr_eval.pipeline.build import extract_cells, plan_cells, reduce_features
 
         suite, loaded = self.suite, self._loaded
