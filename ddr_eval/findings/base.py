@@ -72,7 +72,7 @@ class Estimate:
 
     @classmethod
     def of(cls, result) -> "Estimate":
-        """From a :class:`~ddr_eval.metrics.base.MetricResult`."""
+        """From a :class:`~ddr_eval.metrics.results.MetricResult`."""
         images = result.ci_images if result.ci_images is not None and None not in result.ci_images else (None, None)
         return cls(result.value, result.ci_low, result.ci_high, *images, result.n_source_images)
 
