@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ddr_eval.cli import main
 from ddr_eval.models.zoo import Zoo
+from cli_exit import exit_code
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"
@@ -24,16 +24,10 @@ def _zoo_has(*names: str) -> bool:
 pytestmark = pytest.mark.skipif(not _zoo_has("srresnet-gr", "srresnet-nogr"), reason="smoke models not trained yet")
 
 
-def _run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
-
-
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("smoke")
-    assert _run(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 0
     return out
 
 
@@ -81,7 +75,7 @@ def test_global_residual_separates_degradations_better(smoke_report):
 
 def test_same_suite_gives_same_numbers(smoke_report, tmp_path):
     again = tmp_path / "again"
-    assert _run(["run", str(SMOKE), "--out", str(again), "--quiet", "--no-cache"]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(again), "--quiet", "--no-cache"]) == 0
     first = pd.read_csv(smoke_report / "results.csv")
     second = pd.read_csv(again / "results.csv")
     pd.testing.assert_series_equal(first["value"], second["value"])
@@ -91,7 +85,7 @@ def test_bad_suite_exits_2_without_report(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("sigma: 2.0", "sigma: -2.0"))
     out = tmp_path / "out"
-    assert _run(["run", str(bad), "--out", str(out), "--quiet"]) == 2
+    assert exit_code(["run", str(bad), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "degradations[1].chain[0]" in err and "Traceback" not in err
     assert not out.exists()
@@ -99,7 +93,7 @@ def test_bad_suite_exits_2_without_report(tmp_path, capsys):
 
 def test_the_terminal_summary_fits_120_columns_and_ends_with_the_report(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")
-    assert _run(["run", str(SMOKE), "--out", str(tmp_path / "out")]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
     assert max(len(line) for line in lines) <= 120, max(lines, key=len)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from ddr_eval.cli import main
 from ddr_eval.core.errors import UserError
 from ddr_eval.findings import FINDINGS, Estimate, Finding, FindingContext, Verdict, register_finding, unregister_finding
 from ddr_eval.config.findings_spec import FINDING_SPECS, FindingPart
 from ddr_eval.config.loader import compile_suite
+from cli_exit import exit_code
 
 PAPER = ["global_residual", "adversarial", "training", "sr_vs_classification", "spectrum", "generalization",
          "identification", "blind_sr", "cincgan"]
@@ -66,12 +66,6 @@ def _suite(findings: dict) -> dict:
             "outputs": {"tsne_plots": False, "html": False}, "findings": {"bootstrap": 0, **findings}}
 
 
-def _run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
-
-
 def test_the_registry_holds_the_papers_nine_findings_in_order():
     assert [key for key, _ in FINDINGS.in_registration_order()][:9] == PAPER
     for key, cls in FINDINGS.items():
@@ -100,7 +94,7 @@ def test_a_finding_defined_in_a_test_file_is_computed_by_a_suite_that_names_it(t
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump(_suite({"toy_chi": {"model": "image_statistics", "sets": ["clean", "blur_sigma3"]}})))
     out = tmp_path / "report"
-    assert _run(["run", str(suite), "--out", str(out), "--no-cache", "-q"]) == 0
+    assert exit_code(["run", str(suite), "--out", str(out), "--no-cache", "-q"]) == 0
     (document,) = json.loads((out / "findings.json").read_text())
     assert document["key"] == "toy_chi" and document["verdict"] in ("reproduced", "not reproduced")
     assert document["table"][0]["CHI"] == f"{document['numbers']['chi']:.3g}"  # an Estimate without interval

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ddr_eval.cli import main
 from ddr_eval.models.zoo import Zoo
+from cli_exit import exit_code
 
 pytestmark = pytest.mark.skipif(not {"srresnet-gr", "srresnet-nogr"} <= set(Zoo.load().names()),
                                 reason="zoo not trained")
@@ -26,19 +26,13 @@ SUITE = {
 }
 
 
-def _run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
-
-
 def test_check_out_writes_the_findings(tmp_path: Path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump(SUITE))
     baseline = tmp_path / "baseline.json"
-    assert _run(["baseline", str(suite), "--out", str(baseline), "-q"]) == 0
+    assert exit_code(["baseline", str(suite), "--out", str(baseline), "-q"]) == 0
     out = tmp_path / "check-report"
-    assert _run(["check", str(suite), "--baseline", str(baseline), "--out", str(out), "-q"]) == 0
+    assert exit_code(["check", str(suite), "--baseline", str(baseline), "--out", str(out), "-q"]) == 0
     assert "Global residual makes DDR emerge" in (out / "findings.md").read_text()
     assert "Finding 1: Global residual" in (out / "leaderboard.md").read_text()
 
@@ -47,5 +41,5 @@ def test_run_writes_each_finding_section_once(tmp_path: Path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump(SUITE))
     out = tmp_path / "report"
-    assert _run(["run", str(suite), "--out", str(out), "-q"]) == 0
+    assert exit_code(["run", str(suite), "--out", str(out), "-q"]) == 0
     assert (out / "leaderboard.md").read_text().count("## Finding 1: Global residual") == 1

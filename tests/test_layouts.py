@@ -14,11 +14,11 @@ import torch
 import yaml
 from PIL import Image
 
-from ddr_eval.cli import main
 from ddr_eval.core.errors import CheckpointError
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import load_model
 from ddr_eval.models.layouts import BASICSR, LAYOUTS, to_basicsr
+from cli_exit import exit_code
 
 TINY_RRDB = dict(num_in_ch=3, num_out_ch=3, scale=4, num_feat=8, num_block=2, num_grow_ch=4)
 # BasicSR name -> the original ESRGAN repository's (RRDBNet_arch.py)
@@ -106,19 +106,13 @@ def test_to_basicsr_leaves_basicsr_keys_alone(tiny_rrdb):
     assert layout == BASICSR and list(state) == list(tiny_rrdb.state_dict())
 
 
-def _cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
-
-
 def test_upscale_cli_gives_the_same_pixels_for_every_layout(layout_files, tmp_path, capsys):
     source = tmp_path / "in.png"
     Image.fromarray((np.random.default_rng(0).random((6, 7, 3)) * 255).astype(np.uint8)).save(source)
     outputs = []
     for layout, path in layout_files.items():
         target = tmp_path / f"out-{layout}.png"
-        assert _cli(["upscale", "--model", str(path), str(source), str(target)]) == 0
+        assert exit_code(["upscale", "--model", str(path), str(source), str(target)]) == 0
         outputs.append(np.asarray(Image.open(target)))
     assert outputs[0].shape == (24, 28, 3)
     assert all(np.array_equal(outputs[0], other) for other in outputs[1:])
@@ -137,7 +131,7 @@ def test_run_cli_with_path_models_gives_the_same_rows_for_every_layout(layout_fi
     }
     suite_path = tmp_path / "layouts.yaml"
     suite_path.write_text(yaml.safe_dump(suite))
-    assert _cli(["run", str(suite_path), "--out", str(tmp_path / "report"), "--quiet"]) == 0
+    assert exit_code(["run", str(suite_path), "--out", str(tmp_path / "report"), "--quiet"]) == 0
     document = json.loads((tmp_path / "report" / "results.json").read_text())
     by_model: dict[str, list] = {}
     for row in document["rows"]:

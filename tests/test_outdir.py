@@ -8,25 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from ddr_eval.cli import main
 from ddr_eval.core.errors import UserError
 from ddr_eval.core.outdir import REPORT_MARKER, point_latest, require_report_dir, timestamped, utc_stamp
+from cli_exit import exit_code
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"
-
-
-def _run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    return info.value.code or 0
 
 
 def test_a_folder_of_the_users_is_refused_before_any_work(tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("my notes")
-    assert _run(["run", str(SMOKE), "--out", str(mine), "--quiet"]) == 2
+    assert exit_code(["run", str(SMOKE), "--out", str(mine), "--quiet"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and str(mine) in err[0] and "ddr-eval did not write" in err[0]
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
@@ -52,18 +46,18 @@ def test_the_committed_report_directories_are_marked():
 
 def test_a_run_marks_its_directory_and_may_rewrite_it(tmp_path):
     out = tmp_path / "report"
-    assert _run(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 0
     assert (out / REPORT_MARKER).is_file() and (out / "results.json").is_file()
-    assert _run(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(out), "--quiet"]) == 0
 
 
 def test_timestamp_keeps_each_run_and_points_latest_at_the_newest(tmp_path):
     base = tmp_path / "reports"
     (base).mkdir()
     (base / "unrelated.txt").write_text("the base may hold anything: runs go into new subfolders")
-    assert _run(["run", str(SMOKE), "--out", str(base), "--quiet", "--timestamp"]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(base), "--quiet", "--timestamp"]) == 0
     first = (base / "latest").resolve()
-    assert _run(["run", str(SMOKE), "--out", str(base), "--quiet", "--timestamp"]) == 0
+    assert exit_code(["run", str(SMOKE), "--out", str(base), "--quiet", "--timestamp"]) == 0
     second = (base / "latest").resolve()
     assert first != second and first.parent == second.parent == base.resolve()
     assert (first / "results.json").is_file() and (second / "report.html").is_file()

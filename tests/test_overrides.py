@@ -8,19 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ddr_eval.cli import main
 from ddr_eval.core.errors import UserError
 from ddr_eval.config.loader import load_suite
 from ddr_eval.config.overrides import Overrides, parse_assignment
+from cli_exit import exit_code
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "suites" / "smoke.yaml"
-
-
-def _run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    return info.value.code or 0
 
 
 def test_values_are_read_as_yaml():
@@ -44,22 +38,22 @@ def test_runtime_settings_keep_the_hash_and_numeric_overrides_change_it():
 
 
 def test_a_bad_override_is_one_line_naming_the_field(tmp_path, capsys):
-    assert _run(["run", str(SMOKE), "--out", str(tmp_path / "o"), "--set", "data.patch_size=-4", "-q"]) == 2
+    assert exit_code(["run", str(SMOKE), "--out", str(tmp_path / "o"), "--set", "data.patch_size=-4", "-q"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "data.patch_size" in err[0]
-    assert _run(["run", str(SMOKE), "--set", "metrics.99.type=chi", "-q"]) == 2
+    assert exit_code(["run", str(SMOKE), "--set", "metrics.99.type=chi", "-q"]) == 2
     assert "metrics.99" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
 def test_check_with_a_runtime_override_still_compares_with_the_baseline(tmp_path):
     baseline = ROOT / "reports" / "smoke" / "baseline.json"
-    assert _run(["check", str(SMOKE), "--baseline", str(baseline), "--batch-size", "5", "--device", "cpu", "-q"]) == 0
+    assert exit_code(["check", str(SMOKE), "--baseline", str(baseline), "--batch-size", "5", "--device", "cpu", "-q"]) == 0
 
 
 def test_limit_cuts_each_set_and_results_json_records_how_it_was_made(tmp_path):
     out = tmp_path / "quick"
-    assert _run(["run", str(SMOKE), "--out", str(out), "-q", "--limit", "6", "--seed", "3",
+    assert exit_code(["run", str(SMOKE), "--out", str(out), "-q", "--limit", "6", "--seed", "3",
                  "--set", "outputs.tsne_plots=false"]) == 0
     document = json.loads((out / "results.json").read_text())
     prov = document["provenance"]

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import yaml
 
-from ddr_eval.cli import main
+from cli_exit import exit_code
 from ddr_eval.config.findings_spec import FINDING_SPECS
 from ddr_eval.findings import FINDINGS, unregister_finding
 from ddr_eval.metrics import METRICS
@@ -78,12 +78,6 @@ def _suite() -> dict:
             "findings": {"bootstrap": 0, "lab_separation": {"model": "image_statistics", "sets": ["clean", "blur"]}}}
 
 
-def _run(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
-
-
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
     """A plug-in module ``lab_plugin`` on sys.path; what it registers is removed afterwards."""
@@ -111,7 +105,7 @@ def test_a_plugin_module_adds_a_metric_and_a_finding_to_a_suite(tmp_path, lab):
     suite = tmp_path / "lab.yaml"
     suite.write_text(yaml.safe_dump(_suite()))
     lab(1.0)
-    assert _run(["run", str(suite), "--out", str(tmp_path / "r1"), "-q", "--plugin", "lab_plugin"]) == 0
+    assert exit_code(["run", str(suite), "--out", str(tmp_path / "r1"), "-q", "--plugin", "lab_plugin"]) == 0
     rows = json.loads((tmp_path / "r1" / "results.json").read_text())["rows"]
     first = {r["set"]: r["value"] for r in rows if r["type"] == "lab_score"}
     assert set(first) == {"clean", "blur", "mean"} and all(v > 0 for v in first.values())
@@ -120,7 +114,7 @@ def test_a_plugin_module_adds_a_metric_and_a_finding_to_a_suite(tmp_path, lab):
     assert "The lab's own finding" in (tmp_path / "r1" / "findings.md").read_text()
 
     lab(2.0)  # the lab edits its metric: the results cache must not answer with the old numbers
-    assert _run(["run", str(suite), "--out", str(tmp_path / "r2"), "-q", "--plugin", "lab_plugin"]) == 0
+    assert exit_code(["run", str(suite), "--out", str(tmp_path / "r2"), "-q", "--plugin", "lab_plugin"]) == 0
     rows = json.loads((tmp_path / "r2" / "results.json").read_text())["rows"]
     second = {r["set"]: r["value"] for r in rows if r["type"] == "lab_score"}
     assert second == pytest.approx({name: 2.0 * value for name, value in first.items()})
@@ -129,7 +123,7 @@ def test_a_plugin_module_adds_a_metric_and_a_finding_to_a_suite(tmp_path, lab):
 def test_a_plugin_that_cannot_be_imported_is_one_line(tmp_path, capsys):
     suite = tmp_path / "lab.yaml"
     suite.write_text(yaml.safe_dump(_suite()))
-    assert _run(["run", str(suite), "--out", str(tmp_path / "r"), "--plugin", "no_such_lab_module"]) == 2
+    assert exit_code(["run", str(suite), "--out", str(tmp_path / "r"), "--plugin", "no_such_lab_module"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "plugin 'no_such_lab_module': cannot import no_such_lab_module" in err
     assert not (tmp_path / "r").exists()
@@ -138,5 +132,5 @@ def test_a_plugin_that_cannot_be_imported_is_one_line(tmp_path, capsys):
 def test_without_the_plugin_the_suite_names_an_unknown_metric(tmp_path, capsys):
     suite = tmp_path / "lab.yaml"
     suite.write_text(yaml.safe_dump(_suite()))
-    assert _run(["run", str(suite), "--out", str(tmp_path / "r")]) == 2
+    assert exit_code(["run", str(suite), "--out", str(tmp_path / "r")]) == 2
     assert "lab_score" in capsys.readouterr().err

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ddr_eval.cli import main
 from ddr_eval.models.archs import build_arch
 from ddr_eval.models.checkpoint import save_model
+from cli_exit import exit_code
 
 ARCH_KWARGS = {"num_feat": 4, "num_block": 1, "upscale": 2}
 
@@ -24,17 +24,11 @@ def model_and_image(tmp_path):
     return model, image
 
 
-def _run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    return info.value.code or 0
-
-
 @pytest.mark.parametrize("name, expected", [("out.png", "PNG"), ("out.jpg", "JPEG"), ("out.JPEG", "JPEG"),
                                             ("out.webp", "WEBP"), ("out.tif", "TIFF"), ("out.tiff", "TIFF")])
 def test_the_extension_picks_the_format(model_and_image, tmp_path, name, expected):
     model, image = model_and_image
-    assert _run(["upscale", str(image), str(tmp_path / name), "--model", str(model)]) == 0
+    assert exit_code(["upscale", str(image), str(tmp_path / name), "--model", str(model)]) == 0
     with Image.open(tmp_path / name) as written:
         assert written.format == expected
         assert written.size == (20, 24)
@@ -43,7 +37,7 @@ def test_the_extension_picks_the_format(model_and_image, tmp_path, name, expecte
 @pytest.mark.parametrize("name", ["out.gif", "out", "out.exr"])
 def test_an_unknown_extension_is_refused_in_one_line(model_and_image, tmp_path, capsys, name):
     model, image = model_and_image
-    assert _run(["upscale", str(image), str(tmp_path / name), "--model", str(model)]) == 2
+    assert exit_code(["upscale", str(image), str(tmp_path / name), "--model", str(model)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("ddr-eval: error: output image") and "unknown extension" in err[0]
     assert not (tmp_path / name).exists()

@@ -14,7 +14,7 @@ import torch
 import yaml
 from PIL import Image
 
-from ddr_eval.cli import main
+from cli_exit import exit_code
 from ddr_eval.core.errors import CheckpointError, UserError
 from ddr_eval.models.archs import ARCHS
 from ddr_eval.models.checkpoint import load_model, save_model
@@ -159,23 +159,17 @@ def test_body_blocks_prefer_the_outer_stack_of_groups():
     assert body_blocks(rrdb)[-1] == rrdb.feature_taps()["deep"]
 
 
-def _cli(args: list[str]) -> int:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    return info.value.code or 0
-
-
 def test_upscale_cli_with_a_user_class(user_dir, capsys):
     net, path = _user_net(user_dir, **KWARGS)
     source, target = user_dir / "in.png", user_dir / "out.png"
     Image.fromarray((np.random.default_rng(0).random((6, 7, 3)) * 255).astype(np.uint8)).save(source)
-    assert _cli(["upscale", "--model", str(path), "--arch", TARGET, "--arch-kwargs", json.dumps(KWARGS),
+    assert exit_code(["upscale", "--model", str(path), "--arch", TARGET, "--arch-kwargs", json.dumps(KWARGS),
                  str(source), str(target)]) == 0
     assert np.asarray(Image.open(target)).shape == (12, 14, 3)
-    assert _cli(["upscale", "--model", str(path), "--arch", TARGET, "--arch-kwargs", "{nf: 8}",
+    assert exit_code(["upscale", "--model", str(path), "--arch", TARGET, "--arch-kwargs", "{nf: 8}",
                  str(source), str(target)]) == 2
     assert "--arch-kwargs: not valid JSON" in capsys.readouterr().err
-    assert _cli(["upscale", "--model", str(path), "--arch", TARGET, "--arch-kwargs", "[8]",
+    assert exit_code(["upscale", "--model", str(path), "--arch", TARGET, "--arch-kwargs", "[8]",
                  str(source), str(target)]) == 2
     assert "expected a JSON object" in capsys.readouterr().err
 
@@ -204,7 +198,7 @@ def test_run_cli_yaml_arch_arch_kwargs_layers_and_the_detection_line(user_dir, c
     suite = _suite(user_dir, [{"path": str(path), "as": "mine", "arch": TARGET, "arch_kwargs": KWARGS,
                                "layers": ["deep", "body.0.conv"]}])
     out = user_dir / "report"
-    assert _cli(["run", str(suite), "--out", str(out)]) == 0
+    assert exit_code(["run", str(suite), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     line = next(text for text in printed.splitlines() if text.startswith("mine: "))
     params = sum(v.numel() for v in torch.load(path, weights_only=True).values())
@@ -222,12 +216,12 @@ def test_run_cli_layers_option_and_its_one_line_error(user_dir, capsys):
     _, path = _user_net(user_dir, **KWARGS)
     suite = _suite(user_dir, [{"path": str(path), "as": "mine", "arch": TARGET, "arch_kwargs": KWARGS}])
     out = user_dir / "report"
-    assert _cli(["run", str(suite), "--out", str(out), "--quiet", "--layers", "block1,tail.0"]) == 0
+    assert exit_code(["run", str(suite), "--out", str(out), "--quiet", "--layers", "block1,tail.0"]) == 0
     document = json.loads((out / "results.json").read_text())
     assert {row["layer"] for row in document["rows"] if row["type"] == "chi"} == {"block1", "tail.0"}
     assert document["suite"]["layers"] == ["block1", "tail.0"]
     capsys.readouterr()
-    assert _cli(["run", str(suite), "--out", str(user_dir / "bad"), "--quiet", "--layers", "deep,body.9"]) == 2
+    assert exit_code(["run", str(suite), "--out", str(user_dir / "bad"), "--quiet", "--layers", "deep,body.9"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "model mine: unknown layer 'body.9'; taps: deep, block0..block2; module names: body" in err
@@ -242,7 +236,7 @@ def test_compare_cli_with_a_user_class_and_its_layers(user_dir, capsys):
         save_model(paths[-1], ARCHS.get("MSRResNet")(**TINY_SR), "MSRResNet", TINY_SR)
     suite = _suite(user_dir, [{"path": str(p), "as": f"zoo-{i}"} for i, p in enumerate(paths)])
     _, path = _user_net(user_dir, **KWARGS)
-    assert _cli(["compare", "--model", str(path), "--arch", TARGET, "--arch-kwargs", json.dumps(KWARGS),
+    assert exit_code(["compare", "--model", str(path), "--arch", TARGET, "--arch-kwargs", json.dumps(KWARGS),
                  "--layers", "deep", "--suite", str(suite), "-q"]) == 0
     printed = capsys.readouterr().out
     assert f"mynet: {TARGET} x2 (nf=8, nb=3, upscale=2)" in printed and "deep -> body.2" in printed
@@ -250,7 +244,7 @@ def test_compare_cli_with_a_user_class_and_its_layers(user_dir, capsys):
     document = json.loads((user_dir / "reports" / "mine" / "compare-mynet" / "results.json").read_text())
     assert document["provenance"]["models"]["mynet"]["arch"] == TARGET
     assert document["provenance"]["models"]["zoo-0"]["arch"] == "MSRResNet"
-    assert _cli(["compare", "--model", str(path), "--arch", TARGET, "--arch-kwargs", json.dumps(KWARGS),
+    assert exit_code(["compare", "--model", str(path), "--arch", TARGET, "--arch-kwargs", json.dumps(KWARGS),
                  "--layers", "nope", "--suite", str(suite), "-q"]) == 2
     assert "unknown layer 'nope'; taps: deep, block0..block2" in capsys.readouterr().err
 
