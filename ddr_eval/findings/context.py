@@ -17,6 +17,7 @@ from ddr_eval.core.errors import UserError
 from ddr_eval.findings.base import Estimate
 from ddr_eval.metrics.bootstrap import ImageGroups
 from ddr_eval.metrics.separability import ChiMetric
+from ddr_eval.results.run import MissingFeatures
 from ddr_eval.core.specs import SnapshotLabel
 from ddr_eval.config.findings_spec import FindingsSpec, Thresholds
 
@@ -30,7 +31,6 @@ class FindingContext:
     def __init__(self, result: "RunResult", spec: FindingsSpec):
         self.result = result
         self.spec = spec
-        self.sources = {s.label: s for s in result.sources}
         # both intervals: [patches] for comparison with earlier reports, {images} (cluster bootstrap
         # over source photographs, stratified by set) for the verdicts
         self.chi = ChiMetric(projection="raw", bootstrap=spec.bootstrap, interval="both" if spec.bootstrap else "patches")
@@ -45,9 +45,10 @@ class FindingContext:
         return self.spec.layer
 
     def source(self, label: str):
-        if label not in self.sources:
-            raise UserError(f"findings name model {label!r}, which the suite does not list")
-        return self.sources[label]
+        try:
+            return self.result.source(label)
+        except MissingFeatures:
+            raise UserError(f"findings name model {label!r}, which the suite does not list") from None
 
     def features(self, label: str, set_name: str, layer: str | None = None) -> np.ndarray:
         """``label``'s features on one set at ``layer`` (default: ``findings.layer`` when the
@@ -86,8 +87,8 @@ class FindingContext:
 
     def snapshots(self, series: str) -> list[tuple[int, str]]:
         """(iteration, label) of the ``series@iteration`` snapshots the suite lists, in training order."""
-        found = [(snapshot.iteration, label) for label in self.sources
-                 if (snapshot := SnapshotLabel.parse(label)) and snapshot.series == series]
+        found = [(snapshot.iteration, source.label) for source in self.result.sources
+                 if (snapshot := SnapshotLabel.parse(source.label)) and snapshot.series == series]
         return sorted(found)
 
     def image_names(self, set_name: str) -> np.ndarray:
