@@ -8,6 +8,7 @@ directory is searched after installed packages, so a local file never shadows on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -43,6 +44,7 @@ def import_plugins(names: list[str] | tuple[str, ...]) -> list[ModuleType]:
     return [import_user_module(name, f"plugin {name!r}") for name in names]
 
 
+@functools.cache  # keyed by the class object: a re-imported (edited) plug-in is a new class
 def outside_code_digest(cls: type) -> str | None:
     """sha256 of the file defining ``cls`` when it lies outside ddr-eval (a plug-in's class), so a
     cache key changes when the plug-in is edited; None for ddr-eval's own classes (the package's
